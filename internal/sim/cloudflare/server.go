@@ -1,0 +1,448 @@
+package cloudflare
+
+import (
+	"encoding/json"
+	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// BasePath is where the API lives on the simulator, as on api.cloudflare.com.
+const BasePath = "/client/v4"
+
+// Fault is an injected failure for the next matching calls.
+type Fault struct {
+	// Route selects calls by their counter name (see Calls), e.g.
+	// "POST /zones/{zone_id}/dns_records"; empty matches every call.
+	Route string
+	// Times is how many calls the fault hits; 0 means 1.
+	Times int
+	// Delay is slept before answering (or dropping).
+	Delay time.Duration
+	// Drop closes the connection without an answer.
+	Drop bool
+	// Status, when set, answers with this HTTP status and an error envelope
+	// holding Code and Message.
+	Status  int
+	Code    int
+	Message string
+	// Header is added to the faulty answer (e.g. Retry-After).
+	Header http.Header
+}
+
+// RateLimit is the per-user request budget: Limit calls per Window. Exceeding
+// it blocks every call for Window, as Cloudflare does (429, code 971).
+type RateLimit struct {
+	Limit  int
+	Window time.Duration
+}
+
+// CloudflareRateLimit is the documented budget: 1200 requests per 5 minutes.
+var CloudflareRateLimit = RateLimit{Limit: 1200, Window: 5 * time.Minute}
+
+// Server is a running simulator.
+type Server struct {
+	*state
+	http *httptest.Server
+
+	mu         sync.Mutex
+	calls      map[string]int
+	faults     []*Fault
+	limit      RateLimit
+	recent     []time.Time
+	blockedTil time.Time
+	now        func() time.Time
+}
+
+// Start runs a simulator on 127.0.0.1 until Close.
+func Start() *Server {
+	s := &Server{state: newState(), calls: map[string]int{}, now: time.Now}
+	s.http = httptest.NewServer(s)
+	return s
+}
+
+// Close stops the simulator.
+func (s *Server) Close() { s.http.Close() }
+
+// URL is the API base URL to give a client: http://127.0.0.1:PORT/client/v4.
+func (s *Server) URL() string { return s.http.URL + BasePath }
+
+// AddZone adds an active zone and returns it.
+func (s *Server) AddZone(name string) Zone { return *s.addZone(name, "active") }
+
+// AddToken makes an API token known.
+func (s *Server) AddToken(t Token) {
+	if t.Status == "" {
+		t.Status = TokenActive
+	}
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	s.tokens[t.Value] = &t
+}
+
+// AddGlobalKey makes a Global API key + email pair known.
+func (s *Server) AddGlobalKey(email, key string) {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	s.keys = append(s.keys, globalKey{email: strings.ToLower(email), key: key})
+}
+
+// SetRateLimit enforces a budget; the zero value disables it.
+func (s *Server) SetRateLimit(l RateLimit) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limit, s.recent, s.blockedTil = l, nil, time.Time{}
+}
+
+// InjectFault queues a fault; faults apply in the order injected.
+func (s *Server) InjectFault(f Fault) {
+	if f.Times == 0 {
+		f.Times = 1
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// Calls returns how many calls reached each route, keyed like
+// "GET /zones" or "DELETE /zones/{zone_id}/dns_records/{id}".
+func (s *Server) Calls() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.calls))
+	for k, v := range s.calls {
+		out[k] = v
+	}
+	return out
+}
+
+// TotalCalls is the sum of Calls.
+func (s *Server) TotalCalls() int {
+	n := 0
+	for _, v := range s.Calls() {
+		n += v
+	}
+	return n
+}
+
+// ResetCalls zeroes the call counters.
+func (s *Server) ResetCalls() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = map[string]int{}
+}
+
+// Records returns a copy of the records stored at name (any type).
+func (s *Server) Records(name string) []Record {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	name = canonicalName(name)
+	var out []Record
+	for _, rs := range s.records {
+		for _, r := range rs {
+			if r.Name == name {
+				out = append(out, *r)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedOn.Before(out[j].CreatedOn) })
+	return out
+}
+
+// AllRecords returns every stored record.
+func (s *Server) AllRecords() []Record {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	var out []Record
+	for _, rs := range s.records {
+		for _, r := range rs {
+			out = append(out, *r)
+		}
+	}
+	return out
+}
+
+type route struct {
+	method  string
+	pattern *regexp.Regexp
+	name    string
+	handle  func(s *Server, w http.ResponseWriter, r *http.Request, p principal, args []string)
+}
+
+var routes = []route{
+	{http.MethodGet, regexp.MustCompile(`^/user/tokens/verify$`), "GET /user/tokens/verify", (*Server).verifyToken},
+	{http.MethodGet, regexp.MustCompile(`^/zones$`), "GET /zones", (*Server).listZones},
+	{http.MethodGet, regexp.MustCompile(`^/zones/([^/]+)/dns_records$`), "GET /zones/{zone_id}/dns_records", (*Server).listRecords},
+	{http.MethodPost, regexp.MustCompile(`^/zones/([^/]+)/dns_records$`), "POST /zones/{zone_id}/dns_records", (*Server).createRecord},
+	{http.MethodGet, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "GET /zones/{zone_id}/dns_records/{id}", (*Server).getRecord},
+	{http.MethodDelete, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "DELETE /zones/{zone_id}/dns_records/{id}", (*Server).deleteRecord},
+}
+
+// ServeHTTP routes a request: count, fault, authenticate, rate-limit, handle.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path, ok := strings.CutPrefix(r.URL.Path, BasePath)
+	if !ok {
+		writeError(w, http.StatusNotFound, errItem(7000, "No route for that URI"))
+		return
+	}
+	path = strings.TrimSuffix(path, "/")
+	var rt *route
+	var args []string
+	for i := range routes {
+		if m := routes[i].pattern.FindStringSubmatch(path); m != nil && routes[i].method == r.Method {
+			rt, args = &routes[i], m[1:]
+			break
+		}
+	}
+	if rt == nil {
+		writeError(w, http.StatusBadRequest, errItem(7003, "Could not route to "+path+", perhaps your object identifier is invalid?"), errItem(7000, "No route for that URI"))
+		return
+	}
+	s.count(rt.name)
+	if s.applyFault(w, rt.name) {
+		return
+	}
+	p, ok := s.authenticate(w, r, rt.name)
+	if !ok {
+		return
+	}
+	if !s.admit(w) {
+		return
+	}
+	rt.handle(s, w, r, p, args)
+}
+
+func (s *Server) count(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls[name]++
+}
+
+func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
+	s.mu.Lock()
+	var f *Fault
+	for i, c := range s.faults {
+		if c.Route == "" || c.Route == name {
+			c.Times--
+			if c.Times <= 0 {
+				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			}
+			f = c
+			break
+		}
+	}
+	s.mu.Unlock()
+	if f == nil {
+		return false
+	}
+	if f.Delay > 0 {
+		time.Sleep(f.Delay)
+	}
+	if f.Drop {
+		if hj, ok := w.(http.Hijacker); ok {
+			if conn, _, err := hj.Hijack(); err == nil {
+				_ = conn.(net.Conn).Close()
+				return true
+			}
+		}
+		panic(http.ErrAbortHandler)
+	}
+	if f.Status == 0 {
+		return false // latency only
+	}
+	for k, vs := range f.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	writeError(w, f.Status, errItem(f.Code, f.Message))
+	return true
+}
+
+// admit enforces the rate limit: a sliding window of Limit calls per Window;
+// the call that exceeds it blocks the user for a whole Window.
+func (s *Server) admit(w http.ResponseWriter) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.limit.Limit == 0 {
+		return true
+	}
+	now := s.now()
+	cut := 0
+	for cut < len(s.recent) && now.Sub(s.recent[cut]) >= s.limit.Window {
+		cut++
+	}
+	s.recent = s.recent[cut:]
+	if now.Before(s.blockedTil) || len(s.recent) >= s.limit.Limit {
+		if !now.Before(s.blockedTil) {
+			s.blockedTil = now.Add(s.limit.Window)
+		}
+		wait := s.blockedTil.Sub(now)
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(s.limit.Limit))
+		w.Header().Set("X-Ratelimit-Remaining", "0")
+		w.Header().Set("X-Ratelimit-Reset", s.blockedTil.UTC().Format(http.TimeFormat))
+		writeError(w, http.StatusTooManyRequests, errItem(971, "Please wait and consider throttling your request speed"))
+		return false
+	}
+	s.recent = append(s.recent, now)
+	w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(s.limit.Limit))
+	w.Header().Set("X-Ratelimit-Remaining", strconv.Itoa(s.limit.Limit-len(s.recent)))
+	return true
+}
+
+var (
+	// Pre-2026 tokens are 40 URL-safe characters; new ones carry a cfut_/cfat_ prefix.
+	tokenFormat = regexp.MustCompile(`^([A-Za-z0-9_-]{40}|cf(ut|at)_[A-Za-z0-9_-]{20,})$`)
+	// Pre-2026 Global API keys are 37–45 lowercase hex characters; new ones start cfk_.
+	keyFormat   = regexp.MustCompile(`^([0-9a-f]{37,45}|cfk_[A-Za-z0-9_-]{20,})$`)
+	emailFormat = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, routeName string) (principal, bool) {
+	bearer, hasBearer := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	email, key := r.Header.Get("X-Auth-Email"), r.Header.Get("X-Auth-Key")
+	verify := routeName == "GET /user/tokens/verify"
+	switch {
+	case r.Header.Get("Authorization") != "" && hasBearer:
+		if !tokenFormat.MatchString(bearer) {
+			writeError(w, http.StatusBadRequest, apiError{Code: 6003, Message: "Invalid request headers",
+				Chain: []apiError{{Code: 6111, Message: "Invalid format for Authorization header"}}})
+			return principal{}, false
+		}
+		s.state.mu.Lock()
+		t := s.tokens[bearer]
+		s.state.mu.Unlock()
+		if verify {
+			if t == nil || strings.HasPrefix(bearer, "cfat_") {
+				writeError(w, http.StatusUnauthorized, errItem(1000, "Invalid API Token"))
+				return principal{}, false
+			}
+			return principal{token: t}, true
+		}
+		if t == nil || t.Status != TokenActive {
+			writeError(w, http.StatusForbidden, errItem(9109, "Invalid access token"))
+			return principal{}, false
+		}
+		return principal{token: t}, true
+	case r.Header.Get("Authorization") != "":
+		writeError(w, http.StatusBadRequest, apiError{Code: 6003, Message: "Invalid request headers",
+			Chain: []apiError{{Code: 6111, Message: "Invalid format for Authorization header"}}})
+		return principal{}, false
+	case email != "" || key != "":
+		if verify {
+			writeError(w, http.StatusBadRequest, errItem(1001, `Missing "Authorization" header`))
+			return principal{}, false
+		}
+		if !emailFormat.MatchString(email) {
+			writeError(w, http.StatusBadRequest, apiError{Code: 6003, Message: "Invalid request headers",
+				Chain: []apiError{{Code: 6102, Message: "Invalid format for X-Auth-Email header"}}})
+			return principal{}, false
+		}
+		if !keyFormat.MatchString(key) {
+			writeError(w, http.StatusBadRequest, apiError{Code: 6003, Message: "Invalid request headers",
+				Chain: []apiError{{Code: 6103, Message: "Invalid format for X-Auth-Key header"}}})
+			return principal{}, false
+		}
+		s.state.mu.Lock()
+		defer s.state.mu.Unlock()
+		for _, k := range s.keys {
+			if k.email == strings.ToLower(email) && k.key == key {
+				return principal{}, true
+			}
+		}
+		writeError(w, http.StatusForbidden, errItem(9103, "Unknown X-Auth-Key or X-Auth-Email"))
+		return principal{}, false
+	default:
+		if verify {
+			writeError(w, http.StatusBadRequest, errItem(1001, `Missing "Authorization" header`))
+			return principal{}, false
+		}
+		writeError(w, http.StatusBadRequest, errItem(9106, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"))
+		return principal{}, false
+	}
+}
+
+// apiError is one item of an envelope's errors.
+type apiError struct {
+	Code    int        `json:"code"`
+	Message string     `json:"message"`
+	Chain   []apiError `json:"error_chain,omitempty"`
+}
+
+type resultInfo struct {
+	Page       int `json:"page"`
+	PerPage    int `json:"per_page"`
+	Count      int `json:"count"`
+	TotalCount int `json:"total_count"`
+	TotalPages int `json:"total_pages"`
+}
+
+type envelope struct {
+	Success    bool        `json:"success"`
+	Errors     []apiError  `json:"errors"`
+	Messages   []any       `json:"messages"`
+	Result     any         `json:"result"`
+	ResultInfo *resultInfo `json:"result_info,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, e envelope) {
+	if e.Errors == nil {
+		e.Errors = []apiError{}
+	}
+	if e.Messages == nil {
+		e.Messages = []any{}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+func writeError(w http.ResponseWriter, status int, errs ...apiError) {
+	writeJSON(w, status, envelope{Success: false, Errors: errs})
+}
+
+func writeResult(w http.ResponseWriter, result any) {
+	writeJSON(w, http.StatusOK, envelope{Success: true, Result: result})
+}
+
+// paginate applies page/per_page the way the v4 API does: a consistent
+// result_info, and an empty result past the last page.
+func paginate[T any](w http.ResponseWriter, r *http.Request, items []T, defPer, minPer, maxPer int) ([]T, *resultInfo, bool) {
+	q := r.URL.Query()
+	page, per := 1, defPer
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < 1 || n != math.Trunc(n) {
+			writeError(w, http.StatusBadRequest, errItem(1001, "Invalid page number"))
+			return nil, nil, false
+		}
+		page = int(n)
+	}
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil || n < float64(minPer) || n > float64(maxPer) || n != math.Trunc(n) {
+			writeError(w, http.StatusBadRequest, errItem(1001, "Invalid per_page value"))
+			return nil, nil, false
+		}
+		per = int(n)
+	}
+	total := len(items)
+	pages := (total + per - 1) / per
+	start := min((page-1)*per, total)
+	end := min(start+per, total)
+	out := items[start:end]
+	if out == nil {
+		out = []T{}
+	}
+	return out, &resultInfo{Page: page, PerPage: per, Count: len(out), TotalCount: total, TotalPages: pages}, true
+}
+
+func errItem(code int, message string) apiError { return apiError{Code: code, Message: message} }

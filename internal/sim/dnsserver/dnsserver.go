@@ -1,0 +1,142 @@
+// Package dnsserver is an authoritative DNS server on loopback that serves the
+// zones of a simulator (SOA, NS and TXT), over UDP and TCP on one port, so that
+// propagation checks — cert-manager's and Pebble's — query real DNS.
+package dnsserver
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+)
+
+// Source is what the server answers from: a simulator's zones and records.
+// Names are lower case without a trailing dot.
+type Source interface {
+	// Zone returns the apex of the zone holding name, if one is served.
+	Zone(name string) (apex string, ok bool)
+	// TXT returns the TXT records at name, each as its character-strings.
+	TXT(name string) [][]string
+	// Exists reports whether any record is at name or below it.
+	Exists(name string) bool
+}
+
+// TTL of every answer: short, so tests never wait on a cache.
+const TTL = 1
+
+// Server is a running DNS server.
+type Server struct {
+	Addr string // host:port, the same for UDP and TCP
+
+	udp, tcp *dns.Server
+	src      Source
+	once     sync.Once
+}
+
+// Start serves src on 127.0.0.1 on a free port (the same for UDP and TCP).
+func Start(src Source) (*Server, error) {
+	return StartOn("127.0.0.1:0", src)
+}
+
+// StartOn serves src on addr; port 0 picks a port free for both protocols.
+func StartOn(addr string, src Source) (*Server, error) {
+	s := &Server{src: src}
+	var lastErr error
+	for range 20 { // a port free for TCP may be taken for UDP; try another
+		tl, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("dnsserver: listen tcp %s: %w", addr, err)
+		}
+		pc, err := net.ListenPacket("udp", tl.Addr().String())
+		if err != nil {
+			_ = tl.Close()
+			lastErr = err
+			continue
+		}
+		s.Addr = tl.Addr().String()
+		s.tcp = &dns.Server{Listener: tl, Handler: s}
+		s.udp = &dns.Server{PacketConn: pc, Handler: s}
+		start := func(srv *dns.Server) error {
+			started := make(chan struct{})
+			srv.NotifyStartedFunc = func() { close(started) }
+			errc := make(chan error, 1)
+			go func() { errc <- srv.ActivateAndServe() }()
+			select {
+			case <-started:
+				return nil
+			case err := <-errc:
+				return err
+			}
+		}
+		if err := start(s.udp); err != nil {
+			return nil, fmt.Errorf("dnsserver: serve udp: %w", err)
+		}
+		if err := start(s.tcp); err != nil {
+			_ = s.udp.Shutdown()
+			return nil, fmt.Errorf("dnsserver: serve tcp: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("dnsserver: no port free for both udp and tcp: %w", lastErr)
+}
+
+// Close stops both listeners.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		_ = s.udp.Shutdown()
+		_ = s.tcp.Shutdown()
+	})
+}
+
+// ServeDNS answers one query authoritatively.
+func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
+	m := new(dns.Msg)
+	m.SetReply(req)
+	m.Authoritative = true
+	defer func() { _ = w.WriteMsg(m) }()
+	if req.Opcode != dns.OpcodeQuery || len(req.Question) != 1 {
+		m.Rcode = dns.RcodeNotImplemented
+		return
+	}
+	q := req.Question[0]
+	name := strings.ToLower(strings.TrimSuffix(q.Name, "."))
+	apex, ok := s.src.Zone(name)
+	if !ok {
+		m.Authoritative = false
+		m.Rcode = dns.RcodeRefused
+		return
+	}
+	soa := &dns.SOA{
+		Hdr:     dns.RR_Header{Name: dns.Fqdn(apex), Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: TTL},
+		Ns:      dns.Fqdn("ns1." + apex),
+		Mbox:    dns.Fqdn("hostmaster." + apex),
+		Serial:  1,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: TTL,
+	}
+	switch {
+	case q.Qtype == dns.TypeSOA && name == apex:
+		m.Answer = append(m.Answer, soa)
+	case q.Qtype == dns.TypeNS && name == apex:
+		for _, ns := range []string{"ns1.", "ns2."} {
+			m.Answer = append(m.Answer, &dns.NS{
+				Hdr: dns.RR_Header{Name: dns.Fqdn(apex), Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: TTL},
+				Ns:  dns.Fqdn(ns + apex),
+			})
+		}
+	case q.Qtype == dns.TypeTXT:
+		for _, txt := range s.src.TXT(name) {
+			m.Answer = append(m.Answer, &dns.TXT{
+				Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: TTL},
+				Txt: txt,
+			})
+		}
+	}
+	if len(m.Answer) == 0 {
+		m.Ns = append(m.Ns, soa)
+		if name != apex && !s.src.Exists(name) {
+			m.Rcode = dns.RcodeNameError
+		}
+	}
+}

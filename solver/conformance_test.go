@@ -1,0 +1,111 @@
+package solver_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+
+	acmetest "github.com/cert-manager/cert-manager/test/acme"
+
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	"github.com/certbridge/certbridge/solver"
+)
+
+// conformanceToken is the token in testdata/cloudflare/secret.yaml.
+const conformanceToken = "sim0conformance0token0for0certbridge0000"
+
+// TestConformance runs cert-manager's DNS01 conformance suite in strict mode
+// against each solver, with a real kube-apiserver and etcd (the suite starts
+// them), the simulator behind the real SDK, and real DNS queries to the
+// simulator's DNS server on loopback.
+func TestConformance(t *testing.T) {
+	t.Run("cloudflare", func(t *testing.T) {
+		sim := cfsim.Start()
+		t.Cleanup(sim.Close)
+		sim.AddZone("example.com")
+		sim.AddToken(cfsim.Token{Value: conformanceToken, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
+		dnsSrv, err := dnsserver.Start(sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(dnsSrv.Close)
+
+		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, solver.CloudflareOptions{BaseURL: sim.URL()})
+		runConformance(t, s,
+			acmetest.SetResolvedZone("example.com."),
+			acmetest.SetResolvedFQDN("cert-manager-dns01-tests.example.com."),
+			acmetest.SetDNSServer(dnsSrv.Addr),
+			acmetest.SetUseAuthoritative(false),
+			acmetest.SetManifestPath("../testdata/cloudflare"),
+		)
+		if left := sim.Records("cert-manager-dns01-tests.example.com"); len(left) != 0 {
+			t.Errorf("records left behind after the suite: %+v", left)
+		}
+	})
+
+	// Live mode: the same suite against real Cloudflare and public DNS, only
+	// when asked for explicitly (make conformance-live).
+	t.Run("cloudflare-live", func(t *testing.T) {
+		token, zone := os.Getenv("CLOUDFLARE_API_TOKEN"), os.Getenv("TEST_ZONE_NAME")
+		if os.Getenv("CERTBRIDGE_CONFORMANCE_LIVE") != "1" || token == "" || zone == "" {
+			t.Skip("live conformance runs with `make conformance-live` and CLOUDFLARE_API_TOKEN, TEST_ZONE_NAME set")
+		}
+		dir := t.TempDir()
+		secret := map[string]any{
+			"apiVersion": "v1", "kind": "Secret",
+			"metadata":   map[string]any{"name": "cloudflare-api-token"},
+			"stringData": map[string]any{"api-token": token},
+		}
+		writeJSON(t, filepath.Join(dir, "secret.json"), secret)
+		writeJSON(t, filepath.Join(dir, "config.json"), map[string]any{
+			"apiTokenSecretRef": map[string]any{"name": "cloudflare-api-token", "key": "api-token"},
+		})
+		zone = trimDot(zone)
+		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, solver.CloudflareOptions{})
+		runConformance(t, s,
+			acmetest.SetResolvedZone(zone+"."),
+			acmetest.SetResolvedFQDN("cert-manager-dns01-tests."+zone+"."),
+			acmetest.SetDNSServer("1.1.1.1:53"),
+			acmetest.SetUseAuthoritative(false),
+			acmetest.SetManifestPath(dir),
+			acmetest.SetPollInterval(5*time.Second),
+			acmetest.SetPropagationLimit(5*time.Minute),
+		)
+	})
+}
+
+// runConformance runs Basic and Extended, each with its own control plane.
+func runConformance(t *testing.T, s *solver.Solver, opts ...acmetest.Option) {
+	t.Helper()
+	opts = append([]acmetest.Option{
+		acmetest.SetStrict(true),
+		acmetest.SetPollInterval(100 * time.Millisecond),
+		acmetest.SetPropagationLimit(30 * time.Second),
+	}, opts...)
+	f := acmetest.NewFixture(s, opts...)
+	f.RunBasic(t)
+	f.RunExtended(t)
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func trimDot(s string) string {
+	if len(s) > 0 && s[len(s)-1] == '.' {
+		return s[:len(s)-1]
+	}
+	return s
+}

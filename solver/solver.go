@@ -1,0 +1,148 @@
+// Package solver implements cert-manager's DNS01 webhook solvers: an adapter
+// from cert-manager's webhook.Solver to one DNSProvider per request, and one
+// file per DNS provider.
+package solver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
+	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+)
+
+// DNSProvider is what each DNS provider implements, for one credential and
+// config.
+type DNSProvider interface {
+	// PresentTXT makes value present at fqdn, in the zone holding it (zone is
+	// cert-manager's guess of it). Calling it again with the same value is a
+	// no-op. Other values at fqdn are left alone. Safe for concurrent use.
+	PresentTXT(ctx context.Context, zone, fqdn, value string) error
+	// CleanUpTXT removes the record holding exactly value at fqdn, and nothing
+	// else. A record already gone is success. Safe for concurrent use.
+	CleanUpTXT(ctx context.Context, zone, fqdn, value string) error
+}
+
+// provider builds the DNSProvider for one challenge: it decodes and validates
+// the request's config and reads its credentials through secrets.
+type provider interface {
+	forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error)
+}
+
+// Options are the settings every solver shares.
+type Options struct {
+	Log logr.Logger
+	// Timeout bounds one Present or CleanUp, including rate-limit waits and
+	// retries. cert-manager's call reaches us through kube-apiserver, which
+	// gives up after 60 s, so the default stays below that.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is Options.Timeout's default.
+const DefaultTimeout = 50 * time.Second
+
+// Solver adapts a provider to cert-manager's webhook.Solver.
+type Solver struct {
+	name     string
+	provider provider
+	log      logr.Logger
+	timeout  time.Duration
+	client   atomic.Pointer[kubernetes.Clientset]
+	warned   sync.Map
+}
+
+var _ webhook.Solver = (*Solver)(nil)
+
+func newSolver(name string, p provider, o Options) *Solver {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	return &Solver{name: name, provider: p, log: o.Log.WithName(name), timeout: o.Timeout}
+}
+
+// Name is the solverName an Issuer's webhook block refers to.
+func (s *Solver) Name() string { return s.name }
+
+// Initialize keeps a Kubernetes client for reading Secrets. It may be called
+// again, also concurrently (cert-manager's conformance suite does): the
+// latest configuration wins.
+func (s *Solver) Initialize(cfg *rest.Config, _ <-chan struct{}) error {
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("%s: building Kubernetes client: %w", s.name, err)
+	}
+	s.client.Store(cs)
+	return nil
+}
+
+// Present creates the challenge's TXT record.
+func (s *Solver) Present(ch *whapi.ChallengeRequest) error {
+	return s.run(ch, "Present", DNSProvider.PresentTXT)
+}
+
+// CleanUp deletes the challenge's TXT record, and only it.
+func (s *Solver) CleanUp(ch *whapi.ChallengeRequest) error {
+	return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT)
+}
+
+func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string, string) error) (err error) {
+	log := s.log.WithValues("action", action)
+	defer func() {
+		// A bad request must never take the server down; the panic value is
+		// not printed, since it could hold request data.
+		if r := recover(); r != nil {
+			log.Error(nil, "Solver panicked", "panicType", fmt.Sprintf("%T", r))
+			err = fmt.Errorf("%s: internal error while handling %s; see the webhook's log", s.name, action)
+		}
+	}()
+	if err := validateRequest(ch); err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	log = log.WithValues("namespace", ch.ResourceNamespace, "fqdn", ch.ResolvedFQDN, "uid", ch.UID)
+	client := s.client.Load()
+	if client == nil {
+		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	defer cancel()
+	dp, err := s.provider.forRequest(ctx, ch, secretReader{client: client, log: log, warned: &s.warned})
+	if err == nil {
+		err = do(dp, ctx, ch.ResolvedZone, ch.ResolvedFQDN, ch.Key)
+	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", s.name, err)
+		log.Info("Challenge action failed", "error", err.Error())
+		return err
+	}
+	log.V(1).Info("Challenge action done")
+	return nil
+}
+
+func validateRequest(ch *whapi.ChallengeRequest) error {
+	if ch == nil {
+		return errors.New("empty challenge request")
+	}
+	var missing []string
+	if ch.ResolvedFQDN == "" {
+		missing = append(missing, "resolvedFQDN")
+	}
+	if ch.Key == "" {
+		missing = append(missing, "key")
+	}
+	if ch.ResourceNamespace == "" {
+		missing = append(missing, "resourceNamespace")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("malformed challenge request: %s missing", strings.Join(missing, ", "))
+	}
+	return nil
+}
