@@ -9,17 +9,23 @@ import (
 
 // budget is a client-side request budget for one credential: at most limit
 // requests in any window, the way the provider counts them (Cloudflare: 1200
-// per 5 minutes, sliding). Bursts are allowed up to the limit. A 429 from the
-// provider blocks the budget until its Retry-After, so concurrent calls with
-// the same credential wait instead of piling onto the provider.
+// per 5 minutes, sliding). Bursts are allowed up to the limit. A request holds
+// its slot from when it is sent until window after its answer came back: the
+// provider stamps it somewhere in between, so the slot never frees before the
+// provider's count drops. A 429 blocks the budget until its Retry-After, so
+// concurrent calls with the same credential wait instead of piling on.
 type budget struct {
 	limit  int
 	window time.Duration
 	now    func() time.Time
 
 	mu           sync.Mutex
-	sent         []time.Time // start times of the requests in the current window, oldest first
+	slots        []*slot // oldest first
 	blockedUntil time.Time
+}
+
+type slot struct {
+	done time.Time // zero while the request is in flight
 }
 
 func newBudget(limit int, window time.Duration) *budget {
@@ -42,50 +48,70 @@ func (e *budgetExhaustedError) Error() string {
 
 func (e *budgetExhaustedError) Is(target error) bool { return target == context.DeadlineExceeded }
 
-// wait blocks until the budget admits one request, or fails at once when that
-// would be after ctx's deadline.
-func (b *budget) wait(ctx context.Context) error {
+// inFlightPoll is how often a full budget of requests still in flight is
+// looked at again.
+const inFlightPoll = 20 * time.Millisecond
+
+// acquire blocks until the budget admits one request, or fails at once when
+// that would be after ctx's deadline. The caller calls release when the
+// request's answer has arrived.
+func (b *budget) acquire(ctx context.Context) (release func(), err error) {
 	if b == nil || b.limit <= 0 {
-		return nil
+		return func() {}, nil
 	}
 	for {
-		until, ok := b.take()
-		if ok {
-			return nil
+		s, until := b.take()
+		if s != nil {
+			return func() { b.release(s) }, nil
 		}
 		if deadline, has := ctx.Deadline(); has && until.After(deadline) {
-			return &budgetExhaustedError{until: until, limit: b.limit, window: b.window}
+			return nil, &budgetExhaustedError{until: until, limit: b.limit, window: b.window}
 		}
 		t := time.NewTimer(time.Until(until))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return nil, ctx.Err()
 		case <-t.C:
 		}
 	}
 }
 
-// take admits a request now, or says when one may be admitted.
-func (b *budget) take() (time.Time, bool) {
+// take admits a request now, or says when to look again.
+func (b *budget) take() (*slot, time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	if now.Before(b.blockedUntil) {
-		return b.blockedUntil, false
+		return nil, b.blockedUntil
 	}
-	cut := 0
-	for cut < len(b.sent) && now.Sub(b.sent[cut]) >= b.window {
-		cut++
+	kept := b.slots[:0]
+	var next time.Time
+	for _, s := range b.slots {
+		if s.done.IsZero() || now.Sub(s.done) < b.window {
+			kept = append(kept, s)
+			if free := s.done.Add(b.window); !s.done.IsZero() && (next.IsZero() || free.Before(next)) {
+				next = free
+			}
+		}
 	}
-	if cut > 0 {
-		b.sent = append(b.sent[:0], b.sent[cut:]...)
+	clear(b.slots[len(kept):])
+	b.slots = kept
+	if len(b.slots) >= b.limit {
+		if next.IsZero() {
+			next = now.Add(inFlightPoll)
+		}
+		return nil, next
 	}
-	if len(b.sent) >= b.limit {
-		return b.sent[0].Add(b.window), false
-	}
-	b.sent = append(b.sent, now)
-	return time.Time{}, true
+	s := &slot{}
+	b.slots = append(b.slots, s)
+	return s, time.Time{}
+}
+
+func (b *budget) release(s *slot) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s.done = b.now()
 }
 
 // blockUntil holds every request back until t (the provider's Retry-After).

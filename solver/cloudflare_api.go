@@ -69,10 +69,12 @@ func newCloudflareAPI(o CloudflareOptions, cred cloudflareCredential, b *budget)
 // Retry-After, and stops the SDK from retrying when that is past the deadline.
 func throttle(b *budget) option.Middleware {
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
-		if err := b.wait(req.Context()); err != nil {
+		release, err := b.acquire(req.Context())
+		if err != nil {
 			return nil, err
 		}
 		res, err := next(req)
+		release()
 		if err != nil || res.StatusCode != http.StatusTooManyRequests {
 			return res, err
 		}

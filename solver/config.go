@@ -52,6 +52,9 @@ func decodeStrict(cfg *apiextensionsv1.JSON, out any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) && typeErr.Field == "" {
+			return fmt.Errorf("config must be a JSON object, not a JSON %s", typeErr.Value)
+		}
 		if errors.As(err, &typeErr) {
 			return fmt.Errorf("config field %s must be a %s, not a JSON %s", typeErr.Field, typeName(typeErr.Type), typeErr.Value)
 		}

@@ -58,6 +58,7 @@ type Server struct {
 	limit      RateLimit
 	recent     []time.Time
 	blockedTil time.Time
+	rejected   int
 	now        func() time.Time
 }
 
@@ -130,6 +131,13 @@ func (s *Server) TotalCalls() int {
 		n += v
 	}
 	return n
+}
+
+// Rejected counts the calls answered 429 by the rate limit.
+func (s *Server) Rejected() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejected
 }
 
 // ResetCalls zeroes the call counters.
@@ -284,6 +292,7 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 		if !now.Before(s.blockedTil) {
 			s.blockedTil = now.Add(s.limit.Window)
 		}
+		s.rejected++
 		wait := s.blockedTil.Sub(now)
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(s.limit.Limit))

@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"errors"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/klog/v2"
+
+	webhookserver "github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd/server"
+
+	"github.com/certbridge/certbridge/solver"
+)
+
+type webhookFlags struct {
+	groupName        string
+	cloudflareAPIURL string
+	timeout          time.Duration
+}
+
+func (f *webhookFlags) add(fs *pflag.FlagSet) {
+	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
+		"API group the solvers are served under; Issuers set it as webhook.groupName (default: $GROUP_NAME)")
+	fs.StringVar(&f.cloudflareAPIURL, "cloudflare-api-url", solver.CloudflareProductionURL,
+		"Cloudflare API base URL; the only way to point the cloudflare solver elsewhere")
+	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
+		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
+}
+
+// newWebhookCommand mounts cert-manager's webhook server command. The group
+// name must be known before that command is built, so certbridge's own flags
+// are read first and the whole command line is then handed to it.
+func newWebhookCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:                "webhook",
+		Short:              "Serve cert-manager's DNS01 webhook API with the cloudflare solver",
+		DisableFlagParsing: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var f webhookFlags
+			pre := pflag.NewFlagSet("webhook", pflag.ContinueOnError)
+			pre.ParseErrorsAllowlist.UnknownFlags = true
+			pre.SetOutput(cmd.ErrOrStderr())
+			help := pre.BoolP("help", "h", false, "")
+			f.add(pre)
+			if err := pre.Parse(args); err != nil {
+				return err
+			}
+			if f.groupName == "" && !*help {
+				return errors.New("no API group name: set --group-name or GROUP_NAME to the groupName your Issuers use in their webhook solver (for example acme.example.com)")
+			}
+			log := klog.Background().WithName("certbridge")
+			solvers := solver.NewCloudflare(solver.Options{Log: log, Timeout: f.timeout},
+				solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL})
+			server := webhookserver.NewCommandStartWebhookServer(cmd.Context(), f.groupName, solvers)
+			server.Use = "webhook"
+			server.Short = cmd.Short
+			server.Long = "Serve cert-manager's DNS01 webhook API. Issuers reference it with " +
+				"solvers[].dns01.webhook {groupName: <--group-name>, solverName: cloudflare, config: {...}}."
+			f.add(server.Flags())
+			server.SetArgs(args)
+			server.SetOut(cmd.OutOrStdout())
+			server.SetErr(cmd.ErrOrStderr())
+			server.SilenceUsage = true
+			return server.ExecuteContext(cmd.Context())
+		},
+	}
+}

@@ -1,0 +1,49 @@
+// Command sim runs the local simulators on loopback and prints their addresses,
+// for manual runs and end-to-end tests:
+//
+//	go run ./internal/sim/cmd/sim -zone example.com -token <40 characters>
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+)
+
+func main() {
+	zones := flag.String("zone", "example.com", "comma-separated zones of the simulated Cloudflare account")
+	token := flag.String("token", "sim0token0with0zone0read0and0dns0edit000", "an API token with Zone Read and DNS Edit on every zone")
+	dnsAddr := flag.String("dns", "127.0.0.1:0", "address of the DNS server (UDP and TCP)")
+	rateLimit := flag.Int("rate-limit", 0, "Cloudflare requests per 5 minutes before 429 (0: unlimited)")
+	flag.Parse()
+
+	sim := cfsim.Start()
+	defer sim.Close()
+	for _, z := range strings.Split(*zones, ",") {
+		sim.AddZone(strings.TrimSpace(z))
+	}
+	sim.AddToken(cfsim.Token{Value: *token, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit, cfsim.SSLEdit}})
+	if *rateLimit > 0 {
+		sim.SetRateLimit(cfsim.RateLimit{Limit: *rateLimit, Window: cfsim.CloudflareRateLimit.Window})
+	}
+	dns, err := dnsserver.StartOn(*dnsAddr, sim)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	defer dns.Close()
+
+	fmt.Printf("CLOUDFLARE_API_URL=%s\n", sim.URL())
+	fmt.Printf("DNS_SERVER=%s\n", dns.Addr)
+	fmt.Printf("ZONES=%s\n", *zones)
+	fmt.Println("ready; Ctrl-C stops")
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
+	<-stop
+}
