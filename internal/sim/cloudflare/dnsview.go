@@ -1,10 +1,11 @@
 package cloudflare
 
 import (
-	"github.com/certbridge/certbridge/internal/dnstxt"
 	"strings"
 
 	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+
+	"github.com/certbridge/certbridge/internal/dnstxt"
 )
 
 var _ dnsserver.Source = (*Server)(nil)

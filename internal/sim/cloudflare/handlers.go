@@ -2,13 +2,14 @@ package cloudflare
 
 import (
 	"encoding/json"
-	"github.com/certbridge/certbridge/internal/dnstxt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/certbridge/certbridge/internal/dnstxt"
 )
 
 var zoneIDFormat = regexp.MustCompile(`^[0-9a-f]{32}$`)
