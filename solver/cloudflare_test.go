@@ -704,7 +704,11 @@ func TestCloudflare_MalformedRequestsDoNotPanic(t *testing.T) {
 		{"nil request", nil, "empty challenge request"},
 		{"no namespace", func() *whapi.ChallengeRequest { c := challenge(t, "", fqdn, zone, acmeKey(), cfg); return c }(), "resourceNamespace missing"},
 		{"no key", challenge(t, e.ns, fqdn, zone, "", cfg), "key missing"},
-		{"no config", func() *whapi.ChallengeRequest { c := challenge(t, e.ns, fqdn, zone, acmeKey(), cfg); c.Config = nil; return c }(), "config is empty"},
+		{"no config", func() *whapi.ChallengeRequest {
+			c := challenge(t, e.ns, fqdn, zone, acmeKey(), cfg)
+			c.Config = nil
+			return c
+		}(), "config is empty"},
 		{"config not JSON", challenge(t, e.ns, fqdn, zone, acmeKey(), "{not json"), "config is not valid JSON"},
 		{"config an array", challenge(t, e.ns, fqdn, zone, acmeKey(), "[1,2]"), "config"},
 	}

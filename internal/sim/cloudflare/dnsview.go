@@ -3,9 +3,8 @@ package cloudflare
 import (
 	"strings"
 
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
-
 	"github.com/certbridge/certbridge/internal/dnstxt"
+	"github.com/certbridge/certbridge/internal/sim/dnsserver"
 )
 
 var _ dnsserver.Source = (*Server)(nil)
