@@ -1,6 +1,8 @@
 package cloudflare
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -29,20 +31,8 @@ func (s *Server) verifyToken(w http.ResponseWriter, _ *http.Request, p principal
 
 // tokenID derives a stable, non-secret id for a token.
 func tokenID(v string) string {
-	var h uint64 = 14695981039346656037
-	for i := 0; i < len(v); i++ {
-		h ^= uint64(v[i])
-		h *= 1099511628211
-	}
-	const hexdigits = "0123456789abcdef"
-	out := make([]byte, 32)
-	for i := range out {
-		out[i] = hexdigits[(h>>(uint(i%16)*4))&0xf]
-		if i == 15 {
-			h = h*31 + 7
-		}
-	}
-	return string(out)
+	sum := sha256.Sum256([]byte(v))
+	return hex.EncodeToString(sum[:16])
 }
 
 func zoneJSON(z *Zone) map[string]any {

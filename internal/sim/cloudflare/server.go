@@ -78,6 +78,19 @@ func (s *Server) URL() string { return s.http.URL + BasePath }
 // AddZone adds an active zone and returns it.
 func (s *Server) AddZone(name string) Zone { return *s.addZone(name, "active") }
 
+// DeleteZone removes a zone and its records, as deleting it in the dashboard does.
+func (s *Server) DeleteZone(id string) {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	for i, z := range s.zones {
+		if z.ID == id {
+			s.zones = append(s.zones[:i:i], s.zones[i+1:]...)
+			break
+		}
+	}
+	delete(s.records, id)
+}
+
 // AddToken makes an API token known.
 func (s *Server) AddToken(t Token) {
 	if t.Status == "" {

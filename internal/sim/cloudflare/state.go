@@ -8,7 +8,6 @@ package cloudflare
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -160,11 +159,4 @@ func (p principal) can(perm Permission, zone string) bool {
 		}
 	}
 	return false
-}
-
-func (p principal) String() string {
-	if p.token == nil {
-		return "global-key"
-	}
-	return fmt.Sprintf("token(%d perms)", len(p.token.Permissions))
 }
