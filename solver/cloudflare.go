@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -140,14 +139,12 @@ func NewCloudflare(o Options, cf CloudflareOptions) *Solver {
 	if cf.RateLimit.Limit == 0 {
 		cf.RateLimit = CloudflareRateLimit
 	}
-	return newSolver("cloudflare", &cloudflareProvider{opts: cf, accounts: map[string]*cloudflareAccount{}}, o)
+	return newSolver("cloudflare", &cloudflareProvider{opts: cf}, o)
 }
 
 type cloudflareProvider struct {
-	opts CloudflareOptions
-
-	mu       sync.Mutex
-	accounts map[string]*cloudflareAccount // by credentialHash
+	opts     CloudflareOptions
+	accounts cache[*cloudflareAccount] // by cloudflareCredential.hash
 }
 
 // cloudflareCredential is an API token, or a Global API Key with its email.
@@ -188,88 +185,31 @@ func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.Challenge
 
 // account returns the state kept for a credential: its client, budget and caches.
 func (p *cloudflareProvider) account(cred cloudflareCredential) *cloudflareAccount {
-	key := cred.hash()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if a, ok := p.accounts[key]; ok {
-		return a
-	}
-	if len(p.accounts) >= maxCachedAccounts {
-		for k := range p.accounts { // drop any one; it only costs a zone lookup
-			delete(p.accounts, k)
-			break
+	return p.accounts.getOrCreate(cred.hash(), maxCachedAccounts, func() *cloudflareAccount {
+		var b *budget
+		if p.opts.RateLimit.Limit > 0 {
+			b = newBudget(p.opts.RateLimit.Limit, p.opts.RateLimit.Window)
 		}
-	}
-	var b *budget
-	if p.opts.RateLimit.Limit > 0 {
-		b = newBudget(p.opts.RateLimit.Limit, p.opts.RateLimit.Window)
-	}
-	a := &cloudflareAccount{
-		api:     newCloudflareAPI(p.opts, cred, b),
-		zones:   map[string]cloudflareZone{},
-		records: map[string]string{},
-	}
-	p.accounts[key] = a
-	return a
+		return &cloudflareAccount{api: newCloudflareAPI(p.opts, cred, b)}
+	})
 }
 
 // cloudflareAccount is what is kept per credential.
 type cloudflareAccount struct {
 	api cloudflareAPI
-
-	mu sync.Mutex
 	// zones caches zone lookups: "name:<zone>" for a lookup by name,
 	// "fqdn:<fqdn>" for the zone a record name was found in.
-	zones map[string]cloudflareZone
+	zones cache[cloudflareZone]
 	// records maps zoneID|fqdn|value to the ID of a record this process
 	// created, so CleanUp can skip the lookup.
-	records map[string]string
+	records cache[string]
 }
 
 type cloudflareZone struct {
 	id, name string
 }
 
-func (a *cloudflareAccount) cachedZone(key string) (cloudflareZone, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	z, ok := a.zones[key]
-	return z, ok
-}
-
-func (a *cloudflareAccount) cacheZone(z cloudflareZone, keys ...string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for _, k := range keys {
-		a.zones[k] = z
-	}
-}
-
-func (a *cloudflareAccount) forgetZone(id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, z := range a.zones {
-		if z.id == id {
-			delete(a.zones, k)
-		}
-	}
-}
-
 func recordKey(zoneID, fqdn, value string) string { return zoneID + "|" + fqdn + "|" + value }
-
-func (a *cloudflareAccount) rememberRecord(key, id string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.records[key] = id
-}
-
-func (a *cloudflareAccount) takeRecord(key string) (string, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	id, ok := a.records[key]
-	delete(a.records, key)
-	return id, ok
-}
 
 // cloudflareDNS is the DNSProvider for one request: a credential's account
 // state with the request's config.
@@ -303,7 +243,7 @@ func (d *cloudflareDNS) PresentTXT(ctx context.Context, zone, fqdn, value string
 	if err != nil {
 		return d.explain(err, "creating TXT record "+name, z)
 	}
-	d.account.rememberRecord(recordKey(z.id, name, value), id)
+	d.account.records.put(recordKey(z.id, name, value), id)
 	return nil
 }
 
@@ -314,7 +254,7 @@ func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, zone, fqdn, value string
 		return err
 	}
 	name := canonical(fqdn)
-	if id, ok := d.account.takeRecord(recordKey(z.id, name, value)); ok {
+	if id, ok := d.account.records.take(recordKey(z.id, name, value)); ok {
 		err := d.account.api.deleteRecord(ctx, z.id, id)
 		if err == nil || isGone(err) {
 			return nil
@@ -351,7 +291,7 @@ func (d *cloudflareDNS) staleZone(z cloudflareZone, err error) bool {
 	if d.cfg.ZoneID != "" || !hasCode(err, 7003) {
 		return false
 	}
-	d.account.forgetZone(z.id)
+	d.account.zones.deleteWhere(func(c cloudflareZone) bool { return c.id == z.id })
 	return true
 }
 
@@ -374,7 +314,7 @@ func (d *cloudflareDNS) zone(ctx context.Context, resolvedZone, fqdn string) (cl
 		return z, nil
 	}
 	fqdnKey := "fqdn:" + canonical(fqdn)
-	if z, ok := d.account.cachedZone(fqdnKey); ok {
+	if z, ok := d.account.zones.get(fqdnKey); ok {
 		return z, nil
 	}
 	var tried []string
@@ -385,7 +325,7 @@ func (d *cloudflareDNS) zone(ctx context.Context, resolvedZone, fqdn string) (cl
 		}
 		tried = append(tried, candidate)
 		if found {
-			d.account.cacheZone(z, fqdnKey)
+			d.account.zones.put(fqdnKey, z)
 			return z, nil
 		}
 	}
@@ -418,7 +358,7 @@ func zoneCandidates(resolvedZone, fqdn string) []string {
 
 func (d *cloudflareDNS) lookupZone(ctx context.Context, name string) (cloudflareZone, bool, error) {
 	key := "name:" + name
-	if z, ok := d.account.cachedZone(key); ok {
+	if z, ok := d.account.zones.get(key); ok {
 		return z, true, nil
 	}
 	id, found, err := d.account.api.zoneByName(ctx, name)
@@ -429,7 +369,7 @@ func (d *cloudflareDNS) lookupZone(ctx context.Context, name string) (cloudflare
 		return cloudflareZone{}, false, nil
 	}
 	z := cloudflareZone{id: id, name: name}
-	d.account.cacheZone(z, key)
+	d.account.zones.put(key, z)
 	return z, true, nil
 }
 

@@ -15,9 +15,11 @@ import (
 )
 
 type webhookFlags struct {
-	groupName        string
-	cloudflareAPIURL string
-	timeout          time.Duration
+	groupName          string
+	cloudflareAPIURL   string
+	aliDNSEndpoint     string
+	alibabaSTSEndpoint string
+	timeout            time.Duration
 }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
@@ -25,6 +27,10 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"API group the solvers are served under; Issuers set it as webhook.groupName (default: $GROUP_NAME)")
 	fs.StringVar(&f.cloudflareAPIURL, "cloudflare-api-url", solver.CloudflareProductionURL,
 		"Cloudflare API base URL; the only way to point the cloudflare solver elsewhere")
+	fs.StringVar(&f.aliDNSEndpoint, "alidns-endpoint", "",
+		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
+	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com",
+		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
 }
@@ -35,7 +41,7 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 func newWebhookCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:                "webhook",
-		Short:              "Serve cert-manager's DNS01 webhook API with the cloudflare solver",
+		Short:              "Serve cert-manager's DNS01 webhook API with the cloudflare and alidns solvers",
 		DisableFlagParsing: true,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var f webhookFlags
@@ -51,13 +57,14 @@ func newWebhookCommand() *cobra.Command {
 				return errors.New("no API group name: set --group-name or GROUP_NAME to the groupName your Issuers use in their webhook solver (for example acme.example.com)")
 			}
 			log := klog.Background().WithName("certbridge")
-			solvers := solver.NewCloudflare(solver.Options{Log: log, Timeout: f.timeout},
-				solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL})
-			server := webhookserver.NewCommandStartWebhookServer(cmd.Context(), f.groupName, solvers)
+			opts := solver.Options{Log: log, Timeout: f.timeout}
+			server := webhookserver.NewCommandStartWebhookServer(cmd.Context(), f.groupName,
+				solver.NewCloudflare(opts, solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL}),
+				solver.NewAliDNS(opts, solver.AliDNSOptions{Endpoint: f.aliDNSEndpoint, STSEndpoint: f.alibabaSTSEndpoint}))
 			server.Use = "webhook"
 			server.Short = cmd.Short
 			server.Long = "Serve cert-manager's DNS01 webhook API. Issuers reference it with " +
-				"solvers[].dns01.webhook {groupName: <--group-name>, solverName: cloudflare, config: {...}}."
+				"solvers[].dns01.webhook {groupName: <--group-name>, solverName: cloudflare or alidns, config: {...}}."
 			f.add(server.Flags())
 			server.SetArgs(args)
 			server.SetOut(cmd.OutOrStdout())

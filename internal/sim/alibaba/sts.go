@@ -1,0 +1,103 @@
+package alibaba
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+)
+
+const (
+	stsVersion = "2015-04-01"
+	stsHost    = "sts.aliyuncs.com"
+)
+
+// serveSTS answers AssumeRole (signed by a RAM user's AccessKey or STS
+// credentials) and AssumeRoleWithOIDC (unsigned: the OIDC token is the proof).
+func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
+	p, err := params(r)
+	if err != nil {
+		apiError{400, "InvalidParameter", "The request body is malformed."}.write(w, stsHost)
+		return
+	}
+	action := p.Get("Action")
+	s.count(action)
+	if s.applyFault(w, action, stsHost) {
+		return
+	}
+	if p.Get("Version") != stsVersion {
+		apiError{400, "InvalidVersion", "Specified parameter Version is not valid."}.write(w, stsHost)
+		return
+	}
+	duration := time.Hour
+	if v := p.Get("DurationSeconds"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 900 || n > 43200 {
+			apiError{400, "InvalidParameter.DurationSeconds", "The parameter DurationSeconds is invalid."}.write(w, stsHost)
+			return
+		}
+		duration = time.Duration(n) * time.Second
+	}
+	var role *Role
+	switch action {
+	case "AssumeRole":
+		c, aerr := s.authenticate(r, p, stsVersion)
+		if aerr != nil {
+			aerr.write(w, stsHost)
+			return
+		}
+		role = s.role(p.Get("RoleArn"))
+		if role == nil || !contains(role.TrustedAccessKeys, c.keyID) && !s.issuedFromTrustedKey(role, c.keyID) {
+			apiError{403, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."}.write(w, stsHost)
+			return
+		}
+	case "AssumeRoleWithOIDC":
+		for _, k := range []string{"RoleArn", "OIDCProviderArn", "OIDCToken"} {
+			if p.Get(k) == "" {
+				apiError{400, "MissingParameter", `The input parameter "` + k + `" that is mandatory for processing this request is not supplied.`}.write(w, stsHost)
+				return
+			}
+		}
+		role = s.role(p.Get("RoleArn"))
+		switch {
+		case role == nil || role.TrustedOIDCProvider != p.Get("OIDCProviderArn"):
+			apiError{403, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."}.write(w, stsHost)
+			return
+		case role.OIDCToken != p.Get("OIDCToken"):
+			apiError{400, "AuthenticationFail.OIDCToken.Invalid", "The OIDC token is invalid."}.write(w, stsHost)
+			return
+		}
+	default:
+		apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}.write(w, stsHost)
+		return
+	}
+	s.mu.Lock()
+	c := s.newSTSLocked(role.Policy, duration)
+	s.mu.Unlock()
+	writeOK(w, map[string]any{
+		"Credentials": map[string]any{
+			"AccessKeyId": c.id, "AccessKeySecret": c.secret, "SecurityToken": c.token,
+			"Expiration": c.expires.UTC().Format("2006-01-02T15:04:05Z"),
+		},
+		"AssumedRoleUser": map[string]any{"Arn": role.ARN + "/" + p.Get("RoleSessionName"), "AssumedRoleId": "3" + randomString(17)},
+	})
+}
+
+func (s *Server) role(arn string) *Role {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.roles[arn]
+}
+
+// issuedFromTrustedKey lets STS credentials chain into a role that trusts "*".
+func (s *Server) issuedFromTrustedKey(role *Role, keyID string) bool {
+	return contains(role.TrustedAccessKeys, "*") && keyID != ""
+}
+
+func contains(list []string, v string) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}

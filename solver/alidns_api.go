@@ -1,0 +1,229 @@
+package solver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
+)
+
+// aliDNSAPI is the subset of Alibaba Cloud DNS the solver uses. Moving to
+// Alibaba's newer SDK means replacing this file only.
+type aliDNSAPI interface {
+	// domainInfo says whether domain is in the account, and its edition's
+	// lowest TTL.
+	domainInfo(ctx context.Context, domain string) (found bool, minTTL int, err error)
+	// listTXT returns every TXT record at fqdn (all pages).
+	listTXT(ctx context.Context, domain, fqdn string) ([]aliRecord, error)
+	addTXT(ctx context.Context, domain, rr, value string, ttl int) (id string, err error)
+	deleteRecord(ctx context.Context, id string) error
+}
+
+type aliRecord struct {
+	id, rr, value string
+}
+
+// sdkAliDNS implements aliDNSAPI with alibaba-cloud-sdk-go v1.
+type sdkAliDNS struct {
+	client *alidns.Client
+}
+
+var _ aliDNSAPI = (*sdkAliDNS)(nil)
+
+// defaultAliRegion is the region the SDK signs with when none is configured.
+const defaultAliRegion = "cn-hangzhou"
+
+func newAliDNSAPI(o AliDNSOptions, c aliCredential, region string) (*sdkAliDNS, error) {
+	provider, err := aliCredentialsProvider(o, c)
+	if err != nil {
+		return nil, err
+	}
+	scheme, host := "HTTPS", AliDNSEndpoints[region]
+	if o.Endpoint != "" {
+		host = o.Endpoint
+		if rest, ok := strings.CutPrefix(host, "http://"); ok {
+			scheme, host = "HTTP", rest
+		}
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "https://"), "/")
+	}
+	signRegion := region
+	if signRegion == "" {
+		signRegion = defaultAliRegion
+	}
+	// Never pass a nil provider: the SDK would fall back to its default
+	// chain and read credentials from the process environment.
+	client, err := alidns.NewClientWithOptions(signRegion, sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false), provider)
+	if err != nil {
+		return nil, err
+	}
+	client.Domain = host
+	return &sdkAliDNS{client: client}, nil
+}
+
+// aliCredentialsProvider builds the SDK's provider for a credential, with
+// every value given explicitly so the SDK never falls back to environment
+// variables; only the ambient kind reads the environment, and only because
+// the request allowed it.
+func aliCredentialsProvider(o AliDNSOptions, c aliCredential) (credentials.CredentialsProvider, error) {
+	var base credentials.CredentialsProvider
+	var err error
+	switch {
+	case c.kind == "AccessKey":
+		base = credentials.NewStaticAKCredentialsProvider(c.id.value, c.secret.value)
+	case c.kind == "STS":
+		base = credentials.NewStaticSTSCredentialsProvider(c.id.value, c.secret.value, c.token.value)
+	case c.ambient.rrsa():
+		base, err = credentials.NewOIDCCredentialsProviderBuilder().
+			WithRoleArn(c.ambient.roleARN).
+			WithOIDCProviderARN(c.ambient.oidcProviderARN).
+			WithOIDCTokenFilePath(c.ambient.oidcTokenFile).
+			WithRoleSessionName("certbridge").
+			WithSTSEndpoint(o.STSEndpoint).
+			Build()
+	default:
+		base, err = credentials.NewECSRAMRoleCredentialsProviderBuilder().Build()
+	}
+	if err != nil || c.roleARN == "" {
+		return base, err
+	}
+	return credentials.NewRAMRoleARNCredentialsProviderBuilder().
+		WithCredentialsProvider(base).
+		WithRoleArn(c.roleARN).
+		WithRoleSessionName("certbridge").
+		WithDurationSeconds(3600).
+		WithStsEndpoint(o.STSEndpoint).
+		Build()
+}
+
+// timeouts bounds one SDK call by ctx's deadline: the v1 SDK takes no context.
+type timeouts interface {
+	SetReadTimeout(time.Duration)
+	SetConnectTimeout(time.Duration)
+}
+
+func bound(ctx context.Context, r timeouts) error {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	left := time.Until(deadline)
+	if left <= 0 {
+		return context.DeadlineExceeded
+	}
+	r.SetReadTimeout(left)
+	r.SetConnectTimeout(min(left, 5*time.Second))
+	return nil
+}
+
+func (a *sdkAliDNS) domainInfo(ctx context.Context, domain string) (bool, int, error) {
+	req := alidns.CreateDescribeDomainInfoRequest()
+	req.DomainName = domain
+	if err := bound(ctx, req); err != nil {
+		return false, 0, err
+	}
+	res, err := a.client.DescribeDomainInfo(req)
+	switch code(err) {
+	case "InvalidDomainName.NoExist", "IncorrectDomainUser":
+		return false, 0, nil
+	case "":
+		if err != nil {
+			return false, 0, err
+		}
+	default:
+		return false, 0, err
+	}
+	return true, int(res.MinTtl), nil
+}
+
+// aliPageSize is DescribeSubDomainRecords' largest page.
+const aliPageSize = 100
+
+func (a *sdkAliDNS) listTXT(ctx context.Context, domain, fqdn string) ([]aliRecord, error) {
+	var out []aliRecord
+	for page := 1; ; page++ {
+		req := alidns.CreateDescribeSubDomainRecordsRequest()
+		req.SubDomain = fqdn
+		req.DomainName = domain
+		req.Type = "TXT"
+		req.PageNumber = requests.NewInteger(page)
+		req.PageSize = requests.NewInteger(aliPageSize)
+		if err := bound(ctx, req); err != nil {
+			return nil, err
+		}
+		res, err := a.client.DescribeSubDomainRecords(req)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range res.DomainRecords.Record {
+			out = append(out, aliRecord{id: r.RecordId, rr: r.RR, value: r.Value})
+		}
+		if len(res.DomainRecords.Record) < aliPageSize || int64(len(out)) >= res.TotalCount {
+			return out, nil
+		}
+	}
+}
+
+func (a *sdkAliDNS) addTXT(ctx context.Context, domain, rr, value string, ttl int) (string, error) {
+	req := alidns.CreateAddDomainRecordRequest()
+	req.DomainName = domain
+	req.RR = rr
+	req.Type = "TXT"
+	req.Value = value
+	req.TTL = requests.NewInteger(ttl)
+	if err := bound(ctx, req); err != nil {
+		return "", err
+	}
+	res, err := a.client.AddDomainRecord(req)
+	if err != nil {
+		return "", err
+	}
+	return res.RecordId, nil
+}
+
+func (a *sdkAliDNS) deleteRecord(ctx context.Context, id string) error {
+	req := alidns.CreateDeleteDomainRecordRequest()
+	req.RecordId = id
+	if err := bound(ctx, req); err != nil {
+		return err
+	}
+	_, err := a.client.DeleteDomainRecord(req)
+	return err
+}
+
+// code is an Alibaba Cloud error's code ("" for none or a transport error).
+func code(err error) string {
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) {
+		return se.ErrorCode()
+	}
+	return ""
+}
+
+func message(err error) string {
+	var se *sdkerrors.ServerError
+	if errors.As(err, &se) {
+		return se.Message()
+	}
+	return ""
+}
+
+// retryable is throttling, a concurrent write on the domain, or a server error.
+func retryable(err error) bool {
+	var se *sdkerrors.ServerError
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.ErrorCode() {
+	case "Throttling.User", "Throttling", "Throttling.Api", "LastOperationNotFinished", "ServiceUnavailable", "InternalError":
+		return true
+	}
+	return se.HttpStatus() >= http.StatusInternalServerError
+}
+
