@@ -40,7 +40,7 @@ test: tools ## run every test: unit, simulator, conformance (real kube-apiserver
 # vet runs with the build's settings (CGO_ENABLED=0, -trimpath) so that it and
 # `make build` compile the dependency tree once between them.
 verify: ## gofmt, go vet, go.mod tidy, generated files unchanged
-	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	CGO_ENABLED=0 go vet -trimpath ./...
 	go mod tidy -diff
 	cd hack/tools/kube && go mod tidy -diff

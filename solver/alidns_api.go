@@ -226,4 +226,3 @@ func retryable(err error) bool {
 	}
 	return se.HttpStatus() >= http.StatusInternalServerError
 }
-

@@ -138,22 +138,22 @@ type Server struct {
 	dns *httptest.Server
 	sts *httptest.Server
 
-	mu         sync.Mutex
-	keys       map[string]*AccessKey
-	stsCreds   map[string]*stsCredential
-	roles      map[string]*Role
-	domains    []*Domain
-	foreign    map[string]bool // domains registered in another account
-	records    map[string][]*Record
-	nextID     int64
-	nonces     map[string]time.Time
-	calls      map[string]int
-	faults     []*Fault
-	throttle   bool
-	recent     map[string][]time.Time
-	throttled  int
-	now        func() time.Time
-	recordSeq  int64
+	mu        sync.Mutex
+	keys      map[string]*AccessKey
+	stsCreds  map[string]*stsCredential
+	roles     map[string]*Role
+	domains   []*Domain
+	foreign   map[string]bool // domains registered in another account
+	records   map[string][]*Record
+	nextID    int64
+	nonces    map[string]time.Time
+	calls     map[string]int
+	faults    []*Fault
+	throttle  bool
+	recent    map[string][]time.Time
+	throttled int
+	now       func() time.Time
+	recordSeq int64
 }
 
 type stsCredential struct {
