@@ -67,10 +67,10 @@ $(TEST_ASSET_ETCD):
 env: tools ## print the exports that let `go test` run single tests: eval "$$(make -s env)"
 	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL)"
 
-conformance-live: tools ## cert-manager's conformance suite against real Cloudflare (needs CLOUDFLARE_API_TOKEN, TEST_ZONE_NAME)
-	@test -n "$${CLOUDFLARE_API_TOKEN:-}" || { echo "set CLOUDFLARE_API_TOKEN"; exit 1; }
-	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in that token's account)"; exit 1; }
-	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live' ./solver/
+conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOKEN and/or ALIBABA_CLOUD_ACCESS_KEY_ID+_SECRET, with TEST_ZONE_NAME
+	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }
+	@test -n "$${CLOUDFLARE_API_TOKEN:-}$${ALIBABA_CLOUD_ACCESS_KEY_ID:-}" || { echo "set CLOUDFLARE_API_TOKEN, or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"; exit 1; }
+	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live|TestConformanceLiveAliDNS' ./solver/
 
 sim: ## run the simulators on loopback and print their addresses
 	go run ./internal/sim/cmd/sim

@@ -11,13 +11,18 @@ import (
 
 	acmetest "github.com/cert-manager/cert-manager/test/acme"
 
+	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/internal/sim/dnsserver"
 	"github.com/certbridge/certbridge/solver"
 )
 
-// conformanceToken is the token in testdata/cloudflare/secret.yaml.
-const conformanceToken = "sim0conformance0token0for0certbridge0000"
+// The credentials in testdata/*/secret.yaml.
+const (
+	conformanceToken    = "sim0conformance0token0for0certbridge0000"
+	conformanceAKID     = "LTAI5tConformanceKey0001"
+	conformanceAKSecret = "conformanceSecretForTheSimulator"
+)
 
 // TestConformance runs cert-manager's DNS01 conformance suite in strict mode
 // against each solver, with a real kube-apiserver and etcd (the suite starts
@@ -48,8 +53,32 @@ func TestConformance(t *testing.T) {
 		}
 	})
 
-	// Live mode: the same suite against real Cloudflare and public DNS, only
-	// when asked for explicitly (make conformance-live).
+	t.Run("alidns", func(t *testing.T) {
+		sim := alisim.Start()
+		t.Cleanup(sim.Close)
+		sim.AddDomain("example.com", alisim.FreeEdition)
+		sim.AddAccessKey(alisim.AccessKey{ID: conformanceAKID, Secret: conformanceAKSecret, Policy: alisim.AllowAll})
+		dnsSrv, err := dnsserver.Start(sim)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(dnsSrv.Close)
+
+		s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, solver.AliDNSOptions{Endpoint: "http://" + sim.Endpoint()})
+		runConformance(t, s,
+			acmetest.SetResolvedZone("example.com."),
+			acmetest.SetResolvedFQDN("cert-manager-dns01-tests.example.com."),
+			acmetest.SetDNSServer(dnsSrv.Addr),
+			acmetest.SetUseAuthoritative(false),
+			acmetest.SetManifestPath("../testdata/alidns"),
+		)
+		if left := sim.Records("cert-manager-dns01-tests.example.com"); len(left) != 0 {
+			t.Errorf("records left behind after the suite: %+v", left)
+		}
+	})
+
+	// Live modes: the same suite against the real provider and public DNS,
+	// only when asked for explicitly (make conformance-live).
 	t.Run("cloudflare-live", func(t *testing.T) {
 		token, zone := os.Getenv("CLOUDFLARE_API_TOKEN"), os.Getenv("TEST_ZONE_NAME")
 		if os.Getenv("CERTBRIDGE_CONFORMANCE_LIVE") != "1" || token == "" || zone == "" {
@@ -77,6 +106,34 @@ func TestConformance(t *testing.T) {
 			acmetest.SetPropagationLimit(5*time.Minute),
 		)
 	})
+}
+
+func TestConformanceLiveAliDNS(t *testing.T) {
+	id, secret, zone := os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), os.Getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), os.Getenv("TEST_ZONE_NAME")
+	if os.Getenv("CERTBRIDGE_CONFORMANCE_LIVE") != "1" || id == "" || secret == "" || zone == "" {
+		t.Skip("live conformance runs with `make conformance-live` and ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET, TEST_ZONE_NAME set")
+	}
+	dir := t.TempDir()
+	writeJSON(t, filepath.Join(dir, "secret.json"), map[string]any{
+		"apiVersion": "v1", "kind": "Secret",
+		"metadata":   map[string]any{"name": "alidns-access-key"},
+		"stringData": map[string]any{"access-key-id": id, "access-key-secret": secret},
+	})
+	writeJSON(t, filepath.Join(dir, "config.json"), map[string]any{
+		"accessKeyIdSecretRef":     map[string]any{"name": "alidns-access-key", "key": "access-key-id"},
+		"accessKeySecretSecretRef": map[string]any{"name": "alidns-access-key", "key": "access-key-secret"},
+	})
+	zone = trimDot(zone)
+	s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, solver.AliDNSOptions{})
+	runConformance(t, s,
+		acmetest.SetResolvedZone(zone+"."),
+		acmetest.SetResolvedFQDN("cert-manager-dns01-tests."+zone+"."),
+		acmetest.SetDNSServer("223.5.5.5:53"),
+		acmetest.SetUseAuthoritative(false),
+		acmetest.SetManifestPath(dir),
+		acmetest.SetPollInterval(5*time.Second),
+		acmetest.SetPropagationLimit(10*time.Minute),
+	)
 }
 
 // runConformance runs Basic and Extended, each with its own control plane.

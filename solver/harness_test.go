@@ -3,6 +3,7 @@ package solver_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -23,6 +24,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+
+	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 )
 
 var (
@@ -32,6 +35,11 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	// The Alibaba SDK's STS calls are hard-wired to https through a clone of
+	// http.DefaultTransport: trust the simulator's (httptest's) certificate.
+	sim := alisim.Start()
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = &tls.Config{RootCAs: sim.STSCertPool()}
+	sim.Close()
 	code := m.Run()
 	if sharedEnv != nil {
 		_ = sharedEnv.Stop()

@@ -244,6 +244,17 @@ func (s *Server) AddDomain(name string, e Edition) Domain {
 	return *d
 }
 
+// SetEdition changes a domain's edition (an upgrade or a lapsed subscription).
+func (s *Server) SetEdition(name string, e Edition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.domains {
+		if d.Name == strings.ToLower(name) {
+			d.Edition = e
+		}
+	}
+}
+
 // AddForeignDomain registers a domain in another account (IncorrectDomainUser).
 func (s *Server) AddForeignDomain(name string) {
 	s.mu.Lock()
