@@ -207,3 +207,29 @@ func challenge(t *testing.T, ns, fqdn, zone, key string, config any) *whapi.Chal
 func acmeKey() string {
 	return randomFrom([]byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), 43)
 }
+
+// renewAll presents and cleans up n challenges at once, as a mass renewal
+// does, and returns every failure.
+func renewAll(n int, present, cleanUp func(key string) error) []error {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n {
+		wg.Go(func() {
+			key := acmeKey()
+			if err := present(key); err != nil {
+				errs <- err
+				return
+			}
+			errs <- cleanUp(key)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	var out []error
+	for err := range errs {
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	return out
+}

@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/certbridge/certbridge/internal/sim/fault"
 )
 
 // Policy is a RAM policy, reduced to what alidns checks: which actions, on
@@ -148,7 +149,7 @@ type Server struct {
 	nextID    int64
 	nonces    map[string]time.Time
 	calls     map[string]int
-	faults    []*Fault
+	faults    fault.Queue[Fault]
 	throttle  bool
 	recent    map[string][]time.Time
 	throttled int
@@ -270,14 +271,13 @@ func (s *Server) SetThrottling(on bool) {
 }
 
 // InjectFault queues a fault; faults apply in the order injected.
-func (s *Server) InjectFault(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
-}
+func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
+
+// Matches implements fault.Injected.
+func (f Fault) Matches(action string) bool { return f.Action == "" || f.Action == action }
+
+// Disruption implements fault.Injected.
+func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
 
 // Calls returns how many requests reached each action (STS actions included).
 func (s *Server) Calls() map[string]int {
@@ -508,36 +508,15 @@ func (s *Server) count(action string) {
 
 // applyFault answers with an injected fault; true when it did.
 func (s *Server) applyFault(w http.ResponseWriter, action, host string) bool {
-	s.mu.Lock()
-	var f *Fault
-	for i, c := range s.faults {
-		if c.Action == "" || c.Action == action {
-			c.Times--
-			if c.Times <= 0 {
-				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
-			}
-			f = c
-			break
-		}
-	}
-	s.mu.Unlock()
-	if f == nil {
+	f, ok := s.faults.Take(action)
+	if !ok {
 		return false
 	}
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
-	if f.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.(net.Conn).Close()
-				return true
-			}
-		}
-		panic(http.ErrAbortHandler)
+	if fault.Disrupt(w, f) {
+		return true
 	}
 	if f.Status == 0 {
-		return false
+		return false // latency only
 	}
 	msg := f.Message
 	if msg == "" {

@@ -3,7 +3,6 @@ package cloudflare
 import (
 	"encoding/json"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/certbridge/certbridge/internal/sim/fault"
 )
 
 // BasePath is where the API lives on the simulator, as on api.cloudflare.com.
@@ -54,7 +55,7 @@ type Server struct {
 
 	mu         sync.Mutex
 	calls      map[string]int
-	faults     []*Fault
+	faults     fault.Queue[Fault]
 	limit      RateLimit
 	recent     []time.Time
 	blockedTil time.Time
@@ -116,14 +117,13 @@ func (s *Server) SetRateLimit(l RateLimit) {
 }
 
 // InjectFault queues a fault; faults apply in the order injected.
-func (s *Server) InjectFault(f Fault) {
-	if f.Times == 0 {
-		f.Times = 1
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
-}
+func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
+
+// Matches implements fault.Injected.
+func (f Fault) Matches(route string) bool { return f.Route == "" || f.Route == route }
+
+// Disruption implements fault.Injected.
+func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
 
 // Calls returns how many calls reached each route, keyed like
 // "GET /zones" or "DELETE /zones/{zone_id}/dns_records/{id}".
@@ -247,33 +247,12 @@ func (s *Server) count(name string) {
 }
 
 func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
-	s.mu.Lock()
-	var f *Fault
-	for i, c := range s.faults {
-		if c.Route == "" || c.Route == name {
-			c.Times--
-			if c.Times <= 0 {
-				s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
-			}
-			f = c
-			break
-		}
-	}
-	s.mu.Unlock()
-	if f == nil {
+	f, ok := s.faults.Take(name)
+	if !ok {
 		return false
 	}
-	if f.Delay > 0 {
-		time.Sleep(f.Delay)
-	}
-	if f.Drop {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.(net.Conn).Close()
-				return true
-			}
-		}
-		panic(http.ErrAbortHandler)
+	if fault.Disrupt(w, f) {
+		return true
 	}
 	if f.Status == 0 {
 		return false // latency only

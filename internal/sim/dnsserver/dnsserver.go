@@ -140,3 +140,38 @@ func (s *Server) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 }
+
+// Sources serves several simulators from one server: each name is answered
+// by the source holding the longest matching zone.
+type Sources []Source
+
+// Zone implements Source.
+func (ss Sources) Zone(name string) (string, bool) {
+	_, apex, ok := ss.owner(name)
+	return apex, ok
+}
+
+// TXT implements Source.
+func (ss Sources) TXT(name string) [][]string {
+	if s, _, ok := ss.owner(name); ok {
+		return s.TXT(name)
+	}
+	return nil
+}
+
+// Exists implements Source.
+func (ss Sources) Exists(name string) bool {
+	s, _, ok := ss.owner(name)
+	return ok && s.Exists(name)
+}
+
+func (ss Sources) owner(name string) (Source, string, bool) {
+	var best Source
+	apex := ""
+	for _, s := range ss {
+		if a, ok := s.Zone(name); ok && len(a) > len(apex) {
+			best, apex = s, a
+		}
+	}
+	return best, apex, best != nil
+}

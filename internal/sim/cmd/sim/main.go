@@ -1,7 +1,7 @@
 // Command sim runs the local simulators on loopback and prints their addresses,
 // for manual runs and end-to-end tests:
 //
-//	go run ./internal/sim/cmd/sim -zone example.com -token <40 characters>
+//	go run ./internal/sim/cmd/sim -zone example.com -alidns-domain example.net
 package main
 
 import (
@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/certbridge/certbridge/internal/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/internal/sim/dnsserver"
 )
@@ -21,7 +22,17 @@ func main() {
 	token := flag.String("token", "sim0token0with0zone0read0and0dns0edit000", "an API token with Zone Read and DNS Edit on every zone")
 	dnsAddr := flag.String("dns", "127.0.0.1:0", "address of the DNS server (UDP and TCP)")
 	rateLimit := flag.Int("rate-limit", 0, "Cloudflare requests per 5 minutes before 429 (0: unlimited)")
+	aliDomains := flag.String("alidns-domain", "example.net", "comma-separated domains of the simulated Alibaba Cloud DNS account")
+	akID := flag.String("access-key-id", "LTAI5tSimulatorKey000001", "AccessKey id allowed every alidns action")
+	akSecret := flag.String("access-key-secret", "simulatorAccessKeySecret0000", "its AccessKey secret")
 	flag.Parse()
+
+	ali := alibaba.Start()
+	defer ali.Close()
+	for _, d := range strings.Split(*aliDomains, ",") {
+		ali.AddDomain(strings.TrimSpace(d), alibaba.FreeEdition)
+	}
+	ali.AddAccessKey(alibaba.AccessKey{ID: *akID, Secret: *akSecret, Policy: alibaba.AllowAll})
 
 	sim := cfsim.Start()
 	defer sim.Close()
@@ -32,7 +43,7 @@ func main() {
 	if *rateLimit > 0 {
 		sim.SetRateLimit(cfsim.RateLimit{Limit: *rateLimit, Window: cfsim.CloudflareRateLimit.Window})
 	}
-	dns, err := dnsserver.StartOn(*dnsAddr, sim)
+	dns, err := dnsserver.StartOn(*dnsAddr, dnsserver.Sources{sim, ali})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -42,6 +53,9 @@ func main() {
 	fmt.Printf("CLOUDFLARE_API_URL=%s\n", sim.URL())
 	fmt.Printf("DNS_SERVER=%s\n", dns.Addr)
 	fmt.Printf("ZONES=%s\n", *zones)
+	fmt.Printf("ALIDNS_ENDPOINT=http://%s\n", ali.Endpoint())
+	fmt.Printf("ALIBABA_STS_ENDPOINT=%s\n", ali.STSEndpoint())
+	fmt.Printf("ALIDNS_DOMAINS=%s\n", *aliDomains)
 	fmt.Println("ready; Ctrl-C stops")
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
