@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
@@ -30,10 +31,16 @@ type aliRecord struct {
 	id, rr, value string
 }
 
-// sdkAliDNS implements aliDNSAPI with alibaba-cloud-sdk-go v1.
+// sdkAliDNS implements aliDNSAPI with alibaba-cloud-sdk-go v1. The SDK's
+// client is not safe for concurrent use (each call rewrites its http.Client's
+// timeout and dialer), so calls check a client out of a small pool.
 type sdkAliDNS struct {
-	client *alidns.Client
+	clients chan *alidns.Client
 }
+
+// aliClientsPerCredential bounds concurrent calls per credential; with
+// ~100 ms per call it is above AddDomainRecord's quota of 60 per second.
+const aliClientsPerCredential = 8
 
 var _ aliDNSAPI = (*sdkAliDNS)(nil)
 
@@ -57,14 +64,49 @@ func newAliDNSAPI(o AliDNSOptions, c aliCredential, region string) (*sdkAliDNS, 
 	if signRegion == "" {
 		signRegion = defaultAliRegion
 	}
-	// Never pass a nil provider: the SDK would fall back to its default
-	// chain and read credentials from the process environment.
-	client, err := alidns.NewClientWithOptions(signRegion, sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false), provider)
-	if err != nil {
-		return nil, err
+	a := &sdkAliDNS{clients: make(chan *alidns.Client, aliClientsPerCredential)}
+	shared := &lockedProvider{p: provider}
+	for range aliClientsPerCredential {
+		// Never pass a nil provider: the SDK would fall back to its default
+		// chain and read credentials from the process environment.
+		client, err := alidns.NewClientWithOptions(signRegion, sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false), shared)
+		if err != nil {
+			return nil, err
+		}
+		client.Domain = host
+		a.clients <- client
 	}
-	client.Domain = host
-	return &sdkAliDNS{client: client}, nil
+	return a, nil
+}
+
+// lockedProvider serialises credential refreshes: the SDK's providers
+// update their cached session credentials without a lock.
+type lockedProvider struct {
+	mu sync.Mutex
+	p  credentials.CredentialsProvider
+}
+
+func (l *lockedProvider) GetCredentials() (*credentials.Credentials, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.p.GetCredentials()
+}
+
+func (l *lockedProvider) GetProviderName() string { return l.p.GetProviderName() }
+
+// with runs do with a client of the pool, bounded by ctx.
+func (a *sdkAliDNS) with(ctx context.Context, r timeouts, do func(*alidns.Client) error) error {
+	var c *alidns.Client
+	select {
+	case c = <-a.clients:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { a.clients <- c }()
+	if err := bound(ctx, r); err != nil {
+		return err
+	}
+	return do(c)
 }
 
 // aliCredentialsProvider builds the SDK's provider for a credential, with
@@ -125,10 +167,11 @@ func bound(ctx context.Context, r timeouts) error {
 func (a *sdkAliDNS) domainInfo(ctx context.Context, domain string) (bool, int, error) {
 	req := alidns.CreateDescribeDomainInfoRequest()
 	req.DomainName = domain
-	if err := bound(ctx, req); err != nil {
-		return false, 0, err
-	}
-	res, err := a.client.DescribeDomainInfo(req)
+	var res *alidns.DescribeDomainInfoResponse
+	err := a.with(ctx, req, func(c *alidns.Client) (err error) {
+		res, err = c.DescribeDomainInfo(req)
+		return err
+	})
 	switch code(err) {
 	case "InvalidDomainName.NoExist", "IncorrectDomainUser":
 		return false, 0, nil
@@ -154,10 +197,11 @@ func (a *sdkAliDNS) listTXT(ctx context.Context, domain, fqdn string) ([]aliReco
 		req.Type = "TXT"
 		req.PageNumber = requests.NewInteger(page)
 		req.PageSize = requests.NewInteger(aliPageSize)
-		if err := bound(ctx, req); err != nil {
-			return nil, err
-		}
-		res, err := a.client.DescribeSubDomainRecords(req)
+		var res *alidns.DescribeSubDomainRecordsResponse
+		err := a.with(ctx, req, func(c *alidns.Client) (err error) {
+			res, err = c.DescribeSubDomainRecords(req)
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -177,10 +221,11 @@ func (a *sdkAliDNS) addTXT(ctx context.Context, domain, rr, value string, ttl in
 	req.Type = "TXT"
 	req.Value = value
 	req.TTL = requests.NewInteger(ttl)
-	if err := bound(ctx, req); err != nil {
-		return "", err
-	}
-	res, err := a.client.AddDomainRecord(req)
+	var res *alidns.AddDomainRecordResponse
+	err := a.with(ctx, req, func(c *alidns.Client) (err error) {
+		res, err = c.AddDomainRecord(req)
+		return err
+	})
 	if err != nil {
 		return "", err
 	}
@@ -190,11 +235,10 @@ func (a *sdkAliDNS) addTXT(ctx context.Context, domain, rr, value string, ttl in
 func (a *sdkAliDNS) deleteRecord(ctx context.Context, id string) error {
 	req := alidns.CreateDeleteDomainRecordRequest()
 	req.RecordId = id
-	if err := bound(ctx, req); err != nil {
+	return a.with(ctx, req, func(c *alidns.Client) error {
+		_, err := c.DeleteDomainRecord(req)
 		return err
-	}
-	_, err := a.client.DeleteDomainRecord(req)
-	return err
+	})
 }
 
 // code is an Alibaba Cloud error's code ("" for none or a transport error).

@@ -365,11 +365,11 @@ func TestRecords(t *testing.T) {
 
 func TestThrottling(t *testing.T) {
 	s := start(t)
-	c := akClient(t, s)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	throttled := 0
 	for i := range 70 { // AddDomainRecord's quota is 60 per second
+		c := akClient(t, s) // the SDK's client is not safe for concurrent use
 		wg.Go(func() {
 			_, err := add(t, c, "burst", fmt.Sprint(i), 600)
 			var se *sdkerrors.ServerError
