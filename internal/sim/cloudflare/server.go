@@ -51,7 +51,8 @@ var CloudflareRateLimit = RateLimit{Limit: 1200, Window: 5 * time.Minute}
 // Server is a running simulator.
 type Server struct {
 	*state
-	http *httptest.Server
+	http   *httptest.Server
+	origin originCA
 
 	mu         sync.Mutex
 	calls      map[string]int
@@ -204,6 +205,10 @@ var routes = []route{
 	{http.MethodPost, regexp.MustCompile(`^/zones/([^/]+)/dns_records$`), "POST /zones/{zone_id}/dns_records", (*Server).createRecord},
 	{http.MethodGet, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "GET /zones/{zone_id}/dns_records/{id}", (*Server).getRecord},
 	{http.MethodDelete, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "DELETE /zones/{zone_id}/dns_records/{id}", (*Server).deleteRecord},
+	{http.MethodPost, regexp.MustCompile(`^/certificates$`), "POST /certificates", (*Server).createOriginCert},
+	{http.MethodGet, regexp.MustCompile(`^/certificates$`), "GET /certificates", (*Server).listOriginCerts},
+	{http.MethodGet, regexp.MustCompile(`^/certificates/([^/]+)$`), "GET /certificates/{id}", (*Server).getOriginCert},
+	{http.MethodDelete, regexp.MustCompile(`^/certificates/([^/]+)$`), "DELETE /certificates/{id}", (*Server).revokeOriginCert},
 }
 
 // ServeHTTP routes a request: count, fault, authenticate, rate-limit, handle.
@@ -230,7 +235,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.applyFault(w, rt.name) {
 		return
 	}
-	p, ok := s.authenticate(w, r, rt.name)
+	authenticate := s.authenticate
+	if strings.Contains(rt.name, " /certificates") {
+		authenticate = s.authenticateOriginCA
+	}
+	p, ok := authenticate(w, r, rt.name)
 	if !ok {
 		return
 	}

@@ -137,21 +137,25 @@ type principal struct {
 	token *Token // nil for a Global API key, which may do everything
 }
 
+// inScope reports whether the credential reaches zone at all.
+func (p principal) inScope(zone string) bool {
+	if p.token == nil || len(p.token.Zones) == 0 {
+		return true
+	}
+	for _, z := range p.token.Zones {
+		if canonicalName(z) == zone {
+			return true
+		}
+	}
+	return false
+}
+
 func (p principal) can(perm Permission, zone string) bool {
 	if p.token == nil {
 		return true
 	}
-	if len(p.token.Zones) > 0 {
-		in := false
-		for _, z := range p.token.Zones {
-			if canonicalName(z) == zone {
-				in = true
-				break
-			}
-		}
-		if !in {
-			return false
-		}
+	if !p.inScope(zone) {
+		return false
 	}
 	for _, have := range p.token.Permissions {
 		if have == perm || (perm == DNSRead && have == DNSEdit) {
