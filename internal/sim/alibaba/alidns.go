@@ -14,6 +14,7 @@ import (
 const (
 	alidnsVersion = "2015-01-09"
 	alidnsHost    = "alidns.aliyuncs.com"
+	casHost       = "cas.aliyuncs.com"
 )
 
 type dnsAction func(s *Server, c caller, p url.Values) (map[string]any, *apiError)
@@ -28,45 +29,61 @@ var dnsActions = map[string]dnsAction{
 	"DeleteSubDomainRecords":   (*Server).deleteSubDomainRecords,
 }
 
-func (s *Server) serveDNSAPI(w http.ResponseWriter, r *http.Request) {
+// serveRPC is the signed RPC endpoint. It serves alidns (2015-01-09) and
+// Private CA (cas 2020-06-30), routed on Version then Action.
+func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	p, err := params(r)
 	if err != nil {
 		apiError{400, "InvalidParameter", "The request body is malformed."}.write(w, alidnsHost)
 		return
 	}
-	action := p.Get("Action")
+	action, version := p.Get("Action"), p.Get("Version")
+	host := alidnsHost
+	if version == casVersion {
+		host = casHost
+	}
 	s.count(action)
-	if s.applyFault(w, action, alidnsHost) {
+	if s.applyFault(w, action, host) {
 		return
 	}
-	c, aerr := s.authenticate(r, p, alidnsVersion)
+	if version != alidnsVersion && version != casVersion {
+		version = alidnsVersion // reported as InvalidVersion by authenticate
+	}
+	c, aerr := s.authenticate(r, p, version)
 	if aerr != nil {
-		aerr.write(w, alidnsHost)
-		return
-	}
-	handle, ok := dnsActions[action]
-	if !ok {
-		apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}.write(w, alidnsHost)
+		aerr.write(w, host)
 		return
 	}
 	if !s.admit(action) {
-		apiError{400, "Throttling.User", faultMessages["Throttling.User"]}.write(w, alidnsHost)
+		apiError{400, "Throttling.User", faultMessages["Throttling.User"]}.write(w, host)
 		return
+	}
+	var body map[string]any
+	if version == casVersion {
+		body, aerr = s.serveCAS(c, action, p)
+	} else {
+		body, aerr = s.serveAliDNS(c, action, p)
+	}
+	if aerr != nil {
+		aerr.write(w, host)
+		return
+	}
+	writeOK(w, body)
+}
+
+func (s *Server) serveAliDNS(c caller, action string, p url.Values) (map[string]any, *apiError) {
+	handle, ok := dnsActions[action]
+	if !ok {
+		return nil, &apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}
 	}
 	domain := strings.ToLower(p.Get("DomainName"))
 	if action == "DeleteDomainRecord" {
 		domain = s.domainOfRecord(p.Get("RecordId"))
 	}
-	if !c.policy.allows(action, domain) {
-		apiError{400, "Forbidden.RAM", "User not authorized to operate on the specified resource, or this API doesn't support RAM."}.write(w, alidnsHost)
-		return
+	if !c.policy.allows("alidns", action, domain) {
+		return nil, &apiError{400, "Forbidden.RAM", "User not authorized to operate on the specified resource, or this API doesn't support RAM."}
 	}
-	body, aerr := handle(s, c, p)
-	if aerr != nil {
-		aerr.write(w, alidnsHost)
-		return
-	}
-	writeOK(w, body)
+	return handle(s, c, p)
 }
 
 func requestID() string {

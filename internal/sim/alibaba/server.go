@@ -1,6 +1,6 @@
 // Package alibaba simulates the Alibaba Cloud APIs certbridge uses — Alibaba
-// Cloud DNS (alidns 2015-01-09) and STS (2015-04-01) — as recorded in
-// shared/API-REFERENCE.md §B. It checks every RPC signature exactly, so the
+// Cloud DNS (alidns 2015-01-09), Private CA (cas 2020-06-30) and STS
+// (2015-04-01) — as recorded in shared/API-REFERENCE.md §B and §C. It checks every RPC signature exactly, so the
 // real SDK's requests are verified, not waved through.
 package alibaba
 
@@ -24,30 +24,31 @@ import (
 	"github.com/certbridge/certbridge/internal/sim/fault"
 )
 
-// Policy is a RAM policy, reduced to what alidns checks: which actions, on
-// which domains.
+// Policy is a RAM policy, reduced to what the simulated APIs check: which
+// actions ("alidns:AddDomainRecord", "yundun-cert:CreateCustomCertificate",
+// "alidns:*", "*"), on which resources (domains, or CA identifiers).
 type Policy struct {
-	// Actions like "alidns:AddDomainRecord"; "alidns:*" allows every action.
 	Actions []string
-	// Domains limits the policy to these domains; empty means all.
-	Domains []string
+	// Resources limits the policy to these domains or CA identifiers; empty
+	// means all.
+	Resources []string
 }
 
-// AllowAll is a policy allowing every alidns action on every domain.
-var AllowAll = Policy{Actions: []string{"alidns:*"}}
+// AllowAll is a policy allowing every action on every resource.
+var AllowAll = Policy{Actions: []string{"*"}}
 
-func (p Policy) allows(action, domain string) bool {
+func (p Policy) allows(product, action, resource string) bool {
 	ok := false
 	for _, a := range p.Actions {
-		if a == "alidns:*" || a == "*" || strings.EqualFold(a, "alidns:"+action) {
+		if a == "*" || strings.EqualFold(a, product+":*") || strings.EqualFold(a, product+":"+action) {
 			ok = true
 		}
 	}
-	if !ok || domain == "" || len(p.Domains) == 0 {
+	if !ok || resource == "" || len(p.Resources) == 0 {
 		return ok
 	}
-	for _, d := range p.Domains {
-		if strings.EqualFold(d, domain) {
+	for _, r := range p.Resources {
+		if strings.EqualFold(r, resource) {
 			return true
 		}
 	}
@@ -129,6 +130,7 @@ var quotas = map[string]int{
 	"UpdateDomainRecord":       60,
 	"DeleteDomainRecord":       60,
 	"DeleteSubDomainRecords":   20,
+	"CreateCustomCertificate":  10, // cas: 10 per user for the create calls (§C)
 }
 
 // MaxClockSkew is how far a request's Timestamp may be from the server's clock.
@@ -136,7 +138,7 @@ const MaxClockSkew = 15 * time.Minute
 
 // Server is a running simulator: alidns over HTTP and STS over HTTPS.
 type Server struct {
-	dns *httptest.Server
+	rpc *httptest.Server
 	sts *httptest.Server
 
 	mu        sync.Mutex
@@ -146,6 +148,7 @@ type Server struct {
 	domains   []*Domain
 	foreign   map[string]bool // domains registered in another account
 	records   map[string][]*Record
+	cas       map[string]*ca
 	nextID    int64
 	nonces    map[string]time.Time
 	calls     map[string]int
@@ -172,19 +175,19 @@ func Start() *Server {
 		nonces: map[string]time.Time{}, calls: map[string]int{}, throttle: true, recent: map[string][]time.Time{},
 		now: time.Now,
 	}
-	s.dns = httptest.NewServer(http.HandlerFunc(s.serveDNSAPI))
+	s.rpc = httptest.NewServer(http.HandlerFunc(s.serveRPC))
 	s.sts = httptest.NewTLSServer(http.HandlerFunc(s.serveSTS))
 	return s
 }
 
 // Close stops both servers.
 func (s *Server) Close() {
-	s.dns.Close()
+	s.rpc.Close()
 	s.sts.Close()
 }
 
-// Endpoint is the alidns endpoint, host:port (plain HTTP).
-func (s *Server) Endpoint() string { return s.dns.Listener.Addr().String() }
+// Endpoint is the RPC endpoint serving alidns and cas, host:port (plain HTTP).
+func (s *Server) Endpoint() string { return s.rpc.Listener.Addr().String() }
 
 // STSEndpoint is the STS endpoint, host:port (HTTPS with a test certificate).
 func (s *Server) STSEndpoint() string { return s.sts.Listener.Addr().String() }

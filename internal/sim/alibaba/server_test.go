@@ -258,7 +258,7 @@ func TestRAMPolicy(t *testing.T) {
 	s.AddAccessKey(alibaba.AccessKey{ID: "LTAI5tReadOnly", Secret: akSecret, Policy: alibaba.Policy{
 		Actions: []string{"alidns:DescribeSubDomainRecords"}}})
 	s.AddAccessKey(alibaba.AccessKey{ID: "LTAI5tScoped", Secret: akSecret, Policy: alibaba.Policy{
-		Actions: []string{"alidns:*"}, Domains: []string{"example.org"}}})
+		Actions: []string{"alidns:*"}, Resources: []string{"example.org"}}})
 	for id, rr := range map[string]string{"LTAI5tReadOnly": "a", "LTAI5tScoped": "b"} {
 		_, err := add(t, client(t, s, credentials.NewStaticAKCredentialsProvider(id, akSecret)), rr, "v", 600)
 		if status, code, _ := errCode(t, err); status != 400 || code != "Forbidden.RAM" {
