@@ -16,6 +16,7 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
+	"github.com/certbridge/certbridge/internal/cfapi"
 	"github.com/certbridge/certbridge/internal/dnstxt"
 )
 
@@ -237,7 +238,7 @@ func (d *cloudflareDNS) PresentTXT(ctx context.Context, zone, fqdn, value string
 		}
 		id, err = d.account.api.createTXT(ctx, z.id, name, dnstxt.Quote(value), d.cfg.ttl())
 	}
-	if hasCode(err, 81057, 81058) {
+	if cfapi.HasCode(err, 81057, 81058) {
 		return nil // the record is there already: Present is idempotent
 	}
 	if err != nil {
@@ -288,7 +289,7 @@ func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, zone, fqdn, value string
 // staleZone reports whether err says a cached zone ID no longer exists (the
 // zone was deleted and added again), dropping it so the next lookup is fresh.
 func (d *cloudflareDNS) staleZone(z cloudflareZone, err error) bool {
-	if d.cfg.ZoneID != "" || !hasCode(err, 7003) {
+	if d.cfg.ZoneID != "" || !cfapi.HasCode(err, 7003) {
 		return false
 	}
 	d.account.zones.deleteWhere(func(c cloudflareZone) bool { return c.id == z.id })
@@ -414,7 +415,7 @@ func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return fmt.Errorf("%s: no answer from Cloudflare within the request's deadline (%w); cert-manager will retry", doing, err)
 	}
-	e, ok := asCloudflareError(err)
+	e, ok := cfapi.As(err)
 	if !ok {
 		return fmt.Errorf("%s: cannot reach the Cloudflare API: %w", doing, err)
 	}
@@ -424,49 +425,44 @@ func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error
 		zoneName = "with ID " + z.id
 	}
 	switch {
-	case e.has(6003) && e.hasChain(6111):
+	case e.Has(6003) && e.HasChain(6111):
 		if globalKeyFormat.MatchString(d.cred.secret.value) {
 			return fmt.Errorf("%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
 				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, e)
 		}
 		return fmt.Errorf("%s: Cloudflare rejected the API token from %s as malformed (%s); copy the token again into the Secret", doing, src, e)
-	case e.has(6003) && e.hasChain(6103):
+	case e.Has(6003) && e.HasChain(6103):
 		if tokenFormat.MatchString(d.cred.secret.value) {
 			return fmt.Errorf("%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
 				"Move it to apiTokenSecretRef and remove email", doing, src, e)
 		}
 		return fmt.Errorf("%s: Cloudflare rejected the Global API Key from %s as malformed (%s); copy the key again into the Secret", doing, src, e)
-	case e.has(6003) && e.hasChain(6102):
+	case e.Has(6003) && e.HasChain(6102):
 		return fmt.Errorf("%s: Cloudflare rejected the email %q set in the config as malformed (%s)", doing, d.cred.email, e)
-	case e.has(9109, 1000, 9103, 9106, 1001):
+	case e.Has(9109, 1000, 9103, 9106, 1001):
 		return fmt.Errorf("%s: Cloudflare rejected the credential from %s (%s): it is revoked, expired, restricted to other IP addresses, or mistyped. "+
 			"Check it with `certbridge check`, or create a new one and update the Secret", doing, src, e)
-	case e.status == http.StatusTooManyRequests || e.has(971):
+	case e.Status == http.StatusTooManyRequests || e.Has(971):
 		return fmt.Errorf("%s: Cloudflare's rate limit was hit (%s) and its Retry-After is beyond this request's deadline; cert-manager will retry the challenge", doing, e)
-	case e.has(9021):
+	case e.Has(9021):
 		return fmt.Errorf("%s: Cloudflare refused the TTL %d (%s); set ttl to 1 (automatic) or 60–86400 (30 on Enterprise)", doing, d.cfg.ttl(), e)
-	case e.has(7003, 7000) && d.cfg.ZoneID != "":
+	case e.Has(7003, 7000) && d.cfg.ZoneID != "":
 		return fmt.Errorf("%s: zoneID %s is not a zone this credential can use (%s); check zoneID in the config", doing, d.cfg.ZoneID, e)
-	case e.has(10000) || e.requiresPermission():
+	case e.Has(10000) || e.RequiresPermission():
 		if strings.HasPrefix(doing, "looking up zone") {
 			return fmt.Errorf("%s: the credential from %s may not list zones (%s); grant the token Zone → Zone → Read for zone %s (or All zones)", doing, src, e, zoneName)
 		}
 		return fmt.Errorf("%s: the credential from %s can see zone %s but cannot edit its DNS records (%s); grant the token Zone → DNS → Edit for zone %s",
 			doing, src, zoneName, e, zoneName)
-	case e.status >= 500:
+	case e.Status >= 500:
 		return fmt.Errorf("%s: Cloudflare answered with a server error (%s); cert-manager will retry", doing, e)
 	default:
 		return fmt.Errorf("%s: Cloudflare refused the request (%s)", doing, e)
 	}
 }
 
-func hasCode(err error, codes ...int) bool {
-	e, ok := asCloudflareError(err)
-	return ok && e.has(codes...)
-}
-
 // isGone reports a record that no longer exists (404, code 81044).
 func isGone(err error) bool {
-	e, ok := asCloudflareError(err)
-	return ok && (e.has(81044) || e.status == http.StatusNotFound)
+	e, ok := cfapi.As(err)
+	return ok && (e.Has(81044) || e.Status == http.StatusNotFound)
 }

@@ -2,9 +2,6 @@ package solver
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -204,87 +201,4 @@ func resultInfoInt[F interface{ Raw() string }](extra map[string]F, name string)
 	}
 	n, err := strconv.Atoi(f.Raw())
 	return n, err == nil
-}
-
-// cloudflareError is an API error reduced to what decides the message.
-type cloudflareError struct {
-	status int
-	errors []cloudflareErrorItem
-}
-
-type cloudflareErrorItem struct {
-	Code    int                   `json:"code"`
-	Message string                `json:"message"`
-	Chain   []cloudflareErrorItem `json:"error_chain"`
-}
-
-func asCloudflareError(err error) (cloudflareError, bool) {
-	var apiErr *dns.Error
-	if !errors.As(err, &apiErr) {
-		return cloudflareError{}, false
-	}
-	e := cloudflareError{status: apiErr.StatusCode}
-	var body struct {
-		Errors []json.RawMessage `json:"errors"`
-	}
-	if json.Unmarshal([]byte(apiErr.JSON.RawJSON()), &body) == nil {
-		for _, raw := range body.Errors {
-			var item cloudflareErrorItem
-			if json.Unmarshal(raw, &item) != nil {
-				var text string // some services send bare strings
-				_ = json.Unmarshal(raw, &text)
-				item.Message = text
-			}
-			e.errors = append(e.errors, item)
-		}
-	}
-	return e, true
-}
-
-func (e cloudflareError) has(codes ...int) bool {
-	for _, item := range e.errors {
-		for _, c := range codes {
-			if item.Code == c {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func (e cloudflareError) hasChain(code int) bool {
-	for _, item := range e.errors {
-		for _, c := range item.Chain {
-			if c.Code == code {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// requiresPermission spots the code-0 "requires permission …" answers.
-func (e cloudflareError) requiresPermission() bool {
-	for _, item := range e.errors {
-		if strings.Contains(strings.ToLower(item.Message), "requires permission") {
-			return true
-		}
-	}
-	return false
-}
-
-// String quotes Cloudflare's codes and texts: "HTTP 403, code 9109: Invalid access token".
-func (e cloudflareError) String() string {
-	var parts []string
-	for _, item := range e.errors {
-		s := fmt.Sprintf("code %d: %s", item.Code, item.Message)
-		for _, c := range item.Chain {
-			s += fmt.Sprintf(" [%d: %s]", c.Code, c.Message)
-		}
-		parts = append(parts, s)
-	}
-	if len(parts) == 0 {
-		return fmt.Sprintf("HTTP %d", e.status)
-	}
-	return fmt.Sprintf("HTTP %d, %s", e.status, strings.Join(parts, "; "))
 }
