@@ -18,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+
+	"github.com/certbridge/certbridge/internal/alisdk"
 )
 
 // AliDNSConfig is the `alidns` solver's webhook.config.
@@ -330,7 +332,7 @@ func (d *aliDNS) call(ctx context.Context, action string, do func(context.Contex
 		}
 		err = do(ctx)
 		release()
-		if err == nil || !retryable(err) {
+		if err == nil || !alisdk.Retryable(err) {
 			return err
 		}
 		wait := min(100*time.Millisecond<<attempt, 2*time.Second)
@@ -374,7 +376,7 @@ func (d *aliDNS) PresentTXT(ctx context.Context, zone, fqdn, value string) error
 		return err
 	}
 	err = d.call(ctx, "AddDomainRecord", add)
-	if code(err) == "QuotaExceeded.TTL" {
+	if alisdk.Code(err) == "QuotaExceeded.TTL" {
 		// The edition's minimum was not known (or changed): take it from
 		// the answer, remember it and try once more.
 		if m, ok := minTTLFrom(err); ok && m > ttl {
@@ -385,7 +387,7 @@ func (d *aliDNS) PresentTXT(ctx context.Context, zone, fqdn, value string) error
 		}
 	}
 	switch {
-	case code(err) == "DomainRecordDuplicate":
+	case alisdk.Code(err) == "DomainRecordDuplicate":
 		return nil // already there: Present is idempotent
 	case err != nil:
 		return d.explain(err, "AddDomainRecord", dom.name)
@@ -401,7 +403,7 @@ func (d *aliDNS) raisedTTL(dom aliDomain, ttl int) {
 var minTTLMessage = regexp.MustCompile(`range of (\d+) to`)
 
 func minTTLFrom(err error) (int, bool) {
-	m := minTTLMessage.FindStringSubmatch(message(err))
+	m := minTTLMessage.FindStringSubmatch(alisdk.Message(err))
 	if m == nil {
 		return 0, false
 	}
@@ -438,7 +440,7 @@ func (d *aliDNS) CleanUpTXT(ctx context.Context, zone, fqdn, value string) error
 
 func (d *aliDNS) delete(ctx context.Context, id, domain string) error {
 	err := d.call(ctx, "DeleteDomainRecord", func(ctx context.Context) error { return d.account.api.deleteRecord(ctx, id) })
-	if err == nil || code(err) == "DomainRecordNotBelongToUser" {
+	if err == nil || alisdk.Code(err) == "DomainRecordNotBelongToUser" {
 		return nil // gone already
 	}
 	return d.explain(err, "DeleteDomainRecord", domain)
@@ -493,7 +495,7 @@ func (d *aliDNS) explain(err error, action, domain string) error {
 	if errors.As(err, &budgetErr) {
 		return fmt.Errorf("%s: %w; cert-manager will retry the challenge later", action, budgetErr)
 	}
-	c := code(err)
+	c := alisdk.Code(err)
 	src := d.cred.describe()
 	switch {
 	case c == "":
@@ -511,7 +513,7 @@ func (d *aliDNS) explain(err error, action, domain string) error {
 			action, d.cred.secret, d.cred.maskedID(), c)
 	case strings.HasPrefix(c, "InvalidSecurityToken"):
 		return fmt.Errorf("%s: the STS token from %s was refused (%s: %s): STS tokens expire; issue a new one, or use an AccessKey or a role (roleArn) instead",
-			action, d.cred.token, c, message(err))
+			action, d.cred.token, c, alisdk.Message(err))
 	case c == "InvalidTimeStamp.Expired":
 		return fmt.Errorf("%s: Alibaba Cloud refused the request's timestamp (%s): the webhook's clock is more than 15 minutes off; synchronise the node's clock (NTP)", action, c)
 	case c == "Forbidden.RAM" || c == "Forbidden" || c == "NoPermission":
@@ -520,13 +522,13 @@ func (d *aliDNS) explain(err error, action, domain string) error {
 	case c == "InvalidDomainName.NoExist" || c == "IncorrectDomainUser":
 		return fmt.Errorf("%s: domain %s is not in the Alibaba Cloud DNS account of %s (%s): add it there, or set domainName", action, domain, src, c)
 	case c == "QuotaExceeded.TTL":
-		return fmt.Errorf("%s: Alibaba Cloud refused the TTL for domain %s (%s: %s); set ttl within that range", action, domain, c, message(err))
-	case retryable(err):
-		return fmt.Errorf("%s: Alibaba Cloud kept refusing the request (%s: %s) until the request's deadline; cert-manager will retry", action, c, message(err))
-	case strings.HasPrefix(c, "AuthenticationFail") || strings.Contains(message(err), "refresh session token failed"):
-		return fmt.Errorf("%s: getting credentials for %s failed (%s: %s)", action, src, c, message(err))
+		return fmt.Errorf("%s: Alibaba Cloud refused the TTL for domain %s (%s: %s); set ttl within that range", action, domain, c, alisdk.Message(err))
+	case alisdk.Retryable(err):
+		return fmt.Errorf("%s: Alibaba Cloud kept refusing the request (%s: %s) until the request's deadline; cert-manager will retry", action, c, alisdk.Message(err))
+	case strings.HasPrefix(c, "AuthenticationFail") || strings.Contains(alisdk.Message(err), "refresh session token failed"):
+		return fmt.Errorf("%s: getting credentials for %s failed (%s: %s)", action, src, c, alisdk.Message(err))
 	default:
-		return fmt.Errorf("%s: Alibaba Cloud refused the request for domain %s (%s: %s)", action, domain, c, message(err))
+		return fmt.Errorf("%s: Alibaba Cloud refused the request for domain %s (%s: %s)", action, domain, c, alisdk.Message(err))
 	}
 }
 
