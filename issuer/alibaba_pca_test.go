@@ -1,0 +1,183 @@
+package issuer_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
+	"github.com/cert-manager/issuer-lib/controllers/signer"
+
+	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
+	"github.com/certbridge/certbridge/issuer"
+)
+
+const (
+	pcaKeyID     = "LTAI5tPrivateCAIssuer001"
+	pcaKeySecret = "privateCAIssuerSecret000000000"
+)
+
+func pcaEnv(t *testing.T) (*alisim.Server, *x509.Certificate) {
+	t.Helper()
+	s := alisim.Start()
+	t.Cleanup(s.Close)
+	s.AddAccessKey(alisim.AccessKey{ID: pcaKeyID, Secret: pcaKeySecret, Policy: alisim.AllowAll})
+	root := s.AddCA("root-1", alisim.CAOptions{})
+	s.AddCA("sub-1", alisim.CAOptions{Parent: "root-1"})
+	return s, root
+}
+
+func newPCA(t *testing.T, s *alisim.Server, id, secret, ca string) *issuer.AlibabaPCA {
+	t.Helper()
+	p, err := issuer.NewAlibabaPCA(issuer.PCAOptions{Endpoint: "http://" + s.Endpoint()},
+		credentials.NewStaticAKCredentialsProvider(id, secret), ca, `Secret istio-system/pca-key`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// An istio-csr-shaped request: a SPIFFE URI SAN, client and server auth,
+// one hour.
+func TestAlibabaPCA_IstioCSRRequest(t *testing.T) {
+	s, root := pcaEnv(t)
+	s.AddCA("sub-ecc", alisim.CAOptions{Parent: "root-1", ECC: true}) // meshes use ECDSA keys
+	pca := newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-ecc")
+	if err := pca.Check(context.Background()); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+	spiffe, _ := url.Parse("spiffe://cluster.local/ns/bookinfo/sa/productpage")
+	csr := csrFor(t, ecKey, x509.CertificateRequest{URIs: []*url.URL{spiffe}})
+	bundle, err := pca.Sign(context.Background(), signer.CertificateDetails{
+		CSR: csr, Duration: time.Hour,
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, rest := pem.Decode(bundle.ChainPEM)
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(bundle.CAPEM) || !inter.AppendCertsFromPEM(rest) {
+		t.Fatal("status.ca or the chain's intermediate is missing")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the certificate must verify against status.ca: %v", err)
+	}
+	if block, _ := pem.Decode(bundle.CAPEM); block == nil || !bytes.Equal(block.Bytes, root.Raw) {
+		t.Error("status.ca must be the chain's root")
+	}
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffe.String() {
+		t.Errorf("URI SANs %v", leaf.URIs)
+	}
+	if d := leaf.NotAfter.Sub(leaf.NotBefore); d < 59*time.Minute || d > 61*time.Minute {
+		t.Errorf("validity %v, want the request's hour", d)
+	}
+}
+
+func TestAlibabaPCA_F20_CANotUsable(t *testing.T) {
+	cases := []struct {
+		name string
+		ca   alisim.CAOptions
+		id   string
+		want string
+	}{
+		{"root CA", alisim.CAOptions{}, "root-2", "root CAs cannot issue"},
+		{"revoked", alisim.CAOptions{Parent: "root-1", Revoked: true}, "sub-revoked", "state REVOKE"},
+		{"expired", alisim.CAOptions{Parent: "root-1", NotAfter: time.Now().Add(-time.Hour)}, "sub-expired", "expired on"},
+		{"no certificates left", alisim.CAOptions{Parent: "root-1", Remaining: -1}, "sub-empty", "no certificates left"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := pcaEnv(t)
+			s.AddCA(tc.id, tc.ca)
+			err := newPCA(t, s, pcaKeyID, pcaKeySecret, tc.id).Check(context.Background())
+			if err == nil || !strings.Contains(err.Error(), "CA "+tc.id) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("want an error naming CA %s and %q, got %v", tc.id, tc.want, err)
+			}
+		})
+	}
+}
+
+func TestAlibabaPCA_SignFailures(t *testing.T) {
+	type class int
+	const (
+		transient class = iota
+		permanent
+		issuerBroken
+	)
+	cases := []struct {
+		name    string
+		setup   func(s *alisim.Server) *issuer.AlibabaPCA
+		details func(t *testing.T) signer.CertificateDetails
+		want    class
+		text    string
+	}{
+		{"isCA is refused", nil, func(t *testing.T) signer.CertificateDetails {
+			return signer.CertificateDetails{CSR: dnsCSR(t, rsaKey, "a.example.com"), IsCA: true}
+		}, permanent, "remove isCA"},
+		{"F21 throttling", func(s *alisim.Server) *issuer.AlibabaPCA {
+			s.InjectFault(alisim.Fault{Action: "CreateCustomCertificate", Status: 400, Code: "Throttling.User"})
+			return nil
+		}, nil, transient, "Throttling.User"},
+		{"F21 server error", func(s *alisim.Server) *issuer.AlibabaPCA {
+			s.InjectFault(alisim.Fault{Action: "CreateCustomCertificate", Status: 503, Code: "ServiceUnavailable"})
+			return nil
+		}, nil, transient, "retrying"},
+		{"RAM policy without yundun-cert", func(s *alisim.Server) *issuer.AlibabaPCA {
+			s.AddAccessKey(alisim.AccessKey{ID: "LTAI5tDNSOnlyKey0000001", Secret: pcaKeySecret, Policy: alisim.Policy{Actions: []string{"alidns:*"}}})
+			return newPCA(t, s, "LTAI5tDNSOnlyKey0000001", pcaKeySecret, "sub-1")
+		}, nil, issuerBroken, "yundun-cert:CreateCustomCertificate"},
+		{"wrong secret", func(s *alisim.Server) *issuer.AlibabaPCA {
+			return newPCA(t, s, pcaKeyID, "not-the-secret", "sub-1")
+		}, nil, issuerBroken, "Secret istio-system/pca-key"},
+		{"F20 revoked after Check", func(s *alisim.Server) *issuer.AlibabaPCA {
+			s.AddCA("sub-revoked", alisim.CAOptions{Parent: "root-1", Revoked: true})
+			return newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-revoked")
+		}, nil, issuerBroken, "CA sub-revoked cannot issue"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _ := pcaEnv(t)
+			pca := newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-1")
+			if tc.setup != nil {
+				if other := tc.setup(s); other != nil {
+					pca = other
+				}
+			}
+			details := signer.CertificateDetails{CSR: dnsCSR(t, rsaKey, "a.example.com"), Duration: time.Hour}
+			if tc.details != nil {
+				details = tc.details(t)
+			}
+			_, err := pca.Sign(context.Background(), details)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			var p signer.PermanentError
+			var i signer.IssuerError
+			got := transient
+			switch {
+			case errors.As(err, &p):
+				got = permanent
+			case errors.As(err, &i):
+				got = issuerBroken
+			}
+			if got != tc.want || !strings.Contains(err.Error(), tc.text) {
+				t.Fatalf("classified %d (want %d), error %v (want %q)", got, tc.want, err, tc.text)
+			}
+			if strings.Contains(err.Error(), pcaKeySecret) || strings.Contains(err.Error(), pcaKeyID) {
+				t.Error("the error holds a credential")
+			}
+		})
+	}
+}
