@@ -7,9 +7,11 @@ export GOTOOLCHAIN := local
 
 KUBERNETES_VERSION := v1.36.2
 ETCD_VERSION := v3.6.16
+CONTROLLER_GEN_VERSION := v0.23.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/certbridge
 KUBE_DIR := $(CACHE_DIR)/kubernetes-$(KUBERNETES_VERSION)
 ETCD_DIR := $(CACHE_DIR)/etcd-$(ETCD_VERSION)
+CONTROLLER_GEN := $(CACHE_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
 
 export TEST_ASSET_KUBE_APISERVER := $(KUBE_DIR)/kube-apiserver
 export TEST_ASSET_KUBECTL := $(KUBE_DIR)/kubectl
@@ -20,7 +22,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0
 LDFLAGS := -s -w -X github.com/certbridge/certbridge/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -count=1
 
-.PHONY: all build test verify tools env conformance-live sim clean-tools help
+.PHONY: all build test verify generate tools env conformance-live sim clean-tools help
 
 all: build
 
@@ -37,14 +39,27 @@ test: tools ## run every test: unit, simulator, conformance (real kube-apiserver
 	  echo "$$(grep -cE -- '--- PASS' $(BIN_DIR)/.test.log) passed, $$(grep -cE -- '--- FAIL' $(BIN_DIR)/.test.log) failed, $$(grep -cE -- '--- SKIP' $(BIN_DIR)/.test.log) skipped"; \
 	  exit $$status
 
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (issuer/crds)
+	$(CONTROLLER_GEN) object paths=./issuer/api/...
+	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=issuer/crds
+
+$(CONTROLLER_GEN):
+	@mkdir -p $(dir $(CONTROLLER_GEN))
+	cd hack/tools/controller-gen && CGO_ENABLED=0 go build -trimpath -o $@.tmp sigs.k8s.io/controller-tools/cmd/controller-gen
+	mv $@.tmp $@
+
 # vet runs with the build's settings (CGO_ENABLED=0, -trimpath) so that it and
-# `make build` compile the dependency tree once between them.
-verify: ## gofmt, go vet, go.mod tidy, generated files unchanged
+# `make build` compile the dependency tree once between them. Generated files
+# must equal what `make generate` makes from their sources.
+verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	CGO_ENABLED=0 go vet -trimpath ./...
 	go mod tidy -diff
 	cd hack/tools/kube && go mod tidy -diff
 	cd hack/tools/etcd && go mod tidy -diff
+	cd hack/tools/controller-gen && go mod tidy -diff
+	@git diff --exit-code --stat -- issuer/api issuer/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- issuer/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
 tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) ## build the pinned control-plane binaries once
 
