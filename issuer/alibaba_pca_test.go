@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -110,12 +109,6 @@ func TestAlibabaPCA_F20_CANotUsable(t *testing.T) {
 }
 
 func TestAlibabaPCA_SignFailures(t *testing.T) {
-	type class int
-	const (
-		transient class = iota
-		permanent
-		issuerBroken
-	)
 	cases := []struct {
 		name    string
 		setup   func(s *alisim.Server) *issuer.AlibabaPCA
@@ -163,17 +156,9 @@ func TestAlibabaPCA_SignFailures(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			var p signer.PermanentError
-			var i signer.IssuerError
-			got := transient
-			switch {
-			case errors.As(err, &p):
-				got = permanent
-			case errors.As(err, &i):
-				got = issuerBroken
-			}
+			got := classify(err)
 			if got != tc.want || !strings.Contains(err.Error(), tc.text) {
-				t.Fatalf("classified %d (want %d), error %v (want %q)", got, tc.want, err, tc.text)
+				t.Fatalf("%s (want %s), error %v (want %q)", got, tc.want, err, tc.text)
 			}
 			if strings.Contains(err.Error(), pcaKeySecret) || strings.Contains(err.Error(), pcaKeyID) {
 				t.Error("the error holds a credential")

@@ -161,12 +161,6 @@ func TestOriginCA_Sign(t *testing.T) {
 }
 
 func TestOriginCA_F19_F21_Failures(t *testing.T) {
-	type class int
-	const (
-		transient class = iota
-		permanent
-		issuerBroken
-	)
 	cases := []struct {
 		name  string
 		setup func(s *cfsim.Server) (*issuer.OriginCA, []string)
@@ -213,17 +207,9 @@ func TestOriginCA_F19_F21_Failures(t *testing.T) {
 			if err == nil {
 				t.Fatal("want an error")
 			}
-			var p signer.PermanentError
-			var i signer.IssuerError
-			got := transient
-			switch {
-			case errors.As(err, &p):
-				got = permanent
-			case errors.As(err, &i):
-				got = issuerBroken
-			}
+			got := classify(err)
 			if got != tc.want {
-				t.Errorf("classified %d, want %d: %v", got, tc.want, err)
+				t.Errorf("%s, want %s: %v", got, tc.want, err)
 			}
 			for _, w := range tc.text {
 				if !strings.Contains(err.Error(), w) {
@@ -250,4 +236,25 @@ func TestOriginCA_Check(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "as expired") || strings.Contains(err.Error(), expired) {
 		t.Fatalf("an expired token: %v", err)
 	}
+}
+
+// class is what issuer-lib's controller does with a Sign or Check error.
+type class string
+
+const (
+	transient    class = "retried (transient)"
+	permanent    class = "failed (permanent)"
+	issuerBroken class = "issuer not Ready"
+)
+
+func classify(err error) class {
+	var p signer.PermanentError
+	var i signer.IssuerError
+	switch {
+	case errors.As(err, &p):
+		return permanent
+	case errors.As(err, &i):
+		return issuerBroken
+	}
+	return transient
 }

@@ -42,7 +42,7 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 	if version == casVersion {
 		host = casHost
 	}
-	s.count(action)
+	s.calls.Add(action)
 	if s.applyFault(w, action, host) {
 		return
 	}

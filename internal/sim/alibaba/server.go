@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbridge/certbridge/internal/sim/fault"
+	"github.com/certbridge/certbridge/internal/sim/simkit"
 )
 
 // Policy is a RAM policy, reduced to what the simulated APIs check: which
@@ -151,8 +151,8 @@ type Server struct {
 	cas       map[string]*ca
 	nextID    int64
 	nonces    map[string]time.Time
-	calls     map[string]int
-	faults    fault.Queue[Fault]
+	calls     simkit.Counter
+	faults    simkit.Queue[Fault]
 	throttle  bool
 	recent    map[string][]time.Time
 	throttled int
@@ -172,7 +172,7 @@ func Start() *Server {
 	s := &Server{
 		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{},
 		foreign: map[string]bool{}, records: map[string][]*Record{}, nextID: 100000000000,
-		nonces: map[string]time.Time{}, calls: map[string]int{}, throttle: true, recent: map[string][]time.Time{},
+		nonces: map[string]time.Time{}, throttle: true, recent: map[string][]time.Time{},
 		now: time.Now,
 	}
 	s.rpc = httptest.NewServer(http.HandlerFunc(s.serveRPC))
@@ -276,22 +276,14 @@ func (s *Server) SetThrottling(on bool) {
 // InjectFault queues a fault; faults apply in the order injected.
 func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
 
-// Matches implements fault.Injected.
+// Matches implements simkit.Injected.
 func (f Fault) Matches(action string) bool { return f.Action == "" || f.Action == action }
 
-// Disruption implements fault.Injected.
+// Disruption implements simkit.Injected.
 func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
 
 // Calls returns how many requests reached each action (STS actions included).
-func (s *Server) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.calls))
-	for k, v := range s.calls {
-		out[k] = v
-	}
-	return out
-}
+func (s *Server) Calls() map[string]int { return s.calls.Snapshot() }
 
 // TotalDNSCalls sums the calls to alidns actions.
 func (s *Server) TotalDNSCalls() int {
@@ -305,11 +297,7 @@ func (s *Server) TotalDNSCalls() int {
 }
 
 // ResetCalls zeroes the counters.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = map[string]int{}
-}
+func (s *Server) ResetCalls() { s.calls.Reset() }
 
 // Throttled counts the calls refused with Throttling.User.
 func (s *Server) Throttled() int {
@@ -503,19 +491,13 @@ func (s *Server) SetClock(now func() time.Time) {
 	s.now = now
 }
 
-func (s *Server) count(action string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls[action]++
-}
-
 // applyFault answers with an injected fault; true when it did.
 func (s *Server) applyFault(w http.ResponseWriter, action, host string) bool {
 	f, ok := s.faults.Take(action)
 	if !ok {
 		return false
 	}
-	if fault.Disrupt(w, f) {
+	if simkit.Disrupt(w, f) {
 		return true
 	}
 	if f.Status == 0 {

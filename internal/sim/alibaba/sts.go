@@ -20,7 +20,7 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	action := p.Get("Action")
-	s.count(action)
+	s.calls.Add(action)
 	if s.applyFault(w, action, stsHost) {
 		return
 	}

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbridge/certbridge/internal/sim/fault"
+	"github.com/certbridge/certbridge/internal/sim/simkit"
 )
 
 // BasePath is where the API lives on the simulator, as on api.cloudflare.com.
@@ -55,8 +55,8 @@ type Server struct {
 	origin originCA
 
 	mu         sync.Mutex
-	calls      map[string]int
-	faults     fault.Queue[Fault]
+	calls      simkit.Counter
+	faults     simkit.Queue[Fault]
 	limit      RateLimit
 	recent     []time.Time
 	blockedTil time.Time
@@ -66,7 +66,7 @@ type Server struct {
 
 // Start runs a simulator on 127.0.0.1 until Close.
 func Start() *Server {
-	s := &Server{state: newState(), calls: map[string]int{}, now: time.Now}
+	s := &Server{state: newState(), now: time.Now}
 	s.http = httptest.NewServer(s)
 	return s
 }
@@ -120,23 +120,15 @@ func (s *Server) SetRateLimit(l RateLimit) {
 // InjectFault queues a fault; faults apply in the order injected.
 func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
 
-// Matches implements fault.Injected.
+// Matches implements simkit.Injected.
 func (f Fault) Matches(route string) bool { return f.Route == "" || f.Route == route }
 
-// Disruption implements fault.Injected.
+// Disruption implements simkit.Injected.
 func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
 
 // Calls returns how many calls reached each route, keyed like
 // "GET /zones" or "DELETE /zones/{zone_id}/dns_records/{id}".
-func (s *Server) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]int, len(s.calls))
-	for k, v := range s.calls {
-		out[k] = v
-	}
-	return out
-}
+func (s *Server) Calls() map[string]int { return s.calls.Snapshot() }
 
 // TotalCalls is the sum of Calls.
 func (s *Server) TotalCalls() int {
@@ -155,11 +147,7 @@ func (s *Server) Rejected() int {
 }
 
 // ResetCalls zeroes the call counters.
-func (s *Server) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = map[string]int{}
-}
+func (s *Server) ResetCalls() { s.calls.Reset() }
 
 // Records returns a copy of the records stored at name (any type).
 func (s *Server) Records(name string) []Record {
@@ -231,7 +219,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, errItem(7003, "Could not route to "+path+", perhaps your object identifier is invalid?"), errItem(7000, "No route for that URI"))
 		return
 	}
-	s.count(rt.name)
+	s.calls.Add(rt.name)
 	if s.applyFault(w, rt.name) {
 		return
 	}
@@ -249,18 +237,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.handle(s, w, r, p, args)
 }
 
-func (s *Server) count(name string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls[name]++
-}
-
 func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
 	f, ok := s.faults.Take(name)
 	if !ok {
 		return false
 	}
-	if fault.Disrupt(w, f) {
+	if simkit.Disrupt(w, f) {
 		return true
 	}
 	if f.Status == 0 {

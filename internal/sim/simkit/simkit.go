@@ -1,7 +1,7 @@
-// Package fault queues injected failures for the simulators: each fault hits
-// the next matching calls a set number of times, and may delay the answer or
-// drop the connection.
-package fault
+// Package simkit is what the simulators share: a queue of injected faults
+// (each hits the next matching calls a set number of times, and may delay the
+// answer or drop the connection) and per-call counters.
+package simkit
 
 import (
 	"net/http"
@@ -68,4 +68,38 @@ func Disrupt(w http.ResponseWriter, f Injected) bool {
 		}
 	}
 	panic(http.ErrAbortHandler)
+}
+
+// Counter counts calls by name; the zero value is ready.
+type Counter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// Add counts one call.
+func (c *Counter) Add(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]int{}
+	}
+	c.m[name]++
+}
+
+// Snapshot returns a copy of the counts.
+func (c *Counter) Snapshot() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
+}
+
+// Reset zeroes the counts.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m = nil
 }
