@@ -733,14 +733,16 @@ func TestCloudflare_MalformedRequestsDoNotPanic(t *testing.T) {
 }
 
 // The process environment never authenticates a call: cloudflare-go's root
-// client would read these variables; the per-service clients used must not.
+// client would add CLOUDFLARE_API_TOKEN's Authorization header to a request
+// that authenticates with a Global API Key, and that header alone would pass.
 func TestCloudflare_IgnoresCloudflareEnvironment(t *testing.T) {
 	e := newCFEnv(t)
 	envToken := randomToken()
 	e.sim.AddToken(cfsim.Token{Value: envToken, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
 	t.Setenv("CLOUDFLARE_API_TOKEN", envToken)
-	t.Setenv("CLOUDFLARE_BASE_URL", "http://127.0.0.1:1/client/v4")
-	createSecret(t, e.ns, "cf-token", map[string]string{"api-token": randomToken()}) // not known to Cloudflare
-	err := e.present(map[string]any{"apiTokenSecretRef": map[string]any{"name": "cf-token", "key": "api-token"}}, acmeKey())
-	assertMessage(t, err, "Cloudflare rejected the credential")
+	t.Setenv("CLOUDFLARE_EMAIL", "ops@example.com")
+	e.sim.AddGlobalKey("ops@example.com", randomGlobalKey())
+	createSecret(t, e.ns, "cf-key", map[string]string{"key": randomGlobalKey()}) // not the account's key
+	err := e.present(map[string]any{"apiKeySecretRef": map[string]any{"name": "cf-key", "key": "key"}, "email": "ops@example.com"}, acmeKey())
+	assertMessage(t, err, "Cloudflare rejected the credential", "9103")
 }
