@@ -175,7 +175,7 @@ func (a ambientCredential) rrsa() bool { return a.roleARN != "" }
 
 func (c aliCredential) hash(region string) string {
 	h := sha256.New()
-	for _, v := range []string{c.kind, c.id.value, c.secret.value, c.token.value, c.roleARN,
+	for _, v := range []string{c.kind, c.id.Value, c.secret.Value, c.token.Value, c.roleARN,
 		c.ambient.roleARN, c.ambient.oidcProviderARN, c.ambient.oidcTokenFile, region} {
 		h.Write([]byte(v))
 		h.Write([]byte{0})
@@ -188,7 +188,7 @@ func (c aliCredential) maskedID() string {
 	if c.kind == "ambient" {
 		return "(ambient credentials)"
 	}
-	v := c.id.value
+	v := c.id.Value
 	if len(v) > 4 {
 		v = v[:4]
 	}
@@ -234,7 +234,7 @@ func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequ
 	if err != nil {
 		return nil, err
 	}
-	return &aliDNS{account: acct, cfg: cfg, cred: cred, log: secrets.log}, nil
+	return &aliDNS{account: acct, cfg: cfg, cred: cred, log: secrets.Log}, nil
 }
 
 func (p *aliDNSProvider) credential(ctx context.Context, ch *whapi.ChallengeRequest, cfg AliDNSConfig, secrets secretReader) (aliCredential, error) {
@@ -536,7 +536,7 @@ func (d *aliDNS) explain(err error, action, domain string) error {
 // request URL carries the AccessKey id and, for STS, the security token.
 func sanitize(err error, c aliCredential) string {
 	s := err.Error()
-	for _, v := range []string{c.secret.value, c.token.value, c.id.value} {
+	for _, v := range []string{c.secret.Value, c.token.Value, c.id.Value} {
 		if v != "" {
 			s = strings.ReplaceAll(s, v, "[redacted]")
 		}

@@ -73,9 +73,9 @@ func aliCredentialsProvider(o AliDNSOptions, c aliCredential) (credentials.Crede
 	var err error
 	switch {
 	case c.kind == "AccessKey":
-		base = credentials.NewStaticAKCredentialsProvider(c.id.value, c.secret.value)
+		base = credentials.NewStaticAKCredentialsProvider(c.id.Value, c.secret.Value)
 	case c.kind == "STS":
-		base = credentials.NewStaticSTSCredentialsProvider(c.id.value, c.secret.value, c.token.value)
+		base = credentials.NewStaticSTSCredentialsProvider(c.id.Value, c.secret.Value, c.token.Value)
 	case c.ambient.rrsa():
 		base, err = credentials.NewOIDCCredentialsProviderBuilder().
 			WithRoleArn(c.ambient.roleARN).

@@ -158,7 +158,7 @@ func (c cloudflareCredential) isToken() bool { return c.email == "" }
 
 // hash identifies the credential in caches without keeping it as a key.
 func (c cloudflareCredential) hash() string {
-	sum := sha256.Sum256([]byte(c.email + "\x00" + c.secret.value))
+	sum := sha256.Sum256([]byte(c.email + "\x00" + c.secret.Value))
 	return hex.EncodeToString(sum[:])
 }
 
@@ -426,13 +426,13 @@ func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error
 	}
 	switch {
 	case e.Has(6003) && e.HasChain(6111):
-		if globalKeyFormat.MatchString(d.cred.secret.value) {
+		if globalKeyFormat.MatchString(d.cred.secret.Value) {
 			return fmt.Errorf("%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
 				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, e)
 		}
 		return fmt.Errorf("%s: Cloudflare rejected the API token from %s as malformed (%s); copy the token again into the Secret", doing, src, e)
 	case e.Has(6003) && e.HasChain(6103):
-		if tokenFormat.MatchString(d.cred.secret.value) {
+		if tokenFormat.MatchString(d.cred.secret.Value) {
 			return fmt.Errorf("%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
 				"Move it to apiTokenSecretRef and remove email", doing, src, e)
 		}

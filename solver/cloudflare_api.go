@@ -50,9 +50,9 @@ func newCloudflareAPI(o CloudflareOptions, cred cloudflareCredential, b *budget)
 		option.WithMiddleware(throttle(b)),
 	}
 	if cred.isToken() {
-		opts = append(opts, option.WithAPIToken(cred.secret.value))
+		opts = append(opts, option.WithAPIToken(cred.secret.Value))
 	} else {
-		opts = append(opts, option.WithAPIKey(cred.secret.value), option.WithAPIEmail(cred.email))
+		opts = append(opts, option.WithAPIKey(cred.secret.Value), option.WithAPIEmail(cred.email))
 	}
 	return &sdkCloudflare{
 		zones:   zones.NewZoneService(opts...),

@@ -114,7 +114,7 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
-	dp, err := s.provider.forRequest(ctx, ch, secretReader{client: client, log: log, warned: &s.warned})
+	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {
 		err = do(dp, ctx, ch.ResolvedZone, ch.ResolvedFQDN, ch.Key)
 	}
