@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
 
@@ -38,7 +37,11 @@ var _ aliDNSAPI = (*sdkAliDNS)(nil)
 const defaultAliRegion = "cn-hangzhou"
 
 func newAliDNSAPI(o AliDNSOptions, c aliCredential, region string) (*sdkAliDNS, error) {
-	provider, err := aliCredentialsProvider(o, c)
+	provider, err := alisdk.Provider(alisdk.Credential{
+		AccessKeyID: c.id.Value, AccessKeySecret: c.secret.Value, SecurityToken: c.token.Value,
+		Ambient: alisdk.Ambient{RoleARN: c.ambient.roleARN, OIDCProviderARN: c.ambient.oidcProviderARN, OIDCTokenFile: c.ambient.oidcTokenFile},
+		RoleARN: c.roleARN,
+	}, o.STSEndpoint)
 	if err != nil {
 		return nil, err
 	}
@@ -62,41 +65,6 @@ func newAliDNSAPI(o AliDNSOptions, c aliCredential, region string) (*sdkAliDNS, 
 		return nil, err
 	}
 	return &sdkAliDNS{clients: pool}, nil
-}
-
-// aliCredentialsProvider builds the SDK's provider for a credential, with
-// every value given explicitly so the SDK never falls back to environment
-// variables; only the ambient kind reads the environment, and only because
-// the request allowed it.
-func aliCredentialsProvider(o AliDNSOptions, c aliCredential) (credentials.CredentialsProvider, error) {
-	var base credentials.CredentialsProvider
-	var err error
-	switch {
-	case c.kind == "AccessKey":
-		base = credentials.NewStaticAKCredentialsProvider(c.id.Value, c.secret.Value)
-	case c.kind == "STS":
-		base = credentials.NewStaticSTSCredentialsProvider(c.id.Value, c.secret.Value, c.token.Value)
-	case c.ambient.rrsa():
-		base, err = credentials.NewOIDCCredentialsProviderBuilder().
-			WithRoleArn(c.ambient.roleARN).
-			WithOIDCProviderARN(c.ambient.oidcProviderARN).
-			WithOIDCTokenFilePath(c.ambient.oidcTokenFile).
-			WithRoleSessionName("certbridge").
-			WithSTSEndpoint(o.STSEndpoint).
-			Build()
-	default:
-		base, err = credentials.NewECSRAMRoleCredentialsProviderBuilder().Build()
-	}
-	if err != nil || c.roleARN == "" {
-		return base, err
-	}
-	return credentials.NewRAMRoleARNCredentialsProviderBuilder().
-		WithCredentialsProvider(base).
-		WithRoleArn(c.roleARN).
-		WithRoleSessionName("certbridge").
-		WithDurationSeconds(3600).
-		WithStsEndpoint(o.STSEndpoint).
-		Build()
 }
 
 func (a *sdkAliDNS) domainInfo(ctx context.Context, domain string) (bool, int, error) {
