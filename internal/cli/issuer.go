@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/certbridge/certbridge/issuer"
+	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
+)
+
+func newIssuerCommand() *cobra.Command {
+	var (
+		o                       issuer.Options
+		leaderElect             bool
+		leaderElectionNamespace string
+		metricsAddr, probeAddr  string
+	)
+	cmd := &cobra.Command{
+		Use:   "issuer",
+		Short: "Run the external issuer controllers: Cloudflare Origin CA and Alibaba Cloud Private CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctrl.SetLogger(klog.Background())
+			scheme := runtime.NewScheme()
+			for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, api.AddToScheme} {
+				if err := add(scheme); err != nil {
+					return err
+				}
+			}
+			mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+				Scheme:                  scheme,
+				LeaderElection:          leaderElect,
+				LeaderElectionID:        "certbridge-issuer.certbridge.io",
+				LeaderElectionNamespace: leaderElectionNamespace,
+				Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
+				HealthProbeBindAddress:  probeAddr,
+			})
+			if err != nil {
+				return err
+			}
+			if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+				return err
+			}
+			if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+				return err
+			}
+			if err := issuer.SetupWithManager(cmd.Context(), mgr, o); err != nil {
+				return err
+			}
+			return mgr.Start(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "cert-manager", "namespace of the cluster kinds' Secrets")
+	f.DurationVar(&o.MaxRetryDuration, "max-retry-duration", 2*time.Minute, "how long transient CA errors are retried before a request fails")
+	f.BoolVar(&o.AllowAmbientCredentials, "allow-ambient-credentials", true, "let the cluster kinds use the controller's own Alibaba Cloud identity (RRSA, ECS RAM role) when they name no Secret")
+	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", "https://api.cloudflare.com/client/v4/", "Cloudflare API base URL")
+	f.StringVar(&o.PCA.Endpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port], or an http:// or https:// URL)")
+	f.StringVar(&o.STSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com", "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
+	f.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
+	f.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
+	f.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "address of the /healthz and /readyz endpoints")
+	return cmd
+}

@@ -1,0 +1,289 @@
+package issuer_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/issuer"
+	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
+)
+
+// controllerEnv is a kube-apiserver with cert-manager's and certbridge's
+// CRDs, the issuer controllers running against it, and both CA simulators.
+type controllerEnv struct {
+	c   client.Client
+	cf  *cfsim.Server
+	ali *alisim.Server
+}
+
+func certManagerCRDs(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatalf("finding cert-manager's module: %v", err)
+	}
+	return filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")
+}
+
+func startControllers(t *testing.T) *controllerEnv {
+	t.Helper()
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"crds", certManagerCRDs(t)}, ErrorIfCRDPathMissing: true}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("starting kube-apiserver (run with `make test`): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, api.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &controllerEnv{cf: cfsim.Start(), ali: alisim.Start()}
+	t.Cleanup(e.cf.Close)
+	t.Cleanup(e.ali.Close)
+	e.cf.AddZone("example.com")
+	e.cf.AddToken(cfsim.Token{Value: sslToken, Permissions: []cfsim.Permission{cfsim.SSLEdit}})
+	e.ali.AddAccessKey(alisim.AccessKey{ID: pcaKeyID, Secret: pcaKeySecret, Policy: alisim.AllowAll})
+	e.ali.AddCA("root-1", alisim.CAOptions{})
+	e.ali.AddCA("sub-1", alisim.CAOptions{Parent: "root-1"})
+
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	err = issuer.SetupWithManager(ctx, mgr, issuer.Options{
+		ClusterResourceNamespace: "cert-manager",
+		MaxRetryDuration:         30 * time.Second,
+		OriginCA:                 issuer.OriginCAOptions{BaseURL: e.cf.URL(), Roots: roots(e.cf)},
+		PCA:                      issuer.PCAOptions{Endpoint: "http://" + e.ali.Endpoint()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = mgr.Start(ctx) }()
+	e.c = mgr.GetClient()
+	for _, ns := range []string{"cert-manager", "istio-system"} {
+		if err := e.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return e
+}
+
+func eventually(t *testing.T, what string, check func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := check()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached in 30s; last state: %s", what, last)
+}
+
+func readyCondition(conds []metav1.Condition) (metav1.ConditionStatus, string) {
+	for _, c := range conds {
+		if c.Type == "Ready" {
+			return c.Status, c.Reason + ": " + c.Message
+		}
+	}
+	return "", "no Ready condition"
+}
+
+// request creates an approved CertificateRequest for issuer ref.
+func (e *controllerEnv) request(t *testing.T, ns, name string, csr []byte, d time.Duration, ref cmmeta.IssuerReference) *cmapi.CertificateRequest {
+	t.Helper()
+	ctx := context.Background()
+	cr := &cmapi.CertificateRequest{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       cmapi.CertificateRequestSpec{Request: csr, Duration: &metav1.Duration{Duration: d}, IssuerRef: ref},
+	}
+	if err := e.c.Create(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	cr.Status.Conditions = append(cr.Status.Conditions, cmapi.CertificateRequestCondition{
+		Type: cmapi.CertificateRequestConditionApproved, Status: cmmeta.ConditionTrue, Reason: "Test", Message: "approved by the test"})
+	if err := e.c.Status().Update(ctx, cr); err != nil {
+		t.Fatal(err)
+	}
+	return cr
+}
+
+func (e *controllerEnv) waitRequest(t *testing.T, ns, name string, want cmmeta.ConditionStatus, reason string) *cmapi.CertificateRequest {
+	t.Helper()
+	var cr cmapi.CertificateRequest
+	eventually(t, "CertificateRequest "+name+" Ready="+string(want), func() (bool, string) {
+		if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &cr); err != nil {
+			return false, err.Error()
+		}
+		for _, c := range cr.Status.Conditions {
+			if c.Type == cmapi.CertificateRequestConditionReady {
+				return c.Status == want && (reason == "" || c.Reason == reason), fmt.Sprintf("%s %s: %s", c.Status, c.Reason, c.Message)
+			}
+		}
+		return false, "no Ready condition"
+	})
+	return &cr
+}
+
+func verifies(t *testing.T, cr *cmapi.CertificateRequest, dnsName string) *x509.Certificate {
+	t.Helper()
+	block, rest := pem.Decode(cr.Status.Certificate)
+	if block == nil {
+		t.Fatal("no certificate in status")
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(cr.Status.CA) {
+		t.Fatal("status.ca is empty")
+	}
+	inter.AppendCertsFromPEM(rest)
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: dnsName, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+		t.Errorf("the certificate does not verify against status.ca: %v", err)
+	}
+	return leaf
+}
+
+func TestControllers(t *testing.T) {
+	e := startControllers(t)
+	ctx := context.Background()
+	secret := func(ns, name string, data map[string]string) {
+		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, StringData: data}
+		if err := e.c.Create(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issuerReady := func(obj client.Object, want metav1.ConditionStatus, text string) {
+		t.Helper()
+		eventually(t, obj.GetName()+" Ready="+string(want), func() (bool, string) {
+			if err := e.c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+				return false, err.Error()
+			}
+			var conds []metav1.Condition
+			switch o := obj.(type) {
+			case *api.CloudflareOriginIssuer:
+				conds = o.Status.Conditions
+			case *api.AlibabaPCAIssuer:
+				conds = o.Status.Conditions
+			}
+			status, msg := readyCondition(conds)
+			return status == want && strings.Contains(msg, text), string(status) + " " + msg
+		})
+	}
+
+	t.Run("Origin CA: an issued certificate, and F18's Event for a rounded validity", func(t *testing.T) {
+		secret("default", "cf-origin", map[string]string{"token": sslToken})
+		iss := &api.CloudflareOriginIssuer{ObjectMeta: metav1.ObjectMeta{Name: "origin", Namespace: "default"},
+			Spec: api.CloudflareOriginIssuerSpec{Auth: api.CloudflareOriginAuth{TokenRef: &api.SecretKeySelector{Name: "cf-origin", Key: "token"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionTrue, "")
+		e.request(t, "default", "origin-1", dnsCSR(t, rsaKey, "example.com", "*.example.com"), 100*day,
+			cmmeta.IssuerReference{Name: "origin", Kind: "CloudflareOriginIssuer", Group: "certbridge.io"})
+		cr := e.waitRequest(t, "default", "origin-1", cmmeta.ConditionTrue, "")
+		leaf := verifies(t, cr, "www.example.com")
+		if days := leaf.NotAfter.Sub(leaf.NotBefore).Hours() / 24; days < 364.9 || days > 365.1 {
+			t.Errorf("want 365 days for 100 requested, got %.1f", days)
+		}
+		eventually(t, "ValidityRounded Event", func() (bool, string) {
+			var list corev1.EventList
+			if err := e.c.List(ctx, &list, client.InNamespace("default")); err != nil {
+				return false, err.Error()
+			}
+			var seen []string
+			for _, ev := range list.Items {
+				seen = append(seen, ev.Reason)
+				if ev.Reason == "ValidityRounded" && ev.InvolvedObject.Name == "origin-1" && strings.Contains(ev.Message, "issued for 365 days") {
+					return true, ""
+				}
+			}
+			return false, strings.Join(seen, ",")
+		})
+	})
+
+	t.Run("F19 Origin CA service key is refused with a way out", func(t *testing.T) {
+		iss := &api.CloudflareOriginIssuer{ObjectMeta: metav1.ObjectMeta{Name: "service-key", Namespace: "default"},
+			Spec: api.CloudflareOriginIssuerSpec{Auth: api.CloudflareOriginAuth{ServiceKeyRef: &api.SecretKeySelector{Name: "cf-origin", Key: "token"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionFalse, "reached end of life on 2026-09-30")
+	})
+
+	t.Run("Alibaba PCA: an istio-csr-shaped request", func(t *testing.T) {
+		secret("istio-system", "pca-key", map[string]string{"id": pcaKeyID, "secret": pcaKeySecret})
+		iss := &api.AlibabaPCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "pca", Namespace: "istio-system"},
+			Spec: api.AlibabaPCAIssuerSpec{CAIdentifier: "sub-1", Auth: api.AlibabaAuth{
+				AccessKeyIDSecretRef:     &api.SecretKeySelector{Name: "pca-key", Key: "id"},
+				AccessKeySecretSecretRef: &api.SecretKeySelector{Name: "pca-key", Key: "secret"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionTrue, "")
+		e.request(t, "istio-system", "istiod", dnsCSR(t, rsaKey, "istiod.istio-system.svc"), time.Hour,
+			cmmeta.IssuerReference{Name: "pca", Kind: "AlibabaPCAIssuer", Group: "certbridge.io"})
+		verifies(t, e.waitRequest(t, "istio-system", "istiod", cmmeta.ConditionTrue, ""), "istiod.istio-system.svc")
+	})
+
+	t.Run("F20 a root CA cannot issue", func(t *testing.T) {
+		iss := &api.AlibabaPCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "pca-root", Namespace: "istio-system"},
+			Spec: api.AlibabaPCAIssuerSpec{CAIdentifier: "root-1", Auth: api.AlibabaAuth{
+				AccessKeyIDSecretRef:     &api.SecretKeySelector{Name: "pca-key", Key: "id"},
+				AccessKeySecretSecretRef: &api.SecretKeySelector{Name: "pca-key", Key: "secret"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionFalse, "CA root-1 is a ROOT CA")
+	})
+
+	t.Run("a denied request ends with a terminal Ready condition", func(t *testing.T) {
+		cr := &cmapi.CertificateRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: "denied", Namespace: "default"},
+			Spec: cmapi.CertificateRequestSpec{Request: dnsCSR(t, rsaKey, "example.com"),
+				IssuerRef: cmmeta.IssuerReference{Name: "origin", Kind: "CloudflareOriginIssuer", Group: "certbridge.io"}},
+		}
+		if err := e.c.Create(ctx, cr); err != nil {
+			t.Fatal(err)
+		}
+		cr.Status.Conditions = []cmapi.CertificateRequestCondition{{Type: cmapi.CertificateRequestConditionDenied,
+			Status: cmmeta.ConditionTrue, Reason: "Policy", Message: "example.com is not allowed"}}
+		if err := e.c.Status().Update(ctx, cr); err != nil {
+			t.Fatal(err)
+		}
+		got := e.waitRequest(t, "default", "denied", cmmeta.ConditionFalse, cmapi.CertificateRequestReasonDenied)
+		if got.Status.FailureTime == nil || len(got.Status.Certificate) != 0 {
+			t.Errorf("a denied request is failed and unsigned: %+v", got.Status)
+		}
+	})
+}
