@@ -25,6 +25,7 @@ import (
 	"github.com/cert-manager/issuer-lib/controllers/signer"
 
 	"github.com/certbridge/certbridge/internal/cfapi"
+	"github.com/certbridge/certbridge/issuer/roots"
 )
 
 // Origin CA request types, as the API names them.
@@ -147,8 +148,17 @@ type OriginCA struct {
 type OriginCAOptions struct {
 	BaseURL    string
 	HTTPClient *http.Client
-	// Roots replaces the Origin CA roots (tests point it at a simulator).
+	// Roots replaces the Origin CA roots by request type (tests point them at
+	// a simulator; operators may supply the ECC root, which is not embedded).
 	Roots map[string][]byte
+}
+
+// DefaultOriginRoots are the roots reported as status.ca when none are
+// configured: the embedded RSA root. Cloudflare re-issued its ECC root in
+// 2021 and no copy of the current one could be verified offline, so an ECC
+// root must be supplied (certbridge issuer --origin-ca-ecc-root).
+func DefaultOriginRoots() map[string][]byte {
+	return map[string][]byte{OriginRSA: roots.OriginRSA}
 }
 
 // NewOriginCA builds the backend for a token; source names its Secret/key.
@@ -158,6 +168,9 @@ func NewOriginCA(o OriginCAOptions, token, source string) *OriginCA {
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if o.Roots == nil {
+		o.Roots = DefaultOriginRoots()
 	}
 	opts := []option.RequestOption{option.WithBaseURL(o.BaseURL), option.WithHTTPClient(o.HTTPClient),
 		option.WithMaxRetries(2), option.WithAPIToken(token)}

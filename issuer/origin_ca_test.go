@@ -258,3 +258,20 @@ func classify(err error) class {
 	}
 	return transient
 }
+
+func TestEmbeddedOriginRoot(t *testing.T) {
+	block, _ := pem.Decode(issuer.DefaultOriginRoots()[issuer.OriginRSA])
+	if block == nil {
+		t.Fatal("no RSA root embedded")
+	}
+	root, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !root.IsCA || root.Subject.OrganizationalUnit[0] != "CloudFlare Origin SSL Certificate Authority" || root.CheckSignatureFrom(root) != nil {
+		t.Errorf("not Cloudflare's self-signed Origin RSA root: %s", root.Subject)
+	}
+	if time.Now().After(root.NotAfter) {
+		t.Errorf("the embedded root expired on %s", root.NotAfter)
+	}
+}

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"fmt"
+	"os"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -22,6 +24,7 @@ func newIssuerCommand() *cobra.Command {
 		leaderElect             bool
 		leaderElectionNamespace string
 		metricsAddr, probeAddr  string
+		eccRootFile             string
 	)
 	cmd := &cobra.Command{
 		Use:   "issuer",
@@ -29,6 +32,14 @@ func newIssuerCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(klog.Background())
+			o.OriginCA.Roots = issuer.DefaultOriginRoots()
+			if eccRootFile != "" {
+				pemBytes, err := os.ReadFile(eccRootFile)
+				if err != nil {
+					return fmt.Errorf("--origin-ca-ecc-root: %w", err)
+				}
+				o.OriginCA.Roots[issuer.OriginECC] = pemBytes
+			}
 			scheme := runtime.NewScheme()
 			for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, cmapi.AddToScheme, api.AddToScheme} {
 				if err := add(scheme); err != nil {
@@ -63,6 +74,7 @@ func newIssuerCommand() *cobra.Command {
 	f.DurationVar(&o.MaxRetryDuration, "max-retry-duration", 2*time.Minute, "how long transient CA errors are retried before a request fails")
 	f.BoolVar(&o.AllowAmbientCredentials, "allow-ambient-credentials", true, "let the cluster kinds use the controller's own Alibaba Cloud identity (RRSA, ECS RAM role) when they name no Secret")
 	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", "https://api.cloudflare.com/client/v4/", "Cloudflare API base URL")
+	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file of Cloudflare's Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), reported as status.ca for ECC certificates")
 	f.StringVar(&o.PCA.Endpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port], or an http:// or https:// URL)")
 	f.StringVar(&o.STSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com", "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
