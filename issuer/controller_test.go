@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -153,6 +155,15 @@ func (e *controllerEnv) waitRequest(t *testing.T, ns, name string, want cmmeta.C
 	return &cr
 }
 
+func readyMessage(cr *cmapi.CertificateRequest) string {
+	for _, c := range cr.Status.Conditions {
+		if c.Type == cmapi.CertificateRequestConditionReady {
+			return c.Message
+		}
+	}
+	return ""
+}
+
 func verifies(t *testing.T, cr *cmapi.CertificateRequest, dnsName string) *x509.Certificate {
 	t.Helper()
 	block, rest := pem.Decode(cr.Status.Certificate)
@@ -265,6 +276,89 @@ func TestControllers(t *testing.T) {
 			t.Fatal(err)
 		}
 		issuerReady(iss, metav1.ConditionFalse, "CA root-1 is a ROOT CA")
+	})
+
+	t.Run("F19 a hostname outside the account fails the request, naming it", func(t *testing.T) {
+		e.request(t, "default", "origin-foreign", dnsCSR(t, rsaKey, "example.com", "shop.example.net"), 90*day,
+			cmmeta.IssuerReference{Name: "origin", Kind: "CloudflareOriginIssuer", Group: "certbridge.io"})
+		cr := e.waitRequest(t, "default", "origin-foreign", cmmeta.ConditionFalse, cmapi.CertificateRequestReasonFailed)
+		if msg := readyMessage(cr); !strings.Contains(msg, "shop.example.net is not in a zone of this Cloudflare account") {
+			t.Errorf("message %q", msg)
+		}
+	})
+
+	t.Run("F19 a token without SSL and Certificates Edit makes the issuer not Ready, naming the permission", func(t *testing.T) {
+		weak := strings.Repeat("w", 40)
+		e.cf.AddToken(cfsim.Token{Value: weak, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
+		secret("default", "cf-weak", map[string]string{"token": weak})
+		iss := &api.CloudflareOriginIssuer{ObjectMeta: metav1.ObjectMeta{Name: "weak", Namespace: "default"},
+			Spec: api.CloudflareOriginIssuerSpec{Auth: api.CloudflareOriginAuth{TokenRef: &api.SecretKeySelector{Name: "cf-weak", Key: "token"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionTrue, "") // the token itself is valid
+		e.request(t, "default", "weak-1", dnsCSR(t, rsaKey, "example.com"), 90*day,
+			cmmeta.IssuerReference{Name: "weak", Kind: "CloudflareOriginIssuer", Group: "certbridge.io"})
+		issuerReady(iss, metav1.ConditionFalse, "lacks the permission Zone → SSL and Certificates → Edit")
+		// Stop its retries, which would call the simulator in later subtests.
+		_ = e.c.Delete(ctx, &cmapi.CertificateRequest{ObjectMeta: metav1.ObjectMeta{Name: "weak-1", Namespace: "default"}})
+		_ = e.c.Delete(ctx, iss)
+	})
+
+	t.Run("F21 transient CA errors are retried, not failed", func(t *testing.T) {
+		// More failures than one Sign's own retries (3 attempts): only the
+		// controller retrying the request gets it signed.
+		before := e.cf.Calls()["POST /certificates"]
+		e.cf.InjectFault(cfsim.Fault{Route: "POST /certificates", Status: 503, Code: 1100, Message: "Internal Server Error", Times: 3,
+			Header: http.Header{"Retry-After": {"0"}}})
+		e.request(t, "default", "origin-transient", dnsCSR(t, rsaKey, "example.com"), 30*day,
+			cmmeta.IssuerReference{Name: "origin", Kind: "CloudflareOriginIssuer", Group: "certbridge.io"})
+		verifies(t, e.waitRequest(t, "default", "origin-transient", cmmeta.ConditionTrue, ""), "example.com")
+		if n := e.cf.Calls()["POST /certificates"] - before; n < 4 {
+			t.Errorf("want 3 failed attempts and a controller retry, saw %d create calls", n)
+		}
+	})
+
+	t.Run("a Kubernetes CertificateSigningRequest for a cluster kind", func(t *testing.T) {
+		secret("cert-manager", "cf-origin", map[string]string{"token": sslToken})
+		iss := &api.ClusterCloudflareOriginIssuer{ObjectMeta: metav1.ObjectMeta{Name: "cluster-origin"},
+			Spec: api.CloudflareOriginIssuerSpec{Auth: api.CloudflareOriginAuth{TokenRef: &api.SecretKeySelector{Name: "cf-origin", Key: "token"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		expiry := int32(30 * 24 * 3600)
+		csr := &certificatesv1.CertificateSigningRequest{
+			ObjectMeta: metav1.ObjectMeta{Name: "k8s-csr"},
+			Spec: certificatesv1.CertificateSigningRequestSpec{
+				Request: dnsCSR(t, rsaKey, "api.example.com"), SignerName: "clustercloudflareoriginissuers.certbridge.io/cluster-origin",
+				ExpirationSeconds: &expiry,
+				Usages:            []certificatesv1.KeyUsage{certificatesv1.UsageDigitalSignature, certificatesv1.UsageKeyEncipherment, certificatesv1.UsageServerAuth},
+			},
+		}
+		if err := e.c.Create(ctx, csr); err != nil {
+			t.Fatal(err)
+		}
+		csr.Status.Conditions = append(csr.Status.Conditions, certificatesv1.CertificateSigningRequestCondition{
+			Type: certificatesv1.CertificateApproved, Status: corev1.ConditionTrue, Reason: "Test", Message: "approved by the test"})
+		if err := e.c.SubResource("approval").Update(ctx, csr); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, "the CSR is signed", func() (bool, string) {
+			if err := e.c.Get(ctx, client.ObjectKeyFromObject(csr), csr); err != nil {
+				return false, err.Error()
+			}
+			return len(csr.Status.Certificate) > 0, fmt.Sprintf("%+v", csr.Status.Conditions)
+		})
+		block, _ := pem.Decode(csr.Status.Certificate)
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(e.cf.OriginCARoot(issuer.OriginRSA))
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, DNSName: "api.example.com"}); err != nil {
+			t.Errorf("the CSR's certificate must chain to the Origin root: %v", err)
+		}
 	})
 
 	t.Run("a denied request ends with a terminal Ready condition", func(t *testing.T) {
