@@ -1,11 +1,20 @@
 package main
 
 import (
+	"context"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
 
 // certbridgeBinary builds the binary the way users get it: with `make build`.
@@ -83,5 +92,80 @@ func TestDockerfileGoVersion(t *testing.T) {
 	}
 	if !strings.Contains(string(df), "distroless/static") || !strings.Contains(string(df), "USER 65532") {
 		t.Error("the runtime image must be distroless/static and non-root")
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// certbridge issuer runs its controller manager against a real kube-apiserver:
+// it takes the leader Lease, and serves health, readiness and metrics.
+func TestIssuerCommand(t *testing.T) {
+	bin := certbridgeBinary(t)
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"issuer/crds", filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")}, ErrorIfCRDPathMissing: true}
+	if _, err := env.Start(); err != nil {
+		t.Fatalf("starting kube-apiserver (run with `make test`): %v", err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	admin, err := env.AddUser(envtest.User{Name: "issuer", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	metrics, probes := freePort(t), freePort(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "issuer", "--leader-election-namespace=default",
+		"--metrics-bind-address="+metrics, "--health-probe-bind-address="+probes, "--max-retry-duration=90s")
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+path)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	get := func(url string) (int, string) {
+		res, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		health, _ := get("http://" + probes + "/healthz")
+		ready, _ := get("http://" + probes + "/readyz")
+		code, body := get("http://" + metrics + "/metrics")
+		_, leaseErr := cs.CoordinationV1().Leases("default").Get(ctx, "certbridge-issuer.certbridge.io", metav1.GetOptions{})
+		if health == 200 && ready == 200 && code == 200 && strings.Contains(body, "controller_runtime_") && leaseErr == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("healthz %d, readyz %d, metrics %d, lease %v; logs:\n%s", health, ready, code, leaseErr, logs.String())
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
