@@ -42,8 +42,8 @@ func newPCA(t *testing.T, s *alisim.Server, id, secret, ca string) *issuer.Aliba
 	return p
 }
 
-// An istio-csr-shaped request: a SPIFFE URI SAN, client and server auth,
-// one hour.
+// An istio-csr-shaped request: no common name, a SPIFFE URI SAN, client and
+// server auth, one hour.
 func TestAlibabaPCA_IstioCSRRequest(t *testing.T) {
 	s, root := pcaEnv(t)
 	s.AddCA("sub-ecc", alisim.CAOptions{Parent: "root-1", ECC: true}) // meshes use ECDSA keys
@@ -51,7 +51,7 @@ func TestAlibabaPCA_IstioCSRRequest(t *testing.T) {
 	if err := pca.Check(context.Background()); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
-	spiffe, _ := url.Parse("spiffe://cluster.local/ns/bookinfo/sa/productpage")
+	spiffe, _ := url.Parse("spiffe://cluster.local/ns/sandbox/sa/sleep")
 	csr := csrFor(t, ecKey, x509.CertificateRequest{URIs: []*url.URL{spiffe}})
 	bundle, err := pca.Sign(context.Background(), signer.CertificateDetails{
 		CSR: csr, Duration: time.Hour,
@@ -76,8 +76,14 @@ func TestAlibabaPCA_IstioCSRRequest(t *testing.T) {
 	if block, _ := pem.Decode(bundle.CAPEM); block == nil || !bytes.Equal(block.Bytes, root.Raw) {
 		t.Error("status.ca must be the chain's root")
 	}
-	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffe.String() {
-		t.Errorf("URI SANs %v", leaf.URIs)
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffe.String() || len(leaf.DNSNames) != 0 || leaf.Subject.CommonName != "" {
+		t.Errorf("want only the URI SAN and no common name: URIs %v, DNS %v, CN %q", leaf.URIs, leaf.DNSNames, leaf.Subject.CommonName)
+	}
+	if len(leaf.ExtKeyUsage) != 2 || leaf.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {
+		t.Errorf("usages %v %v, want the request's", leaf.KeyUsage, leaf.ExtKeyUsage)
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+		t.Errorf("server auth: %v", err)
 	}
 	if d := leaf.NotAfter.Sub(leaf.NotBefore); d < 59*time.Minute || d > 61*time.Minute {
 		t.Errorf("validity %v, want the request's hour", d)

@@ -19,7 +19,10 @@ import (
 	"testing"
 	"time"
 
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
+	certificatesv1 "k8s.io/api/certificates/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/issuer"
@@ -179,6 +182,10 @@ func TestOriginCA_F19_F21_Failures(t *testing.T) {
 			tok := strings.Repeat("r", 40)
 			return issuer.NewOriginCA(issuer.OriginCAOptions{BaseURL: s.URL()}, tok, "Secret default/cf-origin key \"token\""), []string{tok}
 		}, []string{"example.com"}, issuerBroken, []string{"rejected the API token", "9109"}},
+		{"F19 1016 not authorized", func(s *cfsim.Server) (*issuer.OriginCA, []string) {
+			s.InjectFault(cfsim.Fault{Route: "POST /certificates", Status: 403, Code: 1016, Message: "User is not authorized to perform this action"})
+			return nil, nil
+		}, []string{"example.com"}, issuerBroken, []string{"Zone → SSL and Certificates → Edit", "1016"}},
 		{"F21 server error", func(s *cfsim.Server) (*issuer.OriginCA, []string) {
 			s.InjectFault(cfsim.Fault{Route: "POST /certificates", Status: 503, Code: 1100, Message: "Internal Server Error", Times: 3,
 				Header: http.Header{"Retry-After": {"0"}}})
@@ -273,5 +280,33 @@ func TestEmbeddedOriginRoot(t *testing.T) {
 	}
 	if time.Now().After(root.NotAfter) {
 		t.Errorf("the embedded root expired on %s", root.NotAfter)
+	}
+}
+
+// The duration reaches the plan from both request kinds, through issuer-lib's
+// own request objects.
+func TestPlanOrigin_FromRequestObjects(t *testing.T) {
+	csr := dnsCSR(t, ecKey, "example.com")
+	expiry := int32(45 * 24 * 3600)
+	objects := map[string]signer.CertificateRequestObject{
+		"CertificateRequest": signer.CertificateRequestObjectFromCertificateRequest(&cmapi.CertificateRequest{
+			Spec: cmapi.CertificateRequestSpec{Request: csr, Duration: &metav1.Duration{Duration: 45 * day}}}),
+		"CertificateSigningRequest": signer.CertificateRequestObjectFromCertificateSigningRequest(&certificatesv1.CertificateSigningRequest{
+			Spec: certificatesv1.CertificateSigningRequestSpec{Request: csr, ExpirationSeconds: &expiry}}),
+	}
+	for name, obj := range objects {
+		t.Run(name, func(t *testing.T) {
+			details, err := obj.GetCertificateDetails()
+			if err != nil {
+				t.Fatal(err)
+			}
+			o, err := issuer.PlanOrigin(details, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o.ValidityDays != 90 || o.RequestType != issuer.OriginECC || !o.Rounded() {
+				t.Fatalf("45 days requested: got %+v", o)
+			}
+		})
 	}
 }

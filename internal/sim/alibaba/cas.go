@@ -114,8 +114,9 @@ func pemOf(c *x509.Certificate) string {
 }
 
 var casActions = map[string]func(s *Server, p url.Values) (map[string]any, *apiError){
-	"DescribeCACertificate":   (*Server).describeCACertificate,
-	"CreateCustomCertificate": (*Server).createCustomCertificate,
+	"DescribeCACertificate":          (*Server).describeCACertificate,
+	"CreateCustomCertificate":        (*Server).createCustomCertificate,
+	"CreateServerCertificateWithCsr": (*Server).createServerCertificateWithCsr,
 }
 
 func (s *Server) serveCAS(c caller, action string, p url.Values) (map[string]any, *apiError) {
@@ -124,7 +125,7 @@ func (s *Server) serveCAS(c caller, action string, p url.Values) (map[string]any
 		return nil, &apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}
 	}
 	resource := p.Get("Identifier")
-	if action == "CreateCustomCertificate" {
+	if p.Has("ParentIdentifier") {
 		resource = p.Get("ParentIdentifier")
 	}
 	if !c.policy.allows("yundun-cert", action, resource) {
@@ -192,50 +193,73 @@ var extKeyUsages = map[string]x509.ExtKeyUsage{
 	"timeStamping": x509.ExtKeyUsageTimeStamping, "OCSPSigning": x509.ExtKeyUsageOCSPSigning,
 }
 
-func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiError) {
-	invalid := func(field, why string) *apiError {
-		return &apiError{400, "InvalidParameter", fmt.Sprintf("Specified parameter %s is not valid: %s", field, why)} // [INF]
-	}
-	for _, k := range []string{"ParentIdentifier", "Csr", "Validity"} {
+func invalid(field, why string) *apiError {
+	return &apiError{400, "InvalidParameter", fmt.Sprintf("Specified parameter %s is not valid: %s", field, why)} // [INF]
+}
+
+// request reads the CSR and the issuing sub-CA; the caller holds s.mu.
+func (s *Server) request(p url.Values) (*x509.CertificateRequest, *ca, *apiError) {
+	for _, k := range []string{"ParentIdentifier", "Csr"} {
 		if p.Get(k) == "" {
-			return nil, &apiError{400, "MissingParameter", fmt.Sprintf("The input parameter %q that is mandatory for processing this request is not supplied.", k)}
+			return nil, nil, &apiError{400, "MissingParameter", fmt.Sprintf("The input parameter %q that is mandatory for processing this request is not supplied.", k)}
 		}
 	}
 	block, _ := pem.Decode([]byte(p.Get("Csr")))
 	if block == nil {
-		return nil, invalid("Csr", "not a PEM certificate request")
+		return nil, nil, invalid("Csr", "not a PEM certificate request")
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil || csr.CheckSignature() != nil {
-		return nil, invalid("Csr", "the request does not parse or its signature is wrong")
+		return nil, nil, invalid("Csr", "the request does not parse or its signature is wrong")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
 	parent, ok := s.cas[p.Get("ParentIdentifier")]
 	switch {
 	case !ok:
-		return nil, &apiError{400, "NotFound.ParentIdentifier", "The specified parent CA does not exist."} // [INF]
+		return nil, nil, &apiError{400, "NotFound.ParentIdentifier", "The specified parent CA does not exist."} // [INF]
 	case parent.kind != SubCA:
-		return nil, invalid("ParentIdentifier", "only a SUB_ROOT CA can issue end-entity certificates")
+		return nil, nil, invalid("ParentIdentifier", "only a SUB_ROOT CA can issue end-entity certificates")
 	case parent.status != CAIssue:
-		return nil, &apiError{400, "CA.Revoked", "The parent CA has been revoked."} // [INF]
-	case now.After(parent.cert.NotAfter):
-		return nil, &apiError{400, "CA.Expired", "The parent CA has expired."} // [INF]
+		return nil, nil, &apiError{400, "CA.Revoked", "The parent CA has been revoked."} // [INF]
+	case s.now().After(parent.cert.NotAfter):
+		return nil, nil, &apiError{400, "CA.Expired", "The parent CA has expired."} // [INF]
 	case parent.remaining <= 0:
-		return nil, &apiError{400, "QuotaExceeded.Certificate", "The parent CA has no certificates left to issue."} // [INF]
+		return nil, nil, &apiError{400, "QuotaExceeded.Certificate", "The parent CA has no certificates left to issue."} // [INF]
 	}
 	if _, isEC := csr.PublicKey.(*ecdsa.PublicKey); isEC != strings.HasPrefix(parent.algorithm, "ECC") {
-		return nil, invalid("Csr", "the key algorithm must match the issuing CA's ("+parent.algorithm+")")
+		return nil, nil, invalid("Csr", "the key algorithm must match the issuing CA's ("+parent.algorithm+")")
 	}
-	notBefore, notAfter, ok := validity(p.Get("Validity"), now)
+	return csr, parent, nil
+}
+
+// issue signs tmpl for csr's key with parent; the caller holds s.mu.
+func (s *Server) issue(tmpl *x509.Certificate, csr *x509.CertificateRequest, parent *ca) (leaf, chain string, aerr *apiError) {
+	if tmpl.NotAfter.After(parent.cert.NotAfter) {
+		return "", "", invalid("Validity", "the certificate would outlive its CA")
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, csr.PublicKey, parent.key)
+	if err != nil {
+		return "", "", &apiError{500, "InternalError", "The request processing has failed due to some unknown error."}
+	}
+	parent.issued++
+	parent.remaining--
+	leaf = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return leaf, pemOf(parent.cert) + pemOf(s.cas[parent.parent].cert), nil
+}
+
+func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiError) {
+	if p.Get("Validity") == "" {
+		return nil, &apiError{400, "MissingParameter", `The input parameter "Validity" that is mandatory for processing this request is not supplied.`}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	csr, parent, aerr := s.request(p)
+	if aerr != nil {
+		return nil, aerr
+	}
+	notBefore, notAfter, ok := validity(p.Get("Validity"), s.now())
 	if !ok {
 		return nil, invalid("Validity", "use 1y, 3m, 7d, or yyyy-MM-ddTHH:mm:ssZ[/yyyy-MM-ddTHH:mm:ssZ]")
 	}
-	if notAfter.After(parent.cert.NotAfter) {
-		return nil, invalid("Validity", "the certificate would outlive its CA")
-	}
-
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: csr.Subject, NotBefore: notBefore, NotAfter: notAfter}
 	const pt = "ApiPassthrough."
 	if cn := p.Get(pt + "Subject.CommonName"); cn != "" {
@@ -283,20 +307,67 @@ func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiErro
 	if sans == 0 { // without passthrough SANs, the CSR's are used
 		tmpl.DNSNames, tmpl.IPAddresses, tmpl.EmailAddresses, tmpl.URIs = csr.DNSNames, csr.IPAddresses, csr.EmailAddresses, csr.URIs
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent.cert, csr.PublicKey, parent.key)
-	if err != nil {
-		return nil, &apiError{500, "InternalError", "The request processing has failed due to some unknown error."}
+	leaf, chain, aerr := s.issue(tmpl, csr, parent)
+	if aerr != nil {
+		return nil, aerr
 	}
-	parent.issued++
-	parent.remaining--
-	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	body := map[string]any{"Identifier": fmt.Sprintf("%x", tmpl.SerialNumber), "SerialNumber": tmpl.SerialNumber.Text(16)}
 	switch p.Get("Immediately") {
 	case "1":
 		body["Certificate"] = leaf
 	case "2":
-		body["Certificate"] = leaf
-		body["CertificateChain"] = pemOf(parent.cert) + pemOf(s.cas[parent.parent].cert)
+		body["Certificate"], body["CertificateChain"] = leaf, chain
+	}
+	return body, nil
+}
+
+// createServerCertificateWithCsr issues a TLS server certificate: the
+// validity in Days, Months or Years (Days wins), or BeforeTime+AfterTime in
+// unix seconds; SANs from Domain (comma-separated DNS names or IPs).
+func (s *Server) createServerCertificateWithCsr(p url.Values) (map[string]any, *apiError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	csr, parent, aerr := s.request(p)
+	if aerr != nil {
+		return nil, aerr
+	}
+	now := s.now()
+	notBefore, notAfter := now, time.Time{}
+	number := func(k string) int { n, _ := strconv.Atoi(p.Get(k)); return n }
+	switch {
+	case number("Days") > 0:
+		notAfter = now.AddDate(0, 0, number("Days"))
+	case number("Months") > 0:
+		notAfter = now.AddDate(0, number("Months"), 0)
+	case number("Years") > 0:
+		notAfter = now.AddDate(number("Years"), 0, 0)
+	case number("BeforeTime") > 0 && number("AfterTime") > number("BeforeTime"):
+		notBefore, notAfter = time.Unix(int64(number("BeforeTime")), 0), time.Unix(int64(number("AfterTime")), 0)
+	default:
+		return nil, invalid("Days", "set Days, Months, Years, or BeforeTime and AfterTime")
+	}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: csr.Subject, NotBefore: notBefore, NotAfter: notAfter,
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	for _, d := range strings.Split(p.Get("Domain"), ",") {
+		if d = strings.TrimSpace(d); d == "" {
+			continue
+		}
+		if ip := net.ParseIP(d); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, d)
+		}
+	}
+	leaf, chain, aerr := s.issue(tmpl, csr, parent)
+	if aerr != nil {
+		return nil, aerr
+	}
+	body := map[string]any{"Identifier": fmt.Sprintf("%x", tmpl.SerialNumber), "SerialNumber": tmpl.SerialNumber.Text(16)}
+	switch p.Get("Immediately") {
+	case "1":
+		body["X509Certificate"] = leaf
+	case "2":
+		body["X509Certificate"], body["CertificateChain"] = leaf, chain
 	}
 	return body, nil
 }

@@ -118,6 +118,28 @@ func TestPrivateCA(t *testing.T) {
 		}
 	})
 
+	t.Run("CreateServerCertificateWithCsr", func(t *testing.T) {
+		out, err := casCall(t, s, akID, akSecret, "CreateServerCertificateWithCsr", map[string]string{
+			"ParentIdentifier": "sub-1", "Csr": csr(t, rsaKey), "Days": "30", "Domain": "gw.example.com,10.0.0.7", "Immediately": "2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		block, _ := pem.Decode([]byte(out["X509Certificate"].(string)))
+		leaf, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool, inter := x509.NewCertPool(), x509.NewCertPool()
+		pool.AddCert(root)
+		inter.AppendCertsFromPEM([]byte(out["CertificateChain"].(string)))
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: "gw.example.com"}); err != nil {
+			t.Fatal(err)
+		}
+		if len(leaf.IPAddresses) != 1 || leaf.NotAfter.Sub(leaf.NotBefore) < 29*24*time.Hour {
+			t.Errorf("IPs %v, validity %v", leaf.IPAddresses, leaf.NotAfter.Sub(leaf.NotBefore))
+		}
+	})
+
 	cases := []struct {
 		name, parent string
 		key          crypto.Signer

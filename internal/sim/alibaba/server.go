@@ -123,14 +123,15 @@ type Fault struct {
 
 // quotas is the documented QPS per action (§B.1).
 var quotas = map[string]int{
-	"DescribeDomainRecords":    100,
-	"DescribeSubDomainRecords": 300,
-	"DescribeDomainRecordInfo": 200,
-	"AddDomainRecord":          60,
-	"UpdateDomainRecord":       60,
-	"DeleteDomainRecord":       60,
-	"DeleteSubDomainRecords":   20,
-	"CreateCustomCertificate":  10, // cas: 10 per user for the create calls (§C)
+	"DescribeDomainRecords":          100,
+	"DescribeSubDomainRecords":       300,
+	"DescribeDomainRecordInfo":       200,
+	"AddDomainRecord":                60,
+	"UpdateDomainRecord":             60,
+	"DeleteDomainRecord":             60,
+	"DeleteSubDomainRecords":         20,
+	"CreateCustomCertificate":        10, // cas: 10 per user for the create calls (§C)
+	"CreateServerCertificateWithCsr": 10,
 }
 
 // MaxClockSkew is how far a request's Timestamp may be from the server's clock.
