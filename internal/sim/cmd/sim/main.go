@@ -33,6 +33,8 @@ func main() {
 		ali.AddDomain(strings.TrimSpace(d), alibaba.FreeEdition)
 	}
 	ali.AddAccessKey(alibaba.AccessKey{ID: *akID, Secret: *akSecret, Policy: alibaba.AllowAll})
+	ali.AddCA("sim-root-ca", alibaba.CAOptions{})
+	ali.AddCA("sim-sub-ca", alibaba.CAOptions{Parent: "sim-root-ca"})
 
 	sim := cfsim.Start()
 	defer sim.Close()
@@ -56,6 +58,7 @@ func main() {
 	fmt.Printf("ALIDNS_ENDPOINT=http://%s\n", ali.Endpoint())
 	fmt.Printf("ALIBABA_STS_ENDPOINT=%s\n", ali.STSEndpoint())
 	fmt.Printf("ALIDNS_DOMAINS=%s\n", *aliDomains)
+	fmt.Printf("PCA_CA_IDENTIFIER=sim-sub-ca\n")
 	fmt.Println("ready; Ctrl-C stops")
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, os.Interrupt, syscall.SIGTERM)
