@@ -78,14 +78,16 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		},
 	}}
 	err := (&controllers.CombinedController{
-		IssuerTypes:               []issuerlib.Issuer{&api.CloudflareOriginIssuer{}, &api.AlibabaPCAIssuer{}},
-		ClusterIssuerTypes:        []issuerlib.Issuer{&api.ClusterCloudflareOriginIssuer{}, &api.ClusterAlibabaPCAIssuer{}},
-		FieldOwner:                FieldOwner,
-		MaxRetryDuration:          o.MaxRetryDuration,
-		Check:                     s.check,
-		Sign:                      s.sign,
-		EventRecorder:             recorder,
-		SetCAOnCertificateRequest: true, // status.ca carries the issuing root
+		IssuerTypes:        []issuerlib.Issuer{&api.CloudflareOriginIssuer{}, &api.AlibabaPCAIssuer{}},
+		ClusterIssuerTypes: []issuerlib.Issuer{&api.ClusterCloudflareOriginIssuer{}, &api.ClusterAlibabaPCAIssuer{}},
+		FieldOwner:         FieldOwner,
+		MaxRetryDuration:   o.MaxRetryDuration,
+		Check:              s.check,
+		Sign:               s.sign,
+		EventRecorder:      recorder,
+		// status.ca carries the issuing root: deprecated upstream in favour of
+		// trust-manager, but users of these CAs read ca.crt (issue #3).
+		SetCAOnCertificateRequest: true,
 	}).SetupWithManager(ctx, mgr)
 	if err != nil {
 		return err

@@ -104,6 +104,6 @@ var (
 )
 
 func init() {
-	SchemeBuilder.Register(&AlibabaPCAIssuer{}, &AlibabaPCAIssuerList{},
+	knownTypes = append(knownTypes, &AlibabaPCAIssuer{}, &AlibabaPCAIssuerList{},
 		&ClusterAlibabaPCAIssuer{}, &ClusterAlibabaPCAIssuerList{})
 }

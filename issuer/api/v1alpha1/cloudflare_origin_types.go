@@ -99,6 +99,6 @@ var (
 )
 
 func init() {
-	SchemeBuilder.Register(&CloudflareOriginIssuer{}, &CloudflareOriginIssuerList{},
+	knownTypes = append(knownTypes, &CloudflareOriginIssuer{}, &CloudflareOriginIssuerList{},
 		&ClusterCloudflareOriginIssuer{}, &ClusterCloudflareOriginIssuerList{})
 }
