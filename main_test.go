@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 )
 
 // certbridgeBinary builds the binary the way users get it: with `make build`.
@@ -61,6 +63,22 @@ func TestBinary(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("help lacks %q", want)
 			}
+		}
+	})
+	t.Run("check credentials: exit code 0 only when everything passed", func(t *testing.T) {
+		sim := cfsim.Start()
+		defer sim.Close()
+		sim.AddZone("example.com")
+		token := strings.Repeat("t", 40)
+		sim.AddToken(cfsim.Token{Value: token, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
+		args := []string{"check", "credentials", "cloudflare", "--cloudflare-api-url", sim.URL(), "--zone", "example.com", "-o", "json"}
+		out, err := run(t, bin, []string{"CLOUDFLARE_API_TOKEN=" + token}, args...)
+		if err != nil || !strings.Contains(out, `"passed": true`) {
+			t.Fatalf("a good token: %v\n%s", err, out)
+		}
+		out, err = run(t, bin, []string{"CLOUDFLARE_API_TOKEN=" + strings.Repeat("x", 40)}, args...)
+		if err == nil || !strings.Contains(out, `"passed": false`) || strings.Contains(out, strings.Repeat("x", 40)) {
+			t.Fatalf("a revoked token must exit non-zero without printing it: %v\n%s", err, out)
 		}
 	})
 	t.Run("webhook refuses to start without a group name", func(t *testing.T) {

@@ -1,4 +1,4 @@
-// Package cli holds certbridge's commands: webhook, issuer and version.
+// Package cli holds certbridge's commands: webhook, issuer, check and version.
 package cli
 
 import (
@@ -33,7 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newWebhookCommand(), newIssuerCommand(), &cobra.Command{
+	root.AddCommand(newWebhookCommand(), newIssuerCommand(), newCheckCommand(), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",
 		Args:  cobra.NoArgs,

@@ -1,0 +1,100 @@
+package check
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
+	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
+
+	"github.com/certbridge/certbridge/internal/alisdk"
+)
+
+// AliDNSOptions are where and what to check.
+type AliDNSOptions struct {
+	// Endpoint replaces alidns.aliyuncs.com (host[:port], or a URL).
+	Endpoint string
+	// Domains must be domains of the account (the dnsNames' domains).
+	Domains []string
+}
+
+// AliDNSCredentials checks the AccessKey in ALIBABA_CLOUD_ACCESS_KEY_ID and
+// ALIBABA_CLOUD_ACCESS_KEY_SECRET (with ALIBABA_CLOUD_SECURITY_TOKEN for STS)
+// with signed read calls: that Alibaba Cloud accepts it, and that each domain
+// is in its account (F3, F13).
+func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOptions) Report {
+	r := Report{Target: "Alibaba Cloud DNS credentials from the environment"}
+	id, hasID := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_ID")
+	secret, hasSecret := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+	token, _ := value(&r, env, "ALIBABA_CLOUD_SECURITY_TOKEN")
+	if !hasID || !hasSecret {
+		r.fail("credential", "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET must both be set",
+			"export both (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)")
+		return r
+	}
+	masked := id
+	if len(masked) > 4 {
+		masked = masked[:4]
+	}
+	masked += "****"
+	provider, err := alisdk.Provider(alisdk.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}, "")
+	if err != nil {
+		r.fail("credential", err.Error(), "check the values")
+		return r
+	}
+	scheme, host := alisdk.Endpoint(o.Endpoint, "alidns.aliyuncs.com")
+	client, err := alidns.NewClientWithOptions("cn-hangzhou", sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false).WithTimeout(20*time.Second), provider)
+	if err != nil {
+		r.fail("client", err.Error(), "")
+		return r
+	}
+	client.Domain = host
+	if len(o.Domains) == 0 {
+		req := alidns.CreateDescribeDomainsRequest()
+		req.PageSize = requests.NewInteger(1)
+		res, err := client.DescribeDomains(req)
+		if err != nil {
+			r.fail("AccessKey "+masked, "refused ("+alisdk.Code(err)+")", aliFix(err, "", masked))
+			return r
+		}
+		r.pass("AccessKey "+masked, fmt.Sprintf("accepted; the account has %d domain(s)", res.TotalCount))
+		return r
+	}
+	for _, d := range o.Domains {
+		name := strings.ToLower(strings.TrimSuffix(d, "."))
+		req := alidns.CreateDescribeDomainInfoRequest()
+		req.DomainName = name
+		res, err := client.DescribeDomainInfo(req)
+		if err != nil {
+			r.fail("domain "+name, "refused ("+alisdk.Code(err)+")", aliFix(err, name, masked))
+			continue
+		}
+		r.pass("domain "+name, fmt.Sprintf("in the account (edition %s, minimum TTL %d)", res.VersionCode, res.MinTtl))
+	}
+	return r
+}
+
+// aliFix is the fix for an Alibaba Cloud error code (F13).
+func aliFix(err error, domain, masked string) string {
+	switch c := alisdk.Code(err); {
+	case c == "InvalidAccessKeyId.NotFound":
+		return "Alibaba Cloud does not know AccessKey " + masked + ": check the id, and that the AccessKey was not deleted"
+	case c == "InvalidAccessKeyId.Inactive":
+		return "AccessKey " + masked + " is disabled: enable it or create a new one"
+	case c == "SignatureDoesNotMatch":
+		return "the secret does not belong to AccessKey " + masked + ": use the AccessKey's own secret"
+	case c == "Forbidden.RAM":
+		return "grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord"
+	case c == "InvalidDomainName.NoExist" || c == "IncorrectDomainUser":
+		return domain + " is not a domain of this account: add it to Alibaba Cloud DNS there, or use that account's AccessKey"
+	case c == "InvalidTimeStamp.Expired":
+		return "this machine's clock is more than 15 minutes off: synchronise it (NTP)"
+	case strings.HasPrefix(c, "InvalidSecurityToken"):
+		return "the STS token expired or does not match: issue new STS credentials"
+	default:
+		return "retry; if it persists, check connectivity to Alibaba Cloud DNS"
+	}
+}

@@ -1,0 +1,84 @@
+// Package check tells a user why a credential does not work, before any
+// Certificate is created: each finding is a line with ✓ or ✗ and, for ✗, the
+// fix. No finding ever holds a credential's value.
+package check
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Finding is one checked fact.
+type Finding struct {
+	Check  string `json:"check"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+// Report is what one check command found.
+type Report struct {
+	Target   string    `json:"target"`
+	Findings []Finding `json:"findings"`
+}
+
+func (r *Report) pass(check, detail string) {
+	r.Findings = append(r.Findings, Finding{Check: check, OK: true, Detail: detail})
+}
+
+func (r *Report) fail(check, detail, fix string) {
+	r.Findings = append(r.Findings, Finding{Check: check, OK: false, Detail: detail, Fix: fix})
+}
+
+// Passed reports whether every finding is ✓.
+func (r Report) Passed() bool {
+	for _, f := range r.Findings {
+		if !f.OK {
+			return false
+		}
+	}
+	return len(r.Findings) > 0
+}
+
+// WriteText writes the human form: one line a finding, a fix under each ✗.
+func (r Report) WriteText(w io.Writer) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s\n", r.Target)
+	for _, f := range r.Findings {
+		mark := "✓"
+		if !f.OK {
+			mark = "✗"
+		}
+		fmt.Fprintf(&b, "  %s %s: %s\n", mark, f.Check, f.Detail)
+		if f.Fix != "" {
+			fmt.Fprintf(&b, "      fix: %s\n", f.Fix)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes the report as JSON.
+func (r Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Report
+		Passed bool `json:"passed"`
+	}{r, r.Passed()})
+}
+
+// value reads a credential from the environment, noting padding (F3).
+func value(r *Report, env func(string) string, name string) (string, bool) {
+	raw := env(name)
+	v := strings.TrimSpace(raw)
+	if v == "" {
+		return "", false
+	}
+	if v != raw {
+		r.pass(name, "has leading or trailing whitespace; the webhook trims it, but a Secret made with `echo … | base64` carries the same newline")
+	}
+	return v, true
+}

@@ -1,0 +1,110 @@
+package check_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/certbridge/certbridge/check"
+	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+)
+
+func env(vars map[string]string) func(string) string {
+	return func(k string) string { return vars[k] }
+}
+
+// assertReport checks pass/fail, the wanted texts, and that no secret shows
+// in either output form.
+func assertReport(t *testing.T, r check.Report, wantPass bool, want []string, secrets ...string) {
+	t.Helper()
+	var text, js bytes.Buffer
+	if err := r.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	if r.Passed() != wantPass {
+		t.Errorf("Passed() = %v, want %v:\n%s", r.Passed(), wantPass, text.String())
+	}
+	for _, w := range want {
+		if !strings.Contains(text.String(), w) {
+			t.Errorf("output lacks %q:\n%s", w, text.String())
+		}
+	}
+	for _, s := range secrets {
+		if strings.Contains(text.String(), s) || strings.Contains(js.String(), s) {
+			t.Errorf("output holds a credential value")
+		}
+	}
+}
+
+func TestCloudflareCredentials(t *testing.T) {
+	s := cfsim.Start()
+	t.Cleanup(s.Close)
+	s.AddZone("example.com")
+	s.AddZone("example.org")
+	good := strings.Repeat("g", 40)
+	s.AddToken(cfsim.Token{Value: good, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}, Zones: []string{"example.com"}})
+	globalKey := "0123456789abcdef0123456789abcdef01234"
+	cases := []struct {
+		name  string
+		vars  map[string]string
+		zones []string
+		pass  bool
+		want  []string
+	}{
+		{"valid token that sees the zone", map[string]string{"CLOUDFLARE_API_TOKEN": good + "\n"}, []string{"example.com"}, true,
+			[]string{"✓ token: active", "✓ zone example.com: visible", "has leading or trailing whitespace"}},
+		{"F5 zone outside the token's scope", map[string]string{"CLOUDFLARE_API_TOKEN": good}, []string{"example.org"}, false,
+			[]string{"✗ zone example.org: not visible", "Zone → Zone → Read for example.org"}},
+		{"F7 revoked token", map[string]string{"CLOUDFLARE_API_TOKEN": strings.Repeat("r", 40)}, nil, false,
+			[]string{"✗ token: Cloudflare rejected it", "1000", "create a new API token"}},
+		{"F4 Global API Key as a token", map[string]string{"CLOUDFLARE_API_TOKEN": globalKey}, nil, false,
+			[]string{"looks like a Global API Key", "CLOUDFLARE_EMAIL"}},
+		{"nothing set", map[string]string{}, nil, false, []string{"neither CLOUDFLARE_API_TOKEN nor CLOUDFLARE_API_KEY"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := check.CloudflareCredentials(context.Background(), env(tc.vars), check.CloudflareOptions{BaseURL: s.URL(), Zones: tc.zones})
+			assertReport(t, r, tc.pass, tc.want, good, globalKey, strings.Repeat("r", 40))
+		})
+	}
+}
+
+func TestAliDNSCredentials(t *testing.T) {
+	s := alisim.Start()
+	t.Cleanup(s.Close)
+	s.AddDomain("example.com", alisim.FreeEdition)
+	const id, secret = "LTAI5tCheckCommandKey001", "checkCommandAccessKeySecret000"
+	s.AddAccessKey(alisim.AccessKey{ID: id, Secret: secret, Policy: alisim.AllowAll})
+	s.AddAccessKey(alisim.AccessKey{ID: "LTAI5tNoDNSRights0000001", Secret: secret, Policy: alisim.Policy{Actions: []string{"yundun-cert:*"}}})
+	cases := []struct {
+		name    string
+		vars    map[string]string
+		domains []string
+		pass    bool
+		want    []string
+	}{
+		{"valid key and domain", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, []string{"example.com"}, true,
+			[]string{"✓ domain example.com: in the account (edition mianfei, minimum TTL 600)"}},
+		{"valid key, no domain given", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, nil, true,
+			[]string{"✓ AccessKey LTAI****: accepted; the account has 1 domain(s)"}},
+		{"F13 wrong secret", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret + "x"}, []string{"example.com"}, false,
+			[]string{"SignatureDoesNotMatch", "does not belong to AccessKey LTAI****"}},
+		{"F13 unknown AccessKey", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tNowhere", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, nil, false,
+			[]string{"InvalidAccessKeyId.NotFound"}},
+		{"F13 RAM policy without alidns", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tNoDNSRights0000001", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, []string{"example.com"}, false,
+			[]string{"Forbidden.RAM", "alidns:DescribeDomainInfo"}},
+		{"F13 domain not in the account", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, []string{"example.net"}, false,
+			[]string{"✗ domain example.net", "InvalidDomainName.NoExist"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := check.AliDNSCredentials(context.Background(), env(tc.vars), check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(), Domains: tc.domains})
+			assertReport(t, r, tc.pass, tc.want, secret, id)
+		})
+	}
+}
