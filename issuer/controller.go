@@ -17,6 +17,7 @@ import (
 	"github.com/cert-manager/issuer-lib/controllers"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,9 +26,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
 	"github.com/certbridge/certbridge/internal/alisdk"
+	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/internal/secretref"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
@@ -57,6 +60,9 @@ const FieldOwner = "certbridge.io"
 func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	if o.Environ == nil {
 		o.Environ = os.Getenv
+	}
+	if err := ctrlmetrics.Registry.Register(metrics.Certificates); err != nil && !errors.As(err, &prometheus.AlreadyRegisteredError{}) {
+		return err
 	}
 	recorder := mgr.GetEventRecorder(FieldOwner)
 	reader := mgr.GetAPIReader() // Secrets are read with a plain get: no cache, no list or watch
@@ -117,7 +123,13 @@ func (s *signers) check(ctx context.Context, iss issuerlib.Issuer) error {
 	return signer.PermanentError{Err: fmt.Errorf("unknown issuer type %T", iss)}
 }
 
-func (s *signers) sign(ctx context.Context, cr signer.CertificateRequestObject, iss issuerlib.Issuer) (signer.PEMBundle, error) {
+func (s *signers) sign(ctx context.Context, cr signer.CertificateRequestObject, iss issuerlib.Issuer) (bundle signer.PEMBundle, err error) {
+	backend := "alibaba-pca"
+	switch iss.(type) {
+	case *api.CloudflareOriginIssuer, *api.ClusterCloudflareOriginIssuer:
+		backend = "cloudflare-origin-ca"
+	}
+	defer func() { metrics.Certificates.WithLabelValues(backend, metrics.Outcome(err)).Inc() }()
 	details, err := cr.GetCertificateDetails()
 	if err != nil {
 		return signer.PEMBundle{}, signer.PermanentError{Err: err}

@@ -14,6 +14,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -24,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/certbridge/certbridge/internal/metrics"
 	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/issuer"
@@ -378,6 +380,16 @@ func TestControllers(t *testing.T) {
 		got := e.waitRequest(t, "default", "denied", cmmeta.ConditionFalse, cmapi.CertificateRequestReasonDenied)
 		if got.Status.FailureTime == nil || len(got.Status.Certificate) != 0 {
 			t.Errorf("a denied request is failed and unsigned: %+v", got.Status)
+		}
+	})
+
+	t.Run("signing is counted by backend and outcome", func(t *testing.T) {
+		for _, c := range []struct {
+			backend, outcome string
+		}{{"cloudflare-origin-ca", "success"}, {"cloudflare-origin-ca", "error"}, {"alibaba-pca", "success"}} {
+			if n := testutil.ToFloat64(metrics.Certificates.WithLabelValues(c.backend, c.outcome)); n < 1 {
+				t.Errorf("certbridge_certificates_signed_total{backend=%q,outcome=%q} = %v", c.backend, c.outcome, n)
+			}
 		}
 	})
 }

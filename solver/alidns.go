@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -20,6 +21,7 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
 	"github.com/certbridge/certbridge/internal/alisdk"
+	"github.com/certbridge/certbridge/internal/metrics"
 )
 
 // AliDNSConfig is the `alidns` solver's webhook.config.
@@ -326,12 +328,16 @@ var _ DNSProvider = (*aliDNS)(nil)
 // and LastOperationNotFinished with backoff until ctx's deadline.
 func (d *aliDNS) call(ctx context.Context, action string, do func(context.Context) error) error {
 	for attempt := 0; ; attempt++ {
+		waitStart := time.Now()
 		release, err := d.account.budgets[action].acquire(ctx)
+		metrics.RateLimitWait.WithLabelValues("alidns").Add(time.Since(waitStart).Seconds())
 		if err != nil {
 			return err
 		}
+		start := time.Now()
 		err = do(ctx)
 		release()
+		metrics.ObserveCall("alidns", action, aliOutcome(err), alisdk.Code(err), time.Since(start))
 		if err == nil || !alisdk.Retryable(err) {
 			return err
 		}
@@ -346,6 +352,19 @@ func (d *aliDNS) call(ctx context.Context, action string, do func(context.Contex
 			return err
 		case <-t.C:
 		}
+	}
+}
+
+// aliOutcome is the HTTP status of an answer, or "error" without one.
+func aliOutcome(err error) string {
+	var se *sdkerrors.ServerError
+	switch {
+	case err == nil:
+		return "200"
+	case errors.As(err, &se):
+		return strconv.Itoa(se.HttpStatus())
+	default:
+		return "error"
 	}
 }
 

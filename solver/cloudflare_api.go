@@ -1,7 +1,10 @@
 package solver
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -11,6 +14,8 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/option"
 	"github.com/cloudflare/cloudflare-go/v6/user"
 	"github.com/cloudflare/cloudflare-go/v6/zones"
+
+	"github.com/certbridge/certbridge/internal/metrics"
 )
 
 // cloudflareAPI is the subset of Cloudflare's API the solver uses.
@@ -62,16 +67,21 @@ func newCloudflareAPI(o CloudflareOptions, cred cloudflareCredential, b *budget)
 }
 
 // throttle spends the credential's budget on every attempt (retries count
-// against Cloudflare's limit too). On a 429 it holds the budget back until
-// Retry-After, and stops the SDK from retrying when that is past the deadline.
+// against Cloudflare's limit too) and records each attempt's metrics. On a
+// 429 it holds the budget back until Retry-After, and stops the SDK from
+// retrying when that is past the deadline.
 func throttle(b *budget) option.Middleware {
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		waitStart := time.Now()
 		release, err := b.acquire(req.Context())
+		metrics.RateLimitWait.WithLabelValues("cloudflare").Add(time.Since(waitStart).Seconds())
 		if err != nil {
 			return nil, err
 		}
+		start := time.Now()
 		res, err := next(req)
 		release()
+		observeCloudflare(req, res, err, time.Since(start))
 		if err != nil || res.StatusCode != http.StatusTooManyRequests {
 			return res, err
 		}
@@ -83,9 +93,52 @@ func throttle(b *budget) option.Middleware {
 		b.blockUntil(until)
 		if deadline, has := req.Context().Deadline(); has && until.After(deadline) {
 			res.Header.Set("X-Should-Retry", "false")
+		} else {
+			metrics.RateLimitWait.WithLabelValues("cloudflare").Add(wait.Seconds())
 		}
 		return res, nil
 	}
+}
+
+// observeCloudflare records an attempt: the operation as a route ("POST
+// /zones/{zone_id}/dns_records"), the HTTP status, and Cloudflare's error code.
+func observeCloudflare(req *http.Request, res *http.Response, err error, took time.Duration) {
+	outcome, code := "error", ""
+	if err == nil {
+		outcome = strconv.Itoa(res.StatusCode)
+		if res.StatusCode >= 400 {
+			body, readErr := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			res.Body = io.NopCloser(bytes.NewReader(body))
+			var env struct {
+				Errors []struct {
+					Code int `json:"code"`
+				} `json:"errors"`
+			}
+			if readErr == nil && json.Unmarshal(body, &env) == nil && len(env.Errors) > 0 {
+				code = strconv.Itoa(env.Errors[0].Code)
+			}
+		}
+	}
+	metrics.ObserveCall("cloudflare", cloudflareOperation(req.Method, req.URL.Path), outcome, code, took)
+}
+
+// cloudflareOperation names a request by its route, IDs replaced.
+func cloudflareOperation(method, path string) string {
+	_, rest, found := strings.Cut(path, "/client/v4/")
+	if !found {
+		rest = strings.TrimPrefix(path, "/")
+	}
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	for i := 1; i < len(parts); i++ {
+		switch parts[i-1] {
+		case "zones":
+			parts[i] = "{zone_id}"
+		case "dns_records", "certificates":
+			parts[i] = "{id}"
+		}
+	}
+	return method + " /" + strings.Join(parts, "/")
 }
 
 func retryAfter(h http.Header) (time.Duration, bool) {

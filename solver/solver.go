@@ -18,6 +18,8 @@ import (
 
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+
+	"github.com/certbridge/certbridge/internal/metrics"
 )
 
 // DNSProvider is what each DNS provider implements, for one credential and
@@ -118,6 +120,7 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	if err == nil {
 		err = do(dp, ctx, ch.ResolvedZone, ch.ResolvedFQDN, ch.Key)
 	}
+	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(err)).Inc()
 	if err != nil {
 		err = fmt.Errorf("%s: %w", s.name, err)
 		log.Info("Challenge action failed", "error", err.Error())

@@ -1,9 +1,17 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -11,6 +19,7 @@ import (
 
 	webhookserver "github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd/server"
 
+	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/solver"
 )
 
@@ -19,6 +28,7 @@ type webhookFlags struct {
 	cloudflareAPIURL   string
 	aliDNSEndpoint     string
 	alibabaSTSEndpoint string
+	metricsAddress     string
 	timeout            time.Duration
 }
 
@@ -31,6 +41,8 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
 	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com",
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
+		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
 }
@@ -57,6 +69,11 @@ func newWebhookCommand() *cobra.Command {
 				return errors.New("no API group name: set --group-name or GROUP_NAME to the groupName your Issuers use in their webhook solver (for example acme.example.com)")
 			}
 			log := klog.Background().WithName("certbridge")
+			if f.metricsAddress != "" && f.metricsAddress != "0" {
+				if err := serveMetrics(cmd.Context(), f.metricsAddress); err != nil {
+					return err
+				}
+			}
 			opts := solver.Options{Log: log, Timeout: f.timeout}
 			server := webhookserver.NewCommandStartWebhookServer(cmd.Context(), f.groupName,
 				solver.NewCloudflare(opts, solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL}),
@@ -73,4 +90,27 @@ func newWebhookCommand() *cobra.Command {
 			return server.ExecuteContext(cmd.Context())
 		},
 	}
+}
+
+// serveMetrics serves the solver metrics, with Go and process collectors, on
+// address until ctx ends.
+func serveMetrics(ctx context.Context, address string) error {
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := metrics.Register(registry); err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", address)
+	if err != nil {
+		return fmt.Errorf("--metrics-bind-address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	return nil
 }

@@ -1,0 +1,69 @@
+// Package metrics defines certbridge's Prometheus metrics: provider API calls,
+// their latency and rate-limit waits, challenges and signed certificates.
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var (
+	// APICalls counts provider API calls (every attempt, retries included).
+	// outcome is the HTTP status or "error"; code is the provider's error
+	// code when it gave one.
+	APICalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "provider_api_calls_total",
+		Help: "Provider API calls by provider, operation, outcome (HTTP status or error) and provider error code.",
+	}, []string{"provider", "operation", "outcome", "code"})
+
+	// APILatency is the duration of provider API calls.
+	APILatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "certbridge", Name: "provider_api_call_duration_seconds",
+		Help:    "Duration of provider API calls.",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+	}, []string{"provider", "operation"})
+
+	// RateLimitWait is the time spent waiting for a client-side budget or a
+	// provider's Retry-After.
+	RateLimitWait = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "rate_limit_wait_seconds_total",
+		Help: "Seconds spent waiting for rate limits, by provider.",
+	}, []string{"provider"})
+
+	// Challenges counts Present and CleanUp calls by outcome.
+	Challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "challenges_total",
+		Help: "DNS01 challenge actions by solver, action (Present, CleanUp) and outcome (success, error).",
+	}, []string{"solver", "action", "outcome"})
+
+	// Certificates counts certificates signed by the issuer.
+	Certificates = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "certificates_signed_total",
+		Help: "Signing attempts by CA backend and outcome (success, error).",
+	}, []string{"backend", "outcome"})
+)
+
+// Register adds the solver metrics to r.
+func Register(r prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, Challenges} {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ObserveCall records one provider API call.
+func ObserveCall(provider, operation, outcome, code string, took time.Duration) {
+	APICalls.WithLabelValues(provider, operation, outcome, code).Inc()
+	APILatency.WithLabelValues(provider, operation).Observe(took.Seconds())
+}
+
+// Outcome is "success" or "error".
+func Outcome(err error) string {
+	if err != nil {
+		return "error"
+	}
+	return "success"
+}
