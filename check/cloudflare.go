@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
@@ -22,8 +21,6 @@ type CloudflareOptions struct {
 	Zones []string
 }
 
-var globalKeyFormat = regexp.MustCompile(`^([0-9a-f]{37,45}|cfk_\S+)$`)
-
 // CloudflareCredentials checks the credential in CLOUDFLARE_API_TOKEN, or
 // CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL: its format, that Cloudflare
 // accepts it, and that it can see each zone (F3, F4, F5, F7, F11).
@@ -38,7 +35,7 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 	key, isKey := value(&r, env, "CLOUDFLARE_API_KEY")
 	email, _ := value(&r, env, "CLOUDFLARE_EMAIL")
 	switch {
-	case isToken && globalKeyFormat.MatchString(token):
+	case isToken && cfapi.LooksLikeGlobalAPIKey(token):
 		r.fail("CLOUDFLARE_API_TOKEN", "looks like a Global API Key, not an API token",
 			"use it as CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL (apiKeySecretRef + email), or create an API token with Zone → Zone → Read and Zone → DNS → Edit")
 		return r
@@ -47,6 +44,10 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 		verified, err := user.NewTokenService(opts...).Verify(ctx)
 		switch {
 		case err != nil:
+			if _, answered := cfapi.As(err); !answered {
+				r.fail("token", "could not reach Cloudflare ("+err.Error()+")", "check connectivity to the Cloudflare API and retry")
+				return r
+			}
 			r.fail("token", "Cloudflare rejected it ("+describe(err)+")", "create a new API token and update the Secret; check IP restrictions on the token")
 			return r
 		case verified.Status != "active":

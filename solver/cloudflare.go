@@ -402,9 +402,6 @@ func (d *cloudflareDNS) noZone(ctx context.Context, tried []string, viaField str
 		list, d.cred.email, d.cred.secret)
 }
 
-var globalKeyFormat = regexp.MustCompile(`^([0-9a-f]{37,45}|cfk_\S+)$`)
-var tokenFormat = regexp.MustCompile(`^([A-Za-z0-9_-]{40}|cf(ut|at)_\S+)$`)
-
 // explain turns an API failure into what to change, naming the credential's
 // source but never its value (F4–F7, F17).
 func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error {
@@ -426,13 +423,13 @@ func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error
 	}
 	switch {
 	case e.Has(6003) && e.HasChain(6111):
-		if globalKeyFormat.MatchString(d.cred.secret.Value) {
+		if cfapi.LooksLikeGlobalAPIKey(d.cred.secret.Value) {
 			return fmt.Errorf("%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
 				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, e)
 		}
 		return fmt.Errorf("%s: Cloudflare rejected the API token from %s as malformed (%s); copy the token again into the Secret", doing, src, e)
 	case e.Has(6003) && e.HasChain(6103):
-		if tokenFormat.MatchString(d.cred.secret.Value) {
+		if cfapi.LooksLikeAPIToken(d.cred.secret.Value) {
 			return fmt.Errorf("%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
 				"Move it to apiTokenSecretRef and remove email", doing, src, e)
 		}

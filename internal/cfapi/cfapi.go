@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"strings"
 
 	"github.com/cloudflare/cloudflare-go/v6/dns"
@@ -114,4 +115,20 @@ func (e Error) String() string {
 func HasCode(err error, codes ...int) bool {
 	e, ok := As(err)
 	return ok && e.Has(codes...)
+}
+
+var (
+	// Pre-2026 Global API Keys are 37–45 lower-case hex characters; new ones start cfk_.
+	globalKeyFormat = regexp.MustCompile(`^([0-9a-f]{37,45}|cfk_\S+)$`)
+	// Pre-2026 API tokens are 40 URL-safe characters; new ones start cfut_ or cfat_.
+	tokenFormat = regexp.MustCompile(`^([A-Za-z0-9_-]{40}|cf(ut|at)_\S+)$`)
+)
+
+// LooksLikeGlobalAPIKey reports whether v has a Global API Key's format.
+func LooksLikeGlobalAPIKey(v string) bool { return globalKeyFormat.MatchString(v) }
+
+// LooksLikeAPIToken reports whether v has an API token's format. A cfk_
+// prefix marks a Global API Key even when its length fits a legacy token.
+func LooksLikeAPIToken(v string) bool {
+	return tokenFormat.MatchString(v) && !strings.HasPrefix(v, "cfk_")
 }
