@@ -22,7 +22,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0
 LDFLAGS := -s -w -X github.com/certbridge/certbridge/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -count=1
 
-.PHONY: all build test verify generate tools env conformance-live sim clean-tools help
+.PHONY: all build test verify generate tools env conformance-live bench sim clean-tools help
 
 all: build
 
@@ -86,6 +86,9 @@ conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOK
 	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }
 	@test -n "$${CLOUDFLARE_API_TOKEN:-}$${ALIBABA_CLOUD_ACCESS_KEY_ID:-}" || { echo "set CLOUDFLARE_API_TOKEN, or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"; exit 1; }
 	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live|TestConformanceLiveAliDNS' ./solver/
+
+bench: tools ## measure API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver) and a mass renewal; writes BENCHMARKS.md
+	go run ./internal/bench
 
 sim: ## run the simulators on loopback and print their addresses
 	go run ./internal/sim/cmd/sim
