@@ -19,6 +19,8 @@ type AliDNSOptions struct {
 	Endpoint string
 	// Domains must be domains of the account (the dnsNames' domains).
 	Domains []string
+	// WriteTest adds and deletes a uniquely named TXT record in each domain.
+	WriteTest bool
 }
 
 // AliDNSCredentials checks the AccessKey in ALIBABA_CLOUD_ACCESS_KEY_ID and
@@ -73,8 +75,31 @@ func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 			continue
 		}
 		r.pass("domain "+name, fmt.Sprintf("in the account (edition %s, minimum TTL %d)", res.VersionCode, res.MinTtl))
+		if o.WriteTest {
+			aliWriteTest(&r, client, name, int(res.MinTtl), masked)
+		}
 	}
 	return r
+}
+
+// aliWriteTest adds and deletes a uniquely named TXT record.
+func aliWriteTest(r *Report, client *alidns.Client, domain string, ttl int, masked string) {
+	add := alidns.CreateAddDomainRecordRequest()
+	add.DomainName, add.Type, add.Value = domain, "TXT", "certbridge write test"
+	add.RR = fmt.Sprintf("_certbridge-check-%d", time.Now().UnixNano())
+	add.TTL = requests.NewInteger(max(ttl, 1))
+	res, err := client.AddDomainRecord(add)
+	if err != nil {
+		r.fail("write test "+domain, "AddDomainRecord refused ("+alisdk.Code(err)+")", aliFix(err, domain, masked))
+		return
+	}
+	del := alidns.CreateDeleteDomainRecordRequest()
+	del.RecordId = res.RecordId
+	if _, err := client.DeleteDomainRecord(del); err != nil {
+		r.fail("write test "+domain, "added record "+add.RR+" but DeleteDomainRecord was refused ("+alisdk.Code(err)+")", aliFix(err, domain, masked))
+		return
+	}
+	r.pass("write test "+domain, "added and deleted a TXT record")
 }
 
 // aliFix is the fix for an Alibaba Cloud error code (F13).

@@ -72,6 +72,19 @@ func TestCloudflareCredentials(t *testing.T) {
 			assertReport(t, r, tc.pass, tc.want, good, globalKey, strings.Repeat("r", 40))
 		})
 	}
+	t.Run("write test", func(t *testing.T) {
+		r := check.CloudflareCredentials(context.Background(), env(map[string]string{"CLOUDFLARE_API_TOKEN": good}),
+			check.CloudflareOptions{BaseURL: s.URL(), Zones: []string{"example.com"}, WriteTest: true})
+		assertReport(t, r, true, []string{"✓ write test example.com: created and deleted a TXT record"}, good)
+		readOnly := strings.Repeat("o", 40)
+		s.AddToken(cfsim.Token{Value: readOnly, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSRead}})
+		r = check.CloudflareCredentials(context.Background(), env(map[string]string{"CLOUDFLARE_API_TOKEN": readOnly}),
+			check.CloudflareOptions{BaseURL: s.URL(), Zones: []string{"example.com"}, WriteTest: true})
+		assertReport(t, r, false, []string{"✗ write test example.com", "10000", "grant Zone → DNS → Edit"}, readOnly)
+		if left := s.AllRecords(); len(left) != 0 {
+			t.Errorf("the write test left records: %+v", left)
+		}
+	})
 }
 
 func TestAliDNSCredentials(t *testing.T) {
@@ -107,4 +120,16 @@ func TestAliDNSCredentials(t *testing.T) {
 			assertReport(t, r, tc.pass, tc.want, secret, id)
 		})
 	}
+	t.Run("write test", func(t *testing.T) {
+		s.AddAccessKey(alisim.AccessKey{ID: "LTAI5tReadOnlyDNS0000001", Secret: secret, Policy: alisim.Policy{Actions: []string{"alidns:DescribeDomainInfo"}}})
+		vars := map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}
+		r := check.AliDNSCredentials(context.Background(), env(vars), check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(), Domains: []string{"example.com"}, WriteTest: true})
+		assertReport(t, r, true, []string{"✓ write test example.com: added and deleted a TXT record"}, secret, id)
+		vars["ALIBABA_CLOUD_ACCESS_KEY_ID"] = "LTAI5tReadOnlyDNS0000001"
+		r = check.AliDNSCredentials(context.Background(), env(vars), check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(), Domains: []string{"example.com"}, WriteTest: true})
+		assertReport(t, r, false, []string{"✗ write test example.com", "Forbidden.RAM", "alidns:AddDomainRecord"}, secret)
+		if left := s.AllRecords(); len(left) != 0 {
+			t.Errorf("the write test left records: %+v", left)
+		}
+	})
 }

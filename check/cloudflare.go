@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cloudflare/cloudflare-go/v6/dns"
 	"github.com/cloudflare/cloudflare-go/v6/option"
 	"github.com/cloudflare/cloudflare-go/v6/user"
 	"github.com/cloudflare/cloudflare-go/v6/zones"
@@ -19,6 +20,8 @@ type CloudflareOptions struct {
 	BaseURL string
 	// Zones the credential must see (the dnsNames' zones).
 	Zones []string
+	// WriteTest creates and deletes a uniquely named TXT record in each zone.
+	WriteTest bool
 }
 
 // CloudflareCredentials checks the credential in CLOUDFLARE_API_TOKEN, or
@@ -95,9 +98,41 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 				"grant the token Zone → Zone → Read for "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
 		default:
 			r.pass("zone "+name, "visible (id "+page.Result[0].ID+", "+string(page.Result[0].Status)+")")
+			if o.WriteTest {
+				writeTest(ctx, &r, dns.NewRecordService(opts...), page.Result[0].ID, name)
+			}
 		}
 	}
 	return r
+}
+
+// writeTest creates and deletes a uniquely named TXT record (F6).
+func writeTest(ctx context.Context, r *Report, records *dns.RecordService, zoneID, zone string) {
+	name := fmt.Sprintf("_certbridge-check-%d.%s", time.Now().UnixNano(), zone)
+	var body dns.TXTRecordParam
+	body.Name.Value, body.Name.Present = name, true
+	body.Type.Value, body.Type.Present = dns.TXTRecordTypeTXT, true
+	body.Content.Value, body.Content.Present = `"certbridge write test"`, true
+	body.TTL.Value, body.TTL.Present = 60, true
+	var p dns.RecordNewParams
+	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
+	p.Body = body
+	created, err := records.New(ctx, p)
+	if err != nil {
+		fix := fixFor(err)
+		if e, ok := cfapi.As(err); ok && e.Has(10000) {
+			fix = "the token can see zone " + zone + " but cannot edit its DNS records: grant Zone → DNS → Edit"
+		}
+		r.fail("write test "+zone, "creating a TXT record failed ("+describe(err)+")", fix)
+		return
+	}
+	var d dns.RecordDeleteParams
+	d.ZoneID.Value, d.ZoneID.Present = zoneID, true
+	if _, err := records.Delete(ctx, created.ID, d); err != nil {
+		r.fail("write test "+zone, "created "+name+" but could not delete it ("+describe(err)+")", "delete that record by hand and check the token's Zone → DNS → Edit")
+		return
+	}
+	r.pass("write test "+zone, "created and deleted a TXT record")
 }
 
 func describe(err error) string {

@@ -48,6 +48,7 @@ func newCheckCommand() *cobra.Command {
 		},
 	}
 	cloudflare.Flags().StringSliceVar(&cf.Zones, "zone", nil, "zones the credential must see (repeatable)")
+	cloudflare.Flags().BoolVar(&cf.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone")
 	cloudflare.Flags().StringVar(&cf.BaseURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
 	var ali check.AliDNSOptions
 	alidns := &cobra.Command{
@@ -59,6 +60,7 @@ func newCheckCommand() *cobra.Command {
 		},
 	}
 	alidns.Flags().StringSliceVar(&ali.Domains, "domain", nil, "domains that must be in the account (repeatable)")
+	alidns.Flags().BoolVar(&ali.WriteTest, "write-test", false, "also add and delete a uniquely named TXT record in each domain")
 	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default alidns.aliyuncs.com)")
 	creds.PersistentFlags().StringVarP(&output, "output", "o", "text", "text or json")
 	creds.AddCommand(cloudflare, alidns)
