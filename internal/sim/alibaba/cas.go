@@ -311,14 +311,7 @@ func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiErro
 	if aerr != nil {
 		return nil, aerr
 	}
-	body := map[string]any{"Identifier": fmt.Sprintf("%x", tmpl.SerialNumber), "SerialNumber": tmpl.SerialNumber.Text(16)}
-	switch p.Get("Immediately") {
-	case "1":
-		body["Certificate"] = leaf
-	case "2":
-		body["Certificate"], body["CertificateChain"] = leaf, chain
-	}
-	return body, nil
+	return issued(tmpl, leaf, chain, p.Get("Immediately"), "Certificate"), nil
 }
 
 // createServerCertificateWithCsr issues a TLS server certificate: the
@@ -362,12 +355,18 @@ func (s *Server) createServerCertificateWithCsr(p url.Values) (map[string]any, *
 	if aerr != nil {
 		return nil, aerr
 	}
+	return issued(tmpl, leaf, chain, p.Get("Immediately"), "X509Certificate"), nil
+}
+
+// issued is a create call's answer: always the identifier, the certificate
+// under leafField with Immediately 1, and its chain too with Immediately 2.
+func issued(tmpl *x509.Certificate, leaf, chain, immediately, leafField string) map[string]any {
 	body := map[string]any{"Identifier": fmt.Sprintf("%x", tmpl.SerialNumber), "SerialNumber": tmpl.SerialNumber.Text(16)}
-	switch p.Get("Immediately") {
+	switch immediately {
 	case "1":
-		body["X509Certificate"] = leaf
+		body[leafField] = leaf
 	case "2":
-		body["X509Certificate"], body["CertificateChain"] = leaf, chain
+		body[leafField], body["CertificateChain"] = leaf, chain
 	}
-	return body, nil
+	return body
 }

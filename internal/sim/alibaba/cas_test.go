@@ -54,6 +54,27 @@ func csr(t *testing.T, key crypto.Signer) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
 
+// chainedLeaf parses the certificate under leafField and requires it to
+// chain to root through the answer's CertificateChain.
+func chainedLeaf(t *testing.T, out map[string]any, leafField string, root *x509.Certificate, opts x509.VerifyOptions) *x509.Certificate {
+	t.Helper()
+	block, _ := pem.Decode([]byte(out[leafField].(string)))
+	if block == nil {
+		t.Fatalf("no %s in the answer", leafField)
+	}
+	leaf, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Roots, opts.Intermediates = x509.NewCertPool(), x509.NewCertPool()
+	opts.Roots.AddCert(root)
+	opts.Intermediates.AppendCertsFromPEM([]byte(out["CertificateChain"].(string)))
+	if _, err := leaf.Verify(opts); err != nil {
+		t.Fatalf("the certificate must chain to the root through the returned chain: %v", err)
+	}
+	return leaf
+}
+
 func TestPrivateCA(t *testing.T) {
 	s := start(t)
 	root := s.AddCA("root-1", alibaba.CAOptions{})
@@ -96,17 +117,7 @@ func TestPrivateCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		block, _ := pem.Decode([]byte(out["Certificate"].(string)))
-		leaf, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool, inter := x509.NewCertPool(), x509.NewCertPool()
-		pool.AddCert(root)
-		inter.AppendCertsFromPEM([]byte(out["CertificateChain"].(string)))
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
-			t.Errorf("the certificate must chain to the root through the returned chain: %v", err)
-		}
+		leaf := chainedLeaf(t, out, "Certificate", root, x509.VerifyOptions{KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
 		if len(leaf.DNSNames) != 1 || len(leaf.URIs) != 1 || len(leaf.IPAddresses) != 1 || len(leaf.EmailAddresses) != 1 {
 			t.Errorf("SANs %v %v %v %v", leaf.DNSNames, leaf.URIs, leaf.IPAddresses, leaf.EmailAddresses)
 		}
@@ -124,17 +135,7 @@ func TestPrivateCA(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		block, _ := pem.Decode([]byte(out["X509Certificate"].(string)))
-		leaf, err := x509.ParseCertificate(block.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pool, inter := x509.NewCertPool(), x509.NewCertPool()
-		pool.AddCert(root)
-		inter.AppendCertsFromPEM([]byte(out["CertificateChain"].(string)))
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: "gw.example.com"}); err != nil {
-			t.Fatal(err)
-		}
+		leaf := chainedLeaf(t, out, "X509Certificate", root, x509.VerifyOptions{DNSName: "gw.example.com"})
 		if len(leaf.IPAddresses) != 1 || leaf.NotAfter.Sub(leaf.NotBefore) < 29*24*time.Hour {
 			t.Errorf("IPs %v, validity %v", leaf.IPAddresses, leaf.NotAfter.Sub(leaf.NotBefore))
 		}
