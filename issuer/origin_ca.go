@@ -149,16 +149,14 @@ type OriginCAOptions struct {
 	BaseURL    string
 	HTTPClient *http.Client
 	// Roots replaces the Origin CA roots by request type (tests point them at
-	// a simulator; operators may supply the ECC root, which is not embedded).
+	// a simulator; operators may replace a root Cloudflare re-issues).
 	Roots map[string][]byte
 }
 
 // DefaultOriginRoots are the roots reported as status.ca when none are
-// configured: the embedded RSA root. Cloudflare re-issued its ECC root in
-// 2021 and no copy of the current one could be verified offline, so an ECC
-// root must be supplied (certbridge issuer --origin-ca-ecc-root).
+// configured: Cloudflare's embedded RSA and ECC roots.
 func DefaultOriginRoots() map[string][]byte {
-	return map[string][]byte{OriginRSA: roots.OriginRSA}
+	return map[string][]byte{OriginRSA: roots.OriginRSA, OriginECC: roots.OriginECC}
 }
 
 // NewOriginCA builds the backend for a token; source names its Secret/key.

@@ -8,10 +8,12 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -266,20 +268,37 @@ func classify(err error) class {
 	return transient
 }
 
-func TestEmbeddedOriginRoot(t *testing.T) {
-	block, _ := pem.Decode(issuer.DefaultOriginRoots()[issuer.OriginRSA])
-	if block == nil {
-		t.Fatal("no RSA root embedded")
+// The embedded roots are Cloudflare's published files, pinned by fingerprint:
+// the expired 2016 ECC root has the same subject, serial and key as the
+// current one, so nothing weaker tells them apart.
+func TestEmbeddedOriginRoots(t *testing.T) {
+	tests := []struct {
+		requestType, ou, sha256 string
+		key                     x509.PublicKeyAlgorithm
+	}{
+		{issuer.OriginRSA, "CloudFlare Origin SSL Certificate Authority", "d3c7e85c91707fc0a12abc5d88266747aa4fa8e7b162f633ffb3c9d989947620", x509.RSA},
+		{issuer.OriginECC, "CloudFlare Origin SSL ECC Certificate Authority", "aa63697a22764b67b2134ce14cb5690ea336940b93986113f49545917832d80d", x509.ECDSA},
 	}
-	root, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !root.IsCA || root.Subject.OrganizationalUnit[0] != "CloudFlare Origin SSL Certificate Authority" || root.CheckSignatureFrom(root) != nil {
-		t.Errorf("not Cloudflare's self-signed Origin RSA root: %s", root.Subject)
-	}
-	if time.Now().After(root.NotAfter) {
-		t.Errorf("the embedded root expired on %s", root.NotAfter)
+	for _, tt := range tests {
+		t.Run(tt.requestType, func(t *testing.T) {
+			block, _ := pem.Decode(issuer.DefaultOriginRoots()[tt.requestType])
+			if block == nil {
+				t.Fatalf("no %s root embedded", tt.requestType)
+			}
+			if got := fmt.Sprintf("%x", sha256.Sum256(block.Bytes)); got != tt.sha256 {
+				t.Errorf("embedded %s root has SHA-256 %s, want Cloudflare's published %s", tt.requestType, got, tt.sha256)
+			}
+			root, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !root.IsCA || root.PublicKeyAlgorithm != tt.key || root.Subject.OrganizationalUnit[0] != tt.ou || root.CheckSignatureFrom(root) != nil {
+				t.Errorf("not Cloudflare's self-signed Origin %s root: %s", tt.requestType, root.Subject)
+			}
+			if time.Now().After(root.NotAfter) {
+				t.Errorf("the embedded root expired on %s", root.NotAfter)
+			}
+		})
 	}
 }
 

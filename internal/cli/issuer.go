@@ -74,7 +74,7 @@ func newIssuerCommand() *cobra.Command {
 	f.DurationVar(&o.MaxRetryDuration, "max-retry-duration", 2*time.Minute, "how long transient CA errors are retried before a request fails")
 	f.BoolVar(&o.AllowAmbientCredentials, "allow-ambient-credentials", true, "let the cluster kinds use the controller's own Alibaba Cloud identity (RRSA, ECS RAM role) when they name no Secret")
 	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", "https://api.cloudflare.com/client/v4/", "Cloudflare API base URL")
-	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file of Cloudflare's Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), reported as status.ca for ECC certificates")
+	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file replacing the embedded Cloudflare Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), should Cloudflare re-issue it")
 	f.StringVar(&o.PCA.Endpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port], or an http:// or https:// URL)")
 	f.StringVar(&o.STSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com", "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
