@@ -39,9 +39,9 @@ test: tools ## run every test: unit, simulator, conformance (real kube-apiserver
 	  echo "$$(grep -cE -- '--- PASS' $(BIN_DIR)/.test.log) passed, $$(grep -cE -- '--- FAIL' $(BIN_DIR)/.test.log) failed, $$(grep -cE -- '--- SKIP' $(BIN_DIR)/.test.log) skipped"; \
 	  exit $$status
 
-generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (issuer/crds)
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (charts/certbridge/files/crds)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
-	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=issuer/crds
+	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=charts/certbridge/files/crds
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(dir $(CONTROLLER_GEN))
@@ -58,8 +58,8 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
 	cd hack/tools/kube && go mod tidy -diff
 	cd hack/tools/etcd && go mod tidy -diff
 	cd hack/tools/controller-gen && go mod tidy -diff
-	@git diff --exit-code --stat -- issuer/api issuer/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- issuer/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
+	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
 tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) ## build the pinned control-plane binaries once
 

@@ -131,7 +131,7 @@ func TestIssuerCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"issuer/crds", filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")}, ErrorIfCRDPathMissing: true}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{"charts/certbridge/files/crds", filepath.Join(strings.TrimSpace(string(out)), "deploy", "crds")}, ErrorIfCRDPathMissing: true}
 	if _, err := env.Start(); err != nil {
 		t.Fatalf("starting kube-apiserver (run with `make test`): %v", err)
 	}

@@ -51,7 +51,7 @@ func certManagerCRDs(t *testing.T) string {
 
 func startControllers(t *testing.T) *controllerEnv {
 	t.Helper()
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"crds", certManagerCRDs(t)}, ErrorIfCRDPathMissing: true}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crdDir, certManagerCRDs(t)}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting kube-apiserver (run with `make test`): %v", err)

@@ -16,10 +16,14 @@ import (
 	v1alpha1 "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
 
+// crdDir holds the CRDs controller-gen generates (make generate); the chart
+// installs them from there.
+const crdDir = "../charts/certbridge/files/crds"
+
 // The generated CRDs, installed into a real kube-apiserver, enforce the
 // schema: users get the API server's validation, not a silent drop.
 func TestCRDs(t *testing.T) {
-	env := &envtest.Environment{CRDDirectoryPaths: []string{"crds"}, ErrorIfCRDPathMissing: true}
+	env := &envtest.Environment{CRDDirectoryPaths: []string{crdDir}, ErrorIfCRDPathMissing: true}
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting kube-apiserver (run with `make test`): %v", err)
@@ -66,7 +70,7 @@ func TestCRDs(t *testing.T) {
 
 // kubectl shows Ready, Reason and Age, and each kind has a short name.
 func TestCRDPrinterColumnsAndShortNames(t *testing.T) {
-	files, _ := filepath.Glob("crds/*.yaml")
+	files, _ := filepath.Glob(filepath.Join(crdDir, "*.yaml"))
 	if len(files) != 4 {
 		t.Fatalf("want 4 CRDs, got %v", files)
 	}
