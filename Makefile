@@ -8,14 +8,17 @@ export GOTOOLCHAIN := local
 KUBERNETES_VERSION := v1.36.2
 ETCD_VERSION := v3.6.16
 CONTROLLER_GEN_VERSION := v0.23.0
+HELM_VERSION := v3.22.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/certbridge
 KUBE_DIR := $(CACHE_DIR)/kubernetes-$(KUBERNETES_VERSION)
 ETCD_DIR := $(CACHE_DIR)/etcd-$(ETCD_VERSION)
 CONTROLLER_GEN := $(CACHE_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
+HELM_DIR := $(CACHE_DIR)/helm-$(HELM_VERSION)
 
 export TEST_ASSET_KUBE_APISERVER := $(KUBE_DIR)/kube-apiserver
 export TEST_ASSET_KUBECTL := $(KUBE_DIR)/kubectl
 export TEST_ASSET_ETCD := $(ETCD_DIR)/etcd
+export TEST_ASSET_HELM := $(HELM_DIR)/helm
 
 BIN_DIR ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
@@ -58,10 +61,11 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
 	cd hack/tools/kube && go mod tidy -diff
 	cd hack/tools/etcd && go mod tidy -diff
 	cd hack/tools/controller-gen && go mod tidy -diff
+	cd hack/tools/helm && go mod tidy -diff
 	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
-tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) ## build the pinned control-plane binaries once
+tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) ## build the pinned control-plane binaries and helm once
 
 # k8s.io/kubernetes replaces its staging modules with relative paths, so
 # `go install` refuses it; hack/tools/kube pins each staging module instead.
@@ -79,8 +83,14 @@ $(TEST_ASSET_ETCD):
 	cd hack/tools/etcd && CGO_ENABLED=0 go build -trimpath -o $@.tmp go.etcd.io/etcd/server/v3
 	mv $@.tmp $@
 
+$(TEST_ASSET_HELM):
+	@mkdir -p $(HELM_DIR)
+	@echo "building helm $(HELM_VERSION) into $(HELM_DIR) (once)"
+	cd hack/tools/helm && CGO_ENABLED=0 go build -trimpath -o $@.tmp helm.sh/helm/v3/cmd/helm
+	mv $@.tmp $@
+
 env: tools ## print the exports that let `go test` run single tests: eval "$$(make -s env)"
-	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL)"
+	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM)"
 
 conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOKEN and/or ALIBABA_CLOUD_ACCESS_KEY_ID+_SECRET, with TEST_ZONE_NAME
 	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }
