@@ -9,23 +9,28 @@ KUBERNETES_VERSION := v1.36.2
 ETCD_VERSION := v3.6.16
 CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION := v3.22.0
+PEBBLE_VERSION := v2.10.1
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/certbridge
 KUBE_DIR := $(CACHE_DIR)/kubernetes-$(KUBERNETES_VERSION)
 ETCD_DIR := $(CACHE_DIR)/etcd-$(ETCD_VERSION)
 CONTROLLER_GEN := $(CACHE_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
 HELM_DIR := $(CACHE_DIR)/helm-$(HELM_VERSION)
+PEBBLE_DIR := $(CACHE_DIR)/pebble-$(PEBBLE_VERSION)
 
 export TEST_ASSET_KUBE_APISERVER := $(KUBE_DIR)/kube-apiserver
 export TEST_ASSET_KUBECTL := $(KUBE_DIR)/kubectl
 export TEST_ASSET_ETCD := $(ETCD_DIR)/etcd
 export TEST_ASSET_HELM := $(HELM_DIR)/helm
+export TEST_ASSET_PEBBLE := $(PEBBLE_DIR)/pebble
 
 BIN_DIR ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
 LDFLAGS := -s -w -X github.com/certbridge/certbridge/internal/version.Version=$(VERSION)
 GO_TEST_FLAGS ?= -race -count=1
+# The end-to-end tests and the demo run the binary `make build` makes.
+export CERTBRIDGE_BINARY := $(abspath $(BIN_DIR))/certbridge
 
-.PHONY: all build test verify generate tools env conformance-live bench sim clean-tools help
+.PHONY: all build test e2e demo verify generate tools env conformance-live bench sim clean-tools help
 
 all: build
 
@@ -35,12 +40,19 @@ help: ## list targets
 build: ## build bin/certbridge with the version stamped in
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/certbridge .
 
-test: tools ## run every test: unit, simulator, conformance (real kube-apiserver + etcd)
+test: tools build ## run every test: unit, simulators, conformance, chart checks (real kube-apiserver + etcd), then make e2e
 	@mkdir -p $(BIN_DIR)
-	go test $(GO_TEST_FLAGS) -v ./... 2>&1 | tee $(BIN_DIR)/.test.log; \
-	  status=$${PIPESTATUS[0]}; \
+	@status=0; \
+	  go test $(GO_TEST_FLAGS) -v ./... 2>&1 | tee $(BIN_DIR)/.test.log || status=1; \
+	  $(MAKE) --no-print-directory e2e 2>&1 | tee -a $(BIN_DIR)/.test.log || status=1; \
 	  echo "$$(grep -cE -- '--- PASS' $(BIN_DIR)/.test.log) passed, $$(grep -cE -- '--- FAIL' $(BIN_DIR)/.test.log) failed, $$(grep -cE -- '--- SKIP' $(BIN_DIR)/.test.log) skipped"; \
 	  exit $$status
+
+e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-g and the demo
+	go test -tags e2e -count=1 -v -timeout 25m ./e2e/
+
+demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
+	go run ./internal/localcluster/cmd/demo $(if $(ONCE),--once)
 
 generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (charts/certbridge/files/crds)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
@@ -56,16 +68,17 @@ $(CONTROLLER_GEN):
 # must equal what `make generate` makes from their sources.
 verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
-	CGO_ENABLED=0 go vet -trimpath ./...
+	CGO_ENABLED=0 go vet -trimpath -tags e2e ./...
 	go mod tidy -diff
 	cd hack/tools/kube && go mod tidy -diff
 	cd hack/tools/etcd && go mod tidy -diff
 	cd hack/tools/controller-gen && go mod tidy -diff
 	cd hack/tools/helm && go mod tidy -diff
+	cd hack/tools/pebble && go mod tidy -diff
 	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
-tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) ## build the pinned control-plane binaries and helm once
+tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) ## build the pinned control-plane binaries, helm and Pebble once
 
 # k8s.io/kubernetes replaces its staging modules with relative paths, so
 # `go install` refuses it; hack/tools/kube pins each staging module instead.
@@ -89,8 +102,14 @@ $(TEST_ASSET_HELM):
 	cd hack/tools/helm && CGO_ENABLED=0 go build -trimpath -o $@.tmp helm.sh/helm/v3/cmd/helm
 	mv $@.tmp $@
 
+$(TEST_ASSET_PEBBLE):
+	@mkdir -p $(PEBBLE_DIR)
+	@echo "building pebble $(PEBBLE_VERSION) into $(PEBBLE_DIR) (once)"
+	cd hack/tools/pebble && CGO_ENABLED=0 go build -trimpath -o $@.tmp github.com/letsencrypt/pebble/v2/cmd/pebble
+	mv $@.tmp $@
+
 env: tools ## print the exports that let `go test` run single tests: eval "$$(make -s env)"
-	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM)"
+	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM) TEST_ASSET_PEBBLE=$(TEST_ASSET_PEBBLE) CERTBRIDGE_BINARY=$(CERTBRIDGE_BINARY)"
 
 conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOKEN and/or ALIBABA_CLOUD_ACCESS_KEY_ID+_SECRET, with TEST_ZONE_NAME
 	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }
@@ -103,5 +122,5 @@ bench: tools ## measure API calls per challenge (ours vs cert-manager's in-tree 
 sim: ## run the simulators on loopback and print their addresses
 	go run ./internal/sim/cmd/sim
 
-clean-tools: ## forget the cached control-plane binaries
-	rm -rf $(KUBE_DIR) $(ETCD_DIR)
+clean-tools: ## forget the cached tool binaries
+	rm -rf $(KUBE_DIR) $(ETCD_DIR) $(HELM_DIR) $(PEBBLE_DIR) $(dir $(CONTROLLER_GEN))

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,7 +18,10 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/klog/v2"
 
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
 	webhookserver "github.com/cert-manager/cert-manager/pkg/acme/webhook/cmd/server"
+	logf "github.com/cert-manager/cert-manager/pkg/logs"
+	restful "github.com/emicklei/go-restful/v3"
 
 	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/solver"
@@ -75,13 +79,10 @@ func newWebhookCommand() *cobra.Command {
 				}
 			}
 			opts := solver.Options{Log: log, Timeout: f.timeout}
-			server := webhookserver.NewCommandStartWebhookServer(cmd.Context(), f.groupName,
+			server := newSolverServerCommand(f.groupName,
 				solver.NewCloudflare(opts, solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL}),
 				solver.NewAliDNS(opts, solver.AliDNSOptions{Endpoint: f.aliDNSEndpoint, STSEndpoint: f.alibabaSTSEndpoint}))
-			server.Use = "webhook"
 			server.Short = cmd.Short
-			server.Long = "Serve cert-manager's DNS01 webhook API. Issuers reference it with " +
-				"solvers[].dns01.webhook {groupName: <--group-name>, solverName: cloudflare or alidns, config: {...}}."
 			f.add(server.Flags())
 			server.SetArgs(args)
 			server.SetOut(cmd.OutOrStdout())
@@ -89,6 +90,60 @@ func newWebhookCommand() *cobra.Command {
 			server.SilenceUsage = true
 			return server.ExecuteContext(cmd.Context())
 		},
+	}
+}
+
+// newSolverServerCommand is cert-manager's webhook server command
+// (server.NewCommandStartWebhookServer) with one change: every solver's
+// OpenAPI operation gets its own ID. cert-manager names them after the
+// ChallengePayload kind only, so with two solvers the generic API server
+// refuses to build its OpenAPI spec and exits ("duplicate Operation ID
+// createAcme…ChallengePayload for path …/alidns and …/cloudflare").
+func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.Command {
+	o := webhookserver.NewWebhookServerOptions(groupName, solvers...)
+	cmd := &cobra.Command{
+		Use:  "webhook",
+		Long: "Serve cert-manager's DNS01 webhook API. Issuers reference it with solvers[].dns01.webhook {groupName: <--group-name>, solverName: cloudflare or alidns, config: {...}}.",
+		RunE: func(c *cobra.Command, args []string) error {
+			if err := o.Validate(args); err != nil {
+				return err
+			}
+			config, err := o.Config()
+			if err != nil {
+				return err
+			}
+			completed := config.Complete()
+			if oc := config.GenericConfig.OpenAPIConfig; oc != nil {
+				oc.GetOperationIDAndTags = operationIDPerResource(oc.GetOperationIDAndTags)
+			}
+			if oc := config.GenericConfig.OpenAPIV3Config; oc != nil {
+				oc.GetOperationIDAndTags = operationIDPerResource(oc.GetOperationIDAndTags)
+			}
+			server, err := completed.New()
+			if err != nil {
+				return err
+			}
+			return server.GenericAPIServer.PrepareRun().RunWithContext(c.Context())
+		},
+	}
+	logf.AddFlags(o.Logging, cmd.Flags())
+	o.RecommendedOptions.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// operationIDPerResource suffixes an operation ID with the resource (the
+// solver name) its route serves.
+func operationIDPerResource(next func(*restful.Route) (string, []string, error)) func(*restful.Route) (string, []string, error) {
+	return func(r *restful.Route) (string, []string, error) {
+		id, tags, err := next(r)
+		if err != nil {
+			return id, tags, err
+		}
+		resource := r.Path[strings.LastIndex(r.Path, "/")+1:]
+		if resource == "" || strings.HasPrefix(resource, "{") {
+			return id, tags, nil
+		}
+		return id + strings.ToUpper(resource[:1]) + resource[1:], tags, nil
 	}
 }
 

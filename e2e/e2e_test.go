@@ -1,0 +1,233 @@
+//go:build e2e
+
+// Package e2e issues real certificates through cert-manager's own
+// controllers, Pebble, the certbridge chart's objects, `certbridge webhook`
+// behind the aggregated API and `certbridge issuer`, on a real kube-apiserver
+// (see internal/localcluster). Run it with `make e2e`.
+package e2e
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/certbridge/certbridge/internal/localcluster"
+)
+
+func TestEndToEnd(t *testing.T) {
+	began := time.Now()
+	opts, err := localcluster.OptionsFromEnv(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Progress = testWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, opts.Dir)
+		}
+	})
+	c, err := localcluster.Start(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	e := &env{c: c, ctx: ctx}
+
+	// The scenarios use separate namespaces and names and run side by side;
+	// a keeps cert-manager's real DNS self-check and its fixed 60 s wait, so
+	// it takes the longest.
+	t.Run("parallel", func(t *testing.T) {
+		t.Run("a_cloudflare_apex_and_wildcard_with_self_check", e.scenarioA)
+		t.Run("b_alidns_apex_and_wildcard", e.scenarioB)
+		t.Run("c_gateway_api_gateway", e.scenarioC)
+		t.Run("d_secret_in_another_namespace_then_fixed", e.scenarioD)
+		t.Run("f_origin_ca_and_istio_csr_shaped_pca_request", e.scenarioF)
+	})
+	// e restarts cert-manager under another ServiceAccount, so it runs alone.
+	t.Run("e_cert_manager_service_account_not_in_chart_F22", e.scenarioE)
+	t.Run("g_no_leftover_records_and_no_secret_in_logs", e.scenarioG)
+	t.Logf("end-to-end: %s from an empty directory to the last scenario", time.Since(began).Round(time.Second))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+type env struct {
+	c   *localcluster.Cluster
+	ctx context.Context
+}
+
+// setup creates a namespace holding both simulated accounts' credentials.
+func (e *env) namespace(t *testing.T, name string, withCredentials bool) {
+	t.Helper()
+	if err := e.c.CreateNamespace(e.ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if withCredentials {
+		e.credentials(t, name)
+	}
+}
+
+func (e *env) credentials(t *testing.T, namespace string) {
+	t.Helper()
+	e.apply(t, e.c.CredentialSecrets(namespace))
+}
+
+func (e *env) apply(t *testing.T, manifest string) {
+	t.Helper()
+	if err := e.c.ApplyYAML(e.ctx, manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *env) acmeIssuer(t *testing.T, namespace, solver string, fast bool) {
+	t.Helper()
+	e.apply(t, e.c.ACMEIssuer(namespace, solver, fast))
+}
+
+func (e *env) certificate(t *testing.T, namespace, name, issuer string, dnsNames ...string) {
+	t.Helper()
+	e.apply(t, localcluster.Certificate(namespace, name, "Issuer", "cert-manager.io", issuer, dnsNames...))
+}
+
+func (e *env) waitReady(t *testing.T, namespace, name string, timeout time.Duration) *corev1.Secret {
+	t.Helper()
+	secret, err := e.c.WaitCertificateReady(e.ctx, namespace, name, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+func (e *env) describe(namespace string) string { return e.c.Describe(e.ctx, namespace) }
+
+// waitChallengeReason waits until a Challenge in namespace reports a reason
+// containing every want, and returns that reason.
+func (e *env) waitChallengeReason(t *testing.T, namespace string, timeout time.Duration, want ...string) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		list, err := e.c.CM.AcmeV1().Challenges(namespace).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range list.Items {
+			if containsAll(ch.Status.Reason, want) {
+				return ch.Status.Reason
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no Challenge in %s reported %q within %s:\n%s", namespace, want, timeout, e.describe(namespace))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func containsAll(s string, want []string) bool {
+	for _, w := range want {
+		if !strings.Contains(s, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// verifyChain checks that the Secret's chain verifies to roots for every
+// name, and returns the leaf.
+func verifyChain(t *testing.T, secret *corev1.Secret, roots *x509.CertPool, names ...string) *x509.Certificate {
+	t.Helper()
+	certs := parsePEM(t, secret.Data["tls.crt"])
+	if len(certs) == 0 {
+		t.Fatalf("Secret %s/%s has no certificate", secret.Namespace, secret.Name)
+	}
+	inter := x509.NewCertPool()
+	for _, c := range certs[1:] {
+		inter.AddCert(c)
+	}
+	for _, name := range names {
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			t.Errorf("Secret %s/%s: the chain does not verify for %s: %v", secret.Namespace, secret.Name, name, err)
+		}
+	}
+	return certs[0]
+}
+
+func parsePEM(t *testing.T, data []byte) []*x509.Certificate {
+	t.Helper()
+	var certs []*x509.Certificate
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return certs
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		certs = append(certs, c)
+	}
+}
+
+func summary(leaf *x509.Certificate) string {
+	sans := append([]string{}, leaf.DNSNames...)
+	for _, u := range leaf.URIs {
+		sans = append(sans, u.String())
+	}
+	return fmt.Sprintf("subject %q, SANs %v, issuer %q, valid until %s", leaf.Subject.String(), sans, leaf.Issuer.String(), leaf.NotAfter.UTC().Format(time.RFC3339))
+}
+
+// dumpLogs prints the tail of every component's log after a failure.
+func dumpLogs(t *testing.T, dir string) {
+	files, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("--- last lines of %s:\n%s", f, strings.Join(lines, "\n"))
+	}
+}
+
+// make demo's run-once mode prints both issued certificates.
+func TestDemoOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "run", "./internal/localcluster/cmd/demo", "--once")
+	cmd.Dir = ".."
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("demo --once: %v\n%s", err, out)
+	}
+	for _, want := range []string{
+		"Certificate demo/wildcard-example-com Ready", "SANs:    example.com, *.example.com", "issuer:  CN=Pebble Intermediate CA",
+		"Certificate demo/origin-example-com Ready", "SANs:    origin.example.com", "issuer:  CN=CloudFlare Origin SSL Certificate Authority",
+		"certificate.cert-manager.io/wildcard-example-com   True",
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+	t.Logf("demo --once printed:\n%s", out[strings.Index(string(out), "Certificate demo/"):])
+}

@@ -1,0 +1,257 @@
+// Package localcluster runs, on one machine without a cluster or a container
+// engine, what certbridge meets in a real one: etcd and kube-apiserver with
+// the aggregation layer, cert-manager's own controllers (in-process, from its
+// library packages, under its chart's RBAC), Pebble as the ACME server, the
+// certbridge chart's objects, `certbridge webhook` reached through the
+// aggregated API, `certbridge issuer`, and the Cloudflare and Alibaba Cloud
+// simulators with their DNS server. The end-to-end tests and `make demo` use it.
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/certbridge/certbridge/internal/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+)
+
+// Names the environment is built with.
+const (
+	GroupName            = "acme.certbridge.io"
+	Release              = "certbridge"
+	Namespace            = "certbridge"
+	CertManagerNamespace = "cert-manager"
+	// CertManagerServiceAccount is the ServiceAccount cert-manager's chart
+	// creates by default, and the chart's certManager.serviceAccountName.
+	CertManagerServiceAccount = "cert-manager"
+
+	CloudflareZone = "example.com"
+	AliDNSDomain   = "example.net"
+	PCASubCA       = "e2e-sub-ca"
+	PCARootCA      = "e2e-root-ca"
+
+	webhookService = Release + "-webhook"
+	webhookTLS     = Release + "-webhook-tls"
+	kubeVersion    = "1.36.2"
+)
+
+// Options name the binaries, all built by the Makefile from pinned modules.
+type Options struct {
+	Etcd, KubeAPIServer, Kubectl, Helm, Pebble, Certbridge string
+	// ModuleRoot is the certbridge checkout (for the chart and go list).
+	ModuleRoot string
+	// Dir holds certificates, kubeconfigs and logs; it must exist.
+	Dir string
+	// Progress receives one line per step.
+	Progress io.Writer
+}
+
+// OptionsFromEnv reads the binaries from the variables `make env` exports.
+func OptionsFromEnv(dir string) (Options, error) {
+	o := Options{
+		Etcd: os.Getenv("TEST_ASSET_ETCD"), KubeAPIServer: os.Getenv("TEST_ASSET_KUBE_APISERVER"),
+		Kubectl: os.Getenv("TEST_ASSET_KUBECTL"), Helm: os.Getenv("TEST_ASSET_HELM"),
+		Pebble: os.Getenv("TEST_ASSET_PEBBLE"), Certbridge: os.Getenv("CERTBRIDGE_BINARY"),
+		Dir: dir, Progress: io.Discard,
+	}
+	var missing []string
+	for name, v := range map[string]string{"TEST_ASSET_ETCD": o.Etcd, "TEST_ASSET_KUBE_APISERVER": o.KubeAPIServer,
+		"TEST_ASSET_KUBECTL": o.Kubectl, "TEST_ASSET_HELM": o.Helm, "TEST_ASSET_PEBBLE": o.Pebble, "CERTBRIDGE_BINARY": o.Certbridge} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return o, fmt.Errorf("%s not set: run through make (make e2e, make demo) or eval \"$(make -s env)\" first", strings.Join(missing, ", "))
+	}
+	root, err := moduleRoot()
+	o.ModuleRoot = root
+	return o, err
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && bytes.HasPrefix(b, []byte("module github.com/certbridge/certbridge\n")) {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("not inside the certbridge checkout")
+		}
+		dir = parent
+	}
+}
+
+// Cluster is a running environment.
+type Cluster struct {
+	opts   Options
+	Dir    string
+	LogDir string
+
+	Host            string
+	AdminKubeconfig string
+	Kube            kubernetes.Interface
+	CM              cmclient.Interface
+	Dynamic         dynamic.Interface
+	admin           *rest.Config
+	clusterCA       []byte
+
+	Cloudflare *cfsim.Server
+	Alibaba    *alibaba.Server
+	DNS        *dnsserver.Server
+	// Credentials of the simulated accounts; the scan for leaked secrets
+	// looks for each of them.
+	CloudflareToken, AliAccessKeyID, AliAccessKeySecret string
+
+	// PebbleDirectory is the ACME directory URL; PebbleRoots its roots.
+	PebbleDirectory  string
+	pebbleManagement string
+
+	certManager                     *certManager
+	rendered                        []unstructured.Unstructured
+	webhookPort, webhookMetricsPort int
+	webhook                         *process
+	issuer                          *process
+	processes                       []*process
+	tokens                          []string
+	closers                         []func()
+	closeOnce                       sync.Once
+}
+
+func (c *Cluster) step(format string, args ...any) {
+	fmt.Fprintf(c.opts.Progress, "localcluster: "+format+"\n", args...)
+}
+
+// Start brings everything up; Close tears it down.
+func Start(ctx context.Context, o Options) (c *Cluster, err error) {
+	c = &Cluster{opts: o, Dir: o.Dir, LogDir: filepath.Join(o.Dir, "logs")}
+	if c.opts.Progress == nil {
+		c.opts.Progress = io.Discard
+	}
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
+	if err := os.MkdirAll(c.LogDir, 0o700); err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	if err := c.startSimulators(); err != nil {
+		return c, err
+	}
+	if err := c.startControlPlane(ctx); err != nil {
+		return c, err
+	}
+	c.step("control plane ready at %s (%s)", c.Host, time.Since(began).Round(time.Millisecond))
+	if c.CM, err = cmclient.NewForConfig(c.admin); err != nil {
+		return c, err
+	}
+	if c.Dynamic, err = dynamic.NewForConfig(c.admin); err != nil {
+		return c, err
+	}
+	if err := c.installCRDs(ctx); err != nil {
+		return c, err
+	}
+	for _, ns := range []string{CertManagerNamespace, Namespace} {
+		if err := c.CreateNamespace(ctx, ns); err != nil {
+			return c, err
+		}
+	}
+	if err := c.ApplyCertManagerRBAC(ctx, CertManagerServiceAccount); err != nil {
+		return c, err
+	}
+	if err := c.InstallChart(ctx); err != nil {
+		return c, err
+	}
+	c.step("CRDs, cert-manager's RBAC and the certbridge chart applied (%s)", time.Since(began).Round(time.Millisecond))
+	if err := c.StartCertManager(ctx, CertManagerServiceAccount); err != nil {
+		return c, err
+	}
+	if err := c.startCAInjector(ctx); err != nil {
+		return c, err
+	}
+	if err := c.startPebble(ctx); err != nil {
+		return c, err
+	}
+	if err := c.startWebhook(ctx); err != nil {
+		return c, err
+	}
+	c.step("webhook serving %s through the aggregated API (%s)", GroupName, time.Since(began).Round(time.Millisecond))
+	if err := c.startIssuer(ctx); err != nil {
+		return c, err
+	}
+	c.step("environment ready (%s)", time.Since(began).Round(time.Millisecond))
+	return c, nil
+}
+
+// Close stops every component, newest first; later calls do nothing.
+func (c *Cluster) Close() { c.closeOnce.Do(c.close) }
+
+func (c *Cluster) close() {
+	if c.certManager != nil {
+		c.certManager.stop()
+	}
+	for i := len(c.closers) - 1; i >= 0; i-- {
+		c.closers[i]()
+	}
+	for i := len(c.processes) - 1; i >= 0; i-- {
+		c.processes[i].stop()
+	}
+	if c.DNS != nil {
+		c.DNS.Close()
+	}
+	if c.Cloudflare != nil {
+		c.Cloudflare.Close()
+	}
+	if c.Alibaba != nil {
+		c.Alibaba.Close()
+	}
+}
+
+// Kubectl runs kubectl as the cluster admin.
+func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, c.opts.Kubectl, append([]string{"--kubeconfig=" + c.AdminKubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
+func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
+
+// Secrets are the credential values no log line may contain: the simulated
+// accounts' credentials and every ServiceAccount token handed out.
+func (c *Cluster) Secrets() []string {
+	return append([]string{c.CloudflareToken, c.AliAccessKeySecret}, c.tokens...)
+}
+
+// LogFiles are the captured logs of every component.
+func (c *Cluster) LogFiles() ([]string, error) {
+	return filepath.Glob(filepath.Join(c.LogDir, "*.log"))
+}
