@@ -206,6 +206,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	return c, nil
 }
 
+// WebhookPID is the process id of `certbridge webhook`.
+func (c *Cluster) WebhookPID() int { return c.webhook.cmd.Process.Pid }
+
 // Close stops every component, newest first; later calls do nothing.
 func (c *Cluster) Close() { c.closeOnce.Do(c.close) }
 
