@@ -16,10 +16,12 @@ import (
 	"sync"
 	"time"
 
+	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	informers "github.com/cert-manager/cert-manager/pkg/client/informers/externalversions"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/certbridge/certbridge/internal/localcluster"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
@@ -149,11 +151,6 @@ func issuerThroughput(ctx context.Context, c *localcluster.Cluster, n int, laten
 		return "", err
 	}
 	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-	w, err := c.CM.CertmanagerV1().CertificateRequests(ns).Watch(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", err
-	}
-	defer w.Stop()
 	created := make(map[string]time.Time, n)
 	var mu sync.Mutex
 	began := time.Now()
@@ -166,14 +163,12 @@ func issuerThroughput(ctx context.Context, c *localcluster.Cluster, n int, laten
 				Spec: cmapi.CertificateRequestSpec{Request: csr, Duration: &metav1.Duration{Duration: 90 * 24 * time.Hour},
 					IssuerRef: cmmeta.IssuerReference{Group: "certbridge.io", Kind: "CloudflareOriginIssuer", Name: "origin"}},
 			}
-			start := time.Now()
+			mu.Lock()
+			created[cr.Name] = time.Now()
+			mu.Unlock()
 			if _, err := c.CM.CertmanagerV1().CertificateRequests(ns).Create(ctx, cr, metav1.CreateOptions{}); err != nil {
 				errs <- err
-				return
 			}
-			mu.Lock()
-			created[cr.Name] = start
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -183,32 +178,45 @@ func issuerThroughput(ctx context.Context, c *localcluster.Cluster, n int, laten
 	}
 	var latencies []time.Duration
 	ready := map[string]bool{}
-	timeout := time.After(5 * time.Minute)
-	for len(ready) < n {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return "", fmt.Errorf("watch ended with %d of %d Ready", len(ready), n)
-			}
-			cr, isCR := ev.Object.(*cmapi.CertificateRequest)
-			if !isCR || ev.Type == watch.Deleted || ready[cr.Name] {
-				continue
-			}
-			for _, cond := range cr.Status.Conditions {
-				if cond.Type == cmapi.CertificateRequestConditionReady && cond.Status == cmmeta.ConditionTrue {
-					ready[cr.Name] = true
-					mu.Lock()
-					latencies = append(latencies, time.Since(created[cr.Name]))
-					mu.Unlock()
-				}
-			}
-		case <-timeout:
-			return "", fmt.Errorf("%d of %d CertificateRequests Ready after 5 minutes", len(ready), n)
+	done := make(chan struct{})
+	observe := func(obj any) {
+		cr, ok := obj.(*cmapi.CertificateRequest)
+		if !ok || !apiutil.CertificateRequestHasCondition(cr, cmapi.CertificateRequestCondition{
+			Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionTrue}) {
+			return
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		start, known := created[cr.Name]
+		if !known || ready[cr.Name] {
+			return
+		}
+		ready[cr.Name] = true
+		latencies = append(latencies, time.Since(start))
+		if len(ready) == n {
+			close(done)
+		}
+	}
+	informer := informers.NewSharedInformerFactoryWithOptions(c.CM, 0, informers.WithNamespace(ns)).Certmanager().V1().CertificateRequests().Informer()
+	if _, err := informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: observe, UpdateFunc: func(_, obj any) { observe(obj) }}); err != nil {
+		return "", err
+	}
+	stopInformer := make(chan struct{})
+	defer close(stopInformer)
+	go informer.Run(stopInformer)
+	select {
+	case <-done:
+	case <-time.After(5 * time.Minute):
+		mu.Lock()
+		defer mu.Unlock()
+		return "", fmt.Errorf("%d of %d CertificateRequests Ready after 5 minutes", len(ready), n)
 	}
 	took := time.Since(began)
 	slices.Sort(latencies)
-	p := func(q float64) time.Duration { return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond) }
+	p := func(q float64) time.Duration {
+		return latencies[int(q*float64(len(latencies)-1))].Round(time.Millisecond)
+	}
 	line := fmt.Sprintf("| %s | %d | %.1f | %s | %s |", latency, n, float64(n)/took.Seconds(), p(0.50), p(0.99))
 	fmt.Printf("issuer, CA latency %s: %d CertificateRequests Ready in %s (%.1f/s), p50 %s, p99 %s\n", latency, n, took.Round(10*time.Millisecond), float64(n)/took.Seconds(), p(0.50), p(0.99))
 	return line, nil
