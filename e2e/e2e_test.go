@@ -58,6 +58,7 @@ func TestEndToEnd(t *testing.T) {
 	// e restarts cert-manager under another ServiceAccount, so it runs alone.
 	t.Run("e_cert_manager_service_account_not_in_chart_F22", e.scenarioE)
 	t.Run("g_no_leftover_records_and_no_secret_in_logs", e.scenarioG)
+	t.Run("metrics_endpoint_matches_the_simulators", e.scenarioMetrics)
 	t.Logf("end-to-end: %s from an empty directory to the last scenario", time.Since(began).Round(time.Second))
 }
 

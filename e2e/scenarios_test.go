@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"net/http"
 	"net/url"
 	"os"
 	"strings"
@@ -18,6 +19,8 @@ import (
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -322,4 +325,53 @@ func (e *env) pebbleRoots(t *testing.T) *x509.CertPool {
 		t.Fatal(err)
 	}
 	return pool
+}
+
+// The webhook process's metrics listener, scraped over HTTP like the chart's
+// ServiceMonitor does, counts exactly the DNS API calls the simulators saw
+// (the issuer's Origin CA calls reach the same Cloudflare simulator, so
+// those routes are left out).
+func (e *env) scenarioMetrics(t *testing.T) {
+	resp, err := http.Get(e.c.WebhookMetricsURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.LegacyValidation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := func(family, label, value string) int {
+		total := 0.0
+		for _, m := range families[family].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					total += m.GetCounter().GetValue()
+				}
+			}
+		}
+		return int(total)
+	}
+	cloudflareDNS := 0
+	for route, n := range e.c.Cloudflare.Calls() {
+		if strings.Contains(route, " /zones") {
+			cloudflareDNS += n
+		}
+	}
+	for _, tt := range []struct {
+		provider  string
+		simulator int
+	}{{"cloudflare", cloudflareDNS}, {"alidns", e.c.Alibaba.TotalDNSCalls()}} {
+		if got := sum("certbridge_provider_api_calls_total", "provider", tt.provider); got != tt.simulator || got == 0 {
+			t.Errorf("certbridge_provider_api_calls_total{provider=%q} = %d, the simulator counted %d", tt.provider, got, tt.simulator)
+		}
+	}
+	presented := sum("certbridge_challenges_total", "action", "Present")
+	if presented == 0 {
+		t.Errorf("certbridge_challenges_total{action=\"Present\"} is 0 after the scenarios")
+	}
+	t.Logf("metrics: %s — cloudflare API calls %d (simulator %d), alidns %d (simulator %d), challenges presented %d",
+		e.c.WebhookMetricsURL(), sum("certbridge_provider_api_calls_total", "provider", "cloudflare"), cloudflareDNS,
+		sum("certbridge_provider_api_calls_total", "provider", "alidns"), e.c.Alibaba.TotalDNSCalls(), presented)
 }

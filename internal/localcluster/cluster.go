@@ -206,6 +206,10 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	return c, nil
 }
 
+// WebhookMetricsURL is the webhook's Prometheus endpoint (the chart's
+// metrics port, here on loopback).
+func (c *Cluster) WebhookMetricsURL() string { return "http://" + hostPort(c.webhookMetricsPort) + "/metrics" }
+
 // WebhookPID is the process id of `certbridge webhook`.
 func (c *Cluster) WebhookPID() int { return c.webhook.cmd.Process.Pid }
 

@@ -290,7 +290,7 @@ func (s *Server) Calls() map[string]int { return s.calls.Snapshot() }
 func (s *Server) TotalDNSCalls() int {
 	n := 0
 	for k, v := range s.Calls() {
-		if k != "AssumeRole" && k != "AssumeRoleWithOIDC" {
+		if _, dns := dnsActions[k]; dns {
 			n += v
 		}
 	}
