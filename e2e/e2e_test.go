@@ -215,7 +215,9 @@ func dumpLogs(t *testing.T, dir string) {
 func TestDemoOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "run", "./internal/localcluster/cmd/demo", "--once")
+	// -tags e2e as make demo: the build settings of this test, so nothing is
+	// compiled twice.
+	cmd := exec.CommandContext(ctx, "go", "run", "-tags", "e2e", "./internal/localcluster/cmd/demo", "--once")
 	cmd.Dir = ".."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
