@@ -15,6 +15,7 @@ import (
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -220,12 +221,19 @@ func (c aliCredential) describe() string {
 	return s
 }
 
-func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
+// ParseAliDNSConfig decodes and validates an `alidns` solver's
+// webhook.config exactly as the webhook does, with the same errors.
+func ParseAliDNSConfig(raw *apiextensionsv1.JSON) (AliDNSConfig, error) {
 	var cfg AliDNSConfig
-	if err := decodeStrict(ch.Config, &cfg); err != nil {
-		return nil, err
+	if err := decodeStrict(raw, &cfg); err != nil {
+		return cfg, err
 	}
-	if err := cfg.Validate(); err != nil {
+	return cfg, cfg.Validate()
+}
+
+func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
+	cfg, err := ParseAliDNSConfig(ch.Config)
+	if err != nil {
 		return nil, err
 	}
 	cred, err := p.credential(ctx, ch, cfg, secrets)

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -162,16 +163,23 @@ func (c cloudflareCredential) hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
+// ParseCloudflareConfig decodes and validates a `cloudflare` solver's
+// webhook.config exactly as the webhook does, with the same errors (unknown
+// fields with "did you mean", invalid fields with their paths).
+func ParseCloudflareConfig(raw *apiextensionsv1.JSON) (CloudflareConfig, error) {
 	var cfg CloudflareConfig
-	if err := decodeStrict(ch.Config, &cfg); err != nil {
-		return nil, err
+	if err := decodeStrict(raw, &cfg); err != nil {
+		return cfg, err
 	}
-	if err := cfg.Validate(); err != nil {
+	return cfg, cfg.Validate()
+}
+
+func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
+	cfg, err := ParseCloudflareConfig(ch.Config)
+	if err != nil {
 		return nil, err
 	}
 	var cred cloudflareCredential
-	var err error
 	if cfg.APITokenSecretRef != nil {
 		cred.secret, err = secrets.read(ctx, ch.ResourceNamespace, *cfg.APITokenSecretRef, "apiTokenSecretRef")
 	} else {
