@@ -147,18 +147,33 @@ func (s *signers) sign(ctx context.Context, cr signer.CertificateRequestObject, 
 	return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("unknown issuer type %T", iss)}
 }
 
-// originCA builds (or reuses) the Origin CA backend of a spec.
-func (s *signers) originCA(ctx context.Context, spec api.CloudflareOriginIssuerSpec, namespace string) (*OriginCA, error) {
+// ServiceKeyRefused is the error for spec.auth.serviceKeyRef (F19).
+var ServiceKeyRefused = errors.New("origin-ca: spec.auth.serviceKeyRef is an Origin CA service key, and those reached end of life on 2026-09-30. " +
+	"Create an API token with Zone → SSL and Certificates → Edit, store it in a Secret and set spec.auth.tokenRef instead")
+
+// OriginToken reads the API token an Origin CA issuer's spec names, from
+// namespace (the issuer's, or the cluster resource namespace for the cluster
+// kind). Service keys are refused (F19). The controller and `certbridge
+// check issuer` both build the backend from it with NewOriginCA.
+func OriginToken(ctx context.Context, secrets secretref.Reader, spec api.CloudflareOriginIssuerSpec, namespace string) (secretref.Value, error) {
 	if spec.Auth.ServiceKeyRef != nil {
-		return nil, signer.PermanentError{Err: errors.New("origin-ca: spec.auth.serviceKeyRef is an Origin CA service key, and those reached end of life on 2026-09-30. " +
-			"Create an API token with Zone → SSL and Certificates → Edit, store it in a Secret and set spec.auth.tokenRef instead")}
+		return secretref.Value{}, signer.PermanentError{Err: ServiceKeyRefused}
 	}
 	if spec.Auth.TokenRef == nil {
-		return nil, signer.PermanentError{Err: errors.New("origin-ca: set spec.auth.tokenRef to a Secret key holding an API token with Zone → SSL and Certificates → Edit")}
+		return secretref.Value{}, signer.PermanentError{Err: errors.New("origin-ca: set spec.auth.tokenRef to a Secret key holding an API token with Zone → SSL and Certificates → Edit")}
 	}
-	token, err := s.secrets.Read(ctx, namespace, spec.Auth.TokenRef.Name, spec.Auth.TokenRef.Key, "spec.auth.tokenRef")
+	token, err := secrets.Read(ctx, namespace, spec.Auth.TokenRef.Name, spec.Auth.TokenRef.Key, "spec.auth.tokenRef")
 	if err != nil {
-		return nil, fmt.Errorf("origin-ca: %w", err)
+		return token, fmt.Errorf("origin-ca: %w", err)
+	}
+	return token, nil
+}
+
+// originCA builds (or reuses) the Origin CA backend of a spec.
+func (s *signers) originCA(ctx context.Context, spec api.CloudflareOriginIssuerSpec, namespace string) (*OriginCA, error) {
+	token, err := OriginToken(ctx, s.secrets, spec, namespace)
+	if err != nil {
+		return nil, err
 	}
 	key := hash("origin", token.Value)
 	if b, ok := s.backends.Load(key); ok {
@@ -196,52 +211,72 @@ func (s *signers) signOrigin(ctx context.Context, cr signer.CertificateRequestOb
 	return bundle, err
 }
 
-// pca builds (or reuses) the Private CA backend of a spec.
-func (s *signers) pca(ctx context.Context, spec api.AlibabaPCAIssuerSpec, namespace string, cluster bool) (*AlibabaPCA, error) {
-	var c alisdk.Credential
-	source := "ambient credentials"
+// PCACredential resolves the credentials an Alibaba Cloud PCA issuer's spec
+// names: an AccessKey (or STS credentials) from Secrets in namespace, or, for
+// the cluster kinds when o allows them, the ambient ones (RRSA, the ECS RAM
+// role). source names where they came from, for messages.
+func PCACredential(ctx context.Context, o Options, secrets secretref.Reader, spec api.AlibabaPCAIssuerSpec, namespace string, cluster bool) (c alisdk.Credential, source string, err error) {
+	source = "ambient credentials"
 	a := spec.Auth
 	switch {
 	case a.AccessKeyIDSecretRef != nil && a.AccessKeySecretSecretRef != nil:
-		id, err := s.secrets.Read(ctx, namespace, a.AccessKeyIDSecretRef.Name, a.AccessKeyIDSecretRef.Key, "spec.auth.accessKeyIdSecretRef")
+		id, err := secrets.Read(ctx, namespace, a.AccessKeyIDSecretRef.Name, a.AccessKeyIDSecretRef.Key, "spec.auth.accessKeyIdSecretRef")
 		if err != nil {
-			return nil, fmt.Errorf("alibaba-pca: %w", err)
+			return c, source, fmt.Errorf("alibaba-pca: %w", err)
 		}
-		secret, err := s.secrets.Read(ctx, namespace, a.AccessKeySecretSecretRef.Name, a.AccessKeySecretSecretRef.Key, "spec.auth.accessKeySecretSecretRef")
+		secret, err := secrets.Read(ctx, namespace, a.AccessKeySecretSecretRef.Name, a.AccessKeySecretSecretRef.Key, "spec.auth.accessKeySecretSecretRef")
 		if err != nil {
-			return nil, fmt.Errorf("alibaba-pca: %w", err)
+			return c, source, fmt.Errorf("alibaba-pca: %w", err)
 		}
 		c.AccessKeyID, c.AccessKeySecret, source = id.Value, secret.Value, id.String()
 		if a.SecurityTokenSecretRef != nil {
-			token, err := s.secrets.Read(ctx, namespace, a.SecurityTokenSecretRef.Name, a.SecurityTokenSecretRef.Key, "spec.auth.securityTokenSecretRef")
+			token, err := secrets.Read(ctx, namespace, a.SecurityTokenSecretRef.Name, a.SecurityTokenSecretRef.Key, "spec.auth.securityTokenSecretRef")
 			if err != nil {
-				return nil, fmt.Errorf("alibaba-pca: %w", err)
+				return c, source, fmt.Errorf("alibaba-pca: %w", err)
 			}
 			c.SecurityToken = token.Value
 		}
 	case a.AccessKeyIDSecretRef != nil || a.AccessKeySecretSecretRef != nil:
-		return nil, signer.PermanentError{Err: errors.New("alibaba-pca: set both spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef, or neither")}
-	case !cluster || !s.opts.AllowAmbientCredentials:
-		return nil, signer.PermanentError{Err: errors.New("alibaba-pca: no credentials: set spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef. " +
+		return c, source, signer.PermanentError{Err: errors.New("alibaba-pca: set both spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef, or neither")}
+	case !cluster || !o.AllowAmbientCredentials:
+		return c, source, signer.PermanentError{Err: errors.New("alibaba-pca: no credentials: set spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef. " +
 			"Ambient credentials (RRSA, the ECS RAM role) are used only by the cluster kinds, and only when the controller allows them (--allow-ambient-credentials)")}
 	default:
-		env := s.opts.Environ
+		env := o.Environ
+		if env == nil {
+			env = os.Getenv
+		}
 		c.Ambient = alisdk.Ambient{RoleARN: env("ALIBABA_CLOUD_ROLE_ARN"), OIDCProviderARN: env("ALIBABA_CLOUD_OIDC_PROVIDER_ARN"), OIDCTokenFile: env("ALIBABA_CLOUD_OIDC_TOKEN_FILE")}
 	}
 	c.RoleARN = a.RoleARN
+	return c, source, nil
+}
+
+// NewAlibabaPCAForSpec builds the Private CA backend of a spec from
+// credentials resolved by PCACredential, with the operator's endpoints.
+func NewAlibabaPCAForSpec(o Options, c alisdk.Credential, source string, spec api.AlibabaPCAIssuerSpec) (*AlibabaPCA, error) {
+	provider, err := alisdk.Provider(c, o.STSEndpoint)
+	if err != nil {
+		return nil, fmt.Errorf("alibaba-pca: credentials from %s: %w", source, err)
+	}
+	pca := o.PCA
+	if spec.RegionID != "" {
+		pca.Region = spec.RegionID
+	}
+	return NewAlibabaPCA(pca, provider, spec.CAIdentifier, source)
+}
+
+// pca builds (or reuses) the Private CA backend of a spec.
+func (s *signers) pca(ctx context.Context, spec api.AlibabaPCAIssuerSpec, namespace string, cluster bool) (*AlibabaPCA, error) {
+	c, source, err := PCACredential(ctx, s.opts, s.secrets, spec, namespace, cluster)
+	if err != nil {
+		return nil, err
+	}
 	key := hash("pca", c.AccessKeyID, c.AccessKeySecret, c.SecurityToken, c.RoleARN, c.Ambient.RoleARN, spec.CAIdentifier, spec.RegionID)
 	if b, ok := s.backends.Load(key); ok {
 		return b.(*AlibabaPCA), nil
 	}
-	provider, err := alisdk.Provider(c, s.opts.STSEndpoint)
-	if err != nil {
-		return nil, fmt.Errorf("alibaba-pca: credentials from %s: %w", source, err)
-	}
-	o := s.opts.PCA
-	if spec.RegionID != "" {
-		o.Region = spec.RegionID
-	}
-	p, err := NewAlibabaPCA(o, provider, spec.CAIdentifier, source)
+	p, err := NewAlibabaPCAForSpec(s.opts, c, source, spec)
 	if err != nil {
 		return nil, err
 	}
