@@ -71,14 +71,53 @@ func (r Report) WriteJSON(w io.Writer) error {
 }
 
 // value reads a credential from the environment, noting padding (F3).
-func value(r *Report, env func(string) string, name string) (string, bool) {
+func value(r *Report, env func(string) string, name string, sources map[string]string) (string, bool) {
 	raw := env(name)
 	v := strings.TrimSpace(raw)
 	if v == "" {
 		return "", false
 	}
 	if v != raw {
-		r.pass(name, "has leading or trailing whitespace; the webhook trims it, but a Secret made with `echo … | base64` carries the same newline")
+		r.pass(label(name, sources), "has leading or trailing whitespace; the webhook trims it, but a Secret made with `echo … | base64` carries the same newline")
 	}
 	return v, true
+}
+
+// label is how findings name a credential: its variable, or where the
+// caller says the value came from (a Secret and key).
+func label(name string, sources map[string]string) string {
+	if s, ok := sources[name]; ok {
+		return s
+	}
+	return name
+}
+
+// distinctNames drops a leading "*." and repeats: example.com and
+// *.example.com need one zone.
+func distinctNames(names []string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, n := range names {
+		c := candidates(n)[0]
+		if !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// candidates are name and its parent domains down to two labels, without a
+// leading "*." — the zones a DNS01 record for name can live in, nearest first.
+func candidates(name string) []string {
+	name = strings.TrimPrefix(strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), ".")), "*.")
+	var out []string
+	for {
+		out = append(out, name)
+		_, parent, ok := strings.Cut(name, ".")
+		if !ok || !strings.Contains(parent, ".") {
+			return out
+		}
+		name = parent
+	}
 }
