@@ -4,8 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
+	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
+	"k8s.io/client-go/tools/clientcmd"
+	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
 	"github.com/certbridge/certbridge/check"
 )
@@ -13,7 +20,7 @@ import (
 func newCheckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Tell why a credential does not work, before creating a Certificate",
+		Short: "Tell why a credential or an issuer does not work, before creating a Certificate",
 	}
 	creds := &cobra.Command{
 		Use:   "credentials",
@@ -48,7 +55,7 @@ func newCheckCommand() *cobra.Command {
 		},
 	}
 	cloudflare.Flags().StringSliceVar(&cf.Zones, "zone", nil, "zones the credential must see (repeatable)")
-	cloudflare.Flags().BoolVar(&cf.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone")
+	cloudflare.Flags().BoolVar(&cf.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone (without --zone: in the first zone the credential sees)")
 	cloudflare.Flags().StringVar(&cf.BaseURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
 	var ali check.AliDNSOptions
 	alidns := &cobra.Command{
@@ -60,10 +67,93 @@ func newCheckCommand() *cobra.Command {
 		},
 	}
 	alidns.Flags().StringSliceVar(&ali.Domains, "domain", nil, "domains that must be in the account (repeatable)")
-	alidns.Flags().BoolVar(&ali.WriteTest, "write-test", false, "also add and delete a uniquely named TXT record in each domain")
+	alidns.Flags().BoolVar(&ali.WriteTest, "write-test", false, "also add and delete a uniquely named TXT record in each domain (without --domain: in the first domain of the account)")
 	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default alidns.aliyuncs.com)")
-	creds.PersistentFlags().StringVarP(&output, "output", "o", "text", "text or json")
+	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text or json")
 	creds.AddCommand(cloudflare, alidns)
-	cmd.AddCommand(creds)
+	cmd.AddCommand(creds, newCheckIssuerCommand(report))
+	return cmd
+}
+
+func newCheckIssuerCommand(report func(*cobra.Command, check.Report) error) *cobra.Command {
+	var (
+		o                               check.IssuerOptions
+		kubeconfig, kubeContext, nsFlag string
+	)
+	cmd := &cobra.Command{
+		Use:   "issuer <kind>/<name>",
+		Short: "Check an Issuer or ClusterIssuer with certbridge solvers, or a certbridge.io issuer, in the cluster",
+		Long: `Check an issuer as cert-manager, the certbridge webhook and the certbridge issuer will use it:
+where its Secrets are read from and whether they hold the referenced keys, whether the provider
+accepts the credentials and they reach the zones of the solver's selector, whether the API group
+the Issuer names is served (APIService), whether cert-manager may create challenge payloads or
+approve requests and the webhook or issuer may read the Secrets (SubjectAccessReviews), and the
+issuer's Ready condition. Every ✗ line has its fix; the exit code is 0 only when all passed.
+
+Kinds: issuer (iss), clusterissuer (ciss), cloudflareoriginissuer (cfoi),
+clustercloudflareoriginissuer (ccfoi), alibabapcaissuer (apcai), clusteralibabapcaissuer (capcai);
+plural and <kind>.<group> forms work too, in any case.
+
+The cluster is reached as kubectl does (KUBECONFIG, ~/.kube/config, --kubeconfig, --context).
+The check reads the referenced Secrets with your credentials and never prints their values.`,
+		Example: `  certbridge check issuer issuer/letsencrypt -n default
+  certbridge check issuer clusterissuer/letsencrypt --write-test -o json
+  certbridge check issuer cfoi/origin -n istio-system`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, name, err := check.ParseIssuerRef(args[0])
+			if err != nil {
+				return err
+			}
+			rules := clientcmd.NewDefaultClientConfigLoadingRules()
+			rules.ExplicitPath = kubeconfig
+			loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+			cfg, err := loader.ClientConfig()
+			if err != nil {
+				return fmt.Errorf("kubeconfig: %w", err)
+			}
+			cfg.Timeout = 30 * time.Second
+			o.Namespace = nsFlag
+			if o.Namespace == "" {
+				if o.Namespace, _, err = loader.Namespace(); err != nil {
+					return fmt.Errorf("kubeconfig: %w", err)
+				}
+			}
+			if o.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+				return err
+			}
+			if o.CertManager, err = cmclient.NewForConfig(cfg); err != nil {
+				return err
+			}
+			if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+				return err
+			}
+			if o.Aggregator, err = aggregator.NewForConfig(cfg); err != nil {
+				return err
+			}
+			if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
+				return err
+			}
+			return report(cmd, check.Issuer(cmd.Context(), o, kind, name))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&kubeContext, "context", "", "kubeconfig context to use (default: the current context)")
+	f.StringVarP(&nsFlag, "namespace", "n", "", "namespace of a namespaced issuer (default: the context's namespace)")
+	f.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "",
+		"where the cluster kinds' Secrets live (default: the --cluster-resource-namespace of cert-manager's or the certbridge issuer's Deployment, else cert-manager)")
+	f.StringVar(&o.CertManagerNamespace, "cert-manager-namespace", "cert-manager", "namespace of cert-manager's controller Deployment")
+	f.StringVar(&o.CertManagerServiceAccount, "cert-manager-service-account", "",
+		"cert-manager's ServiceAccount as <namespace>/<name> (default: its controller Deployment's, else cert-manager/cert-manager)")
+	f.StringVar(&o.WebhookServiceAccount, "webhook-service-account", "",
+		"the webhook's ServiceAccount as <namespace>/<name> (default: named like the Service of the Issuer's APIService)")
+	f.StringVar(&o.IssuerServiceAccount, "issuer-service-account", "",
+		"the certbridge issuer's ServiceAccount as <namespace>/<name> (default: its Deployment's, else <webhook namespace>/<prefix>-issuer, else cert-manager/certbridge-issuer)")
+	f.BoolVar(&o.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone a solver's credential reaches")
+	f.StringVar(&o.CloudflareAPIURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
+	f.StringVar(&o.AliDNSEndpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default: the solver's regionId endpoint)")
+	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default cas.aliyuncs.com)")
+	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for a PCA issuer's roleArn (default sts.aliyuncs.com)")
 	return cmd
 }
