@@ -19,6 +19,7 @@ import (
 	"k8s.io/klog/v2"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	// The controllers cert-manager's controller binary registers, and the
@@ -65,28 +66,41 @@ func (m *certManager) stop() {
 	m.done.Wait()
 }
 
-var klogOnce sync.Once
+var (
+	klogOnce sync.Once
+	klogMu   sync.Mutex
+	// klogPath is the file in-process klog output goes to: the log
+	// directory of the cluster started last.
+	klogPath string
+)
 
 // logToFile sends in-process klog output (cert-manager's controllers,
 // cainjector) to the run's log directory, where the secret scan reads it.
+// klog is process-wide: a cluster started after another in the same process
+// (two tests) takes the output over, so each scan reads its own cluster's log.
 func (c *Cluster) logToFile() error {
-	var err error
 	klogOnce.Do(func() {
-		var f *os.File
-		f, err = os.OpenFile(filepath.Join(c.LogDir, "cert-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-		if err != nil {
-			return
-		}
 		fs := flag.NewFlagSet("klog", flag.ContinueOnError)
 		klog.InitFlags(fs)
 		_ = fs.Set("logtostderr", "false")
 		_ = fs.Set("alsologtostderr", "false")
 		_ = fs.Set("stderrthreshold", "FATAL")
 		_ = fs.Set("v", "2")
-		klog.SetOutput(f)
 		ctrl.SetLogger(klog.Background())
 	})
-	return err
+	path := filepath.Join(c.LogDir, "cert-manager.log")
+	klogMu.Lock()
+	defer klogMu.Unlock()
+	if klogPath == path {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	klog.SetOutput(f)
+	klogPath = path
+	return nil
 }
 
 // StartCertManager runs cert-manager's controllers in this process as
@@ -182,7 +196,11 @@ func (c *Cluster) startCAInjector(ctx context.Context) error {
 			return err
 		}
 	}
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	// Controller names are unique per process unless told otherwise; a
+	// second cluster in the same process (two tests) registers them again.
+	skip := true
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{Scheme: scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Controller: config.Controller{SkipNameValidation: &skip}})
 	if err != nil {
 		return err
 	}
