@@ -26,6 +26,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
@@ -51,6 +52,9 @@ type Options struct {
 	STSEndpoint string
 	// Environ reads the environment for ambient credentials; os.Getenv by default.
 	Environ func(string) string
+	// MaxConcurrentSigns is how many requests each kind's controller signs
+	// at once; a CA answering in 100 ms caps one worker at 10 per second.
+	MaxConcurrentSigns int
 }
 
 // FieldOwner is the name the controllers apply their changes under.
@@ -94,6 +98,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 		// status.ca carries the issuing root: deprecated upstream in favour of
 		// trust-manager, but users of these CAs read ca.crt (issue #3).
 		SetCAOnCertificateRequest: true,
+		ControllerOptions:         controller.Options{MaxConcurrentReconciles: o.MaxConcurrentSigns},
 	}).SetupWithManager(ctx, mgr)
 	if err != nil {
 		return err

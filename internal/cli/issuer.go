@@ -77,6 +77,7 @@ func newIssuerCommand() *cobra.Command {
 	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file replacing the embedded Cloudflare Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), should Cloudflare re-issue it")
 	f.StringVar(&o.PCA.Endpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port], or an http:// or https:// URL)")
 	f.StringVar(&o.STSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com", "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	f.IntVar(&o.MaxConcurrentSigns, "max-concurrent-signs", 8, "requests each issuer kind signs at once; a CA's throttling answers are retried within --max-retry-duration")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
 	f.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")
 	f.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint (0 disables it)")
