@@ -208,7 +208,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 
 // WebhookMetricsURL is the webhook's Prometheus endpoint (the chart's
 // metrics port, here on loopback).
-func (c *Cluster) WebhookMetricsURL() string { return "http://" + hostPort(c.webhookMetricsPort) + "/metrics" }
+func (c *Cluster) WebhookMetricsURL() string {
+	return "http://" + hostPort(c.webhookMetricsPort) + "/metrics"
+}
 
 // WebhookPID is the process id of `certbridge webhook`.
 func (c *Cluster) WebhookPID() int { return c.webhook.cmd.Process.Pid }
