@@ -25,6 +25,9 @@ import (
 )
 
 func TestEndToEnd(t *testing.T) {
+	// Beside TestDemoOnce (its own process); TestCheckIssuer's in-process
+	// cluster runs before, as both would take over klog's output.
+	t.Parallel()
 	began := time.Now()
 	opts, err := localcluster.OptionsFromEnv(t.TempDir())
 	if err != nil {
@@ -213,6 +216,7 @@ func dumpLogs(t *testing.T, dir string) {
 
 // make demo's run-once mode prints both issued certificates.
 func TestDemoOnce(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	// -tags e2e as make demo: the build settings of this test, so nothing is

@@ -11,6 +11,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -53,6 +54,9 @@ func newIssuerCommand() *cobra.Command {
 				LeaderElectionNamespace: leaderElectionNamespace,
 				Metrics:                 metricsserver.Options{BindAddress: metricsAddr},
 				HealthProbeBindAddress:  probeAddr,
+				// issuer-lib v0.11.0 hands its ControllerOptions to the issuer
+				// reconcilers only; the request reconcilers take the manager's.
+				Controller: config.Controller{MaxConcurrentReconciles: o.MaxConcurrentSigns},
 			})
 			if err != nil {
 				return err
