@@ -29,24 +29,9 @@ import (
 // value appears on stdout or stderr.
 func TestCheckIssuer(t *testing.T) {
 	began := time.Now()
-	opts, err := localcluster.OptionsFromEnv(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Progress = testWriter{t}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, opts.Dir)
-		}
-	})
-	c, err := localcluster.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	k := &checkEnv{env: env{c: c, ctx: ctx}, binary: opts.Certbridge, secrets: c.Secrets()}
+	e := startEnv(t, 10*time.Minute)
+	c, ctx := e.c, e.ctx
+	k := &checkEnv{env: *e, secrets: c.Secrets()}
 	started := time.Now()
 
 	// Credentials of the failure cases; the leak check looks for them too.
@@ -339,7 +324,6 @@ stringData: {access-key-id: %s, access-key-secret: %s}
 
 type checkEnv struct {
 	env
-	binary string
 	// secrets are every credential value the output must not contain.
 	secrets []string
 }

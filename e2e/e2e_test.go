@@ -29,24 +29,7 @@ func TestEndToEnd(t *testing.T) {
 	// cluster runs before, as both would take over klog's output.
 	t.Parallel()
 	began := time.Now()
-	opts, err := localcluster.OptionsFromEnv(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Progress = testWriter{t}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
-	t.Cleanup(func() {
-		if t.Failed() {
-			dumpLogs(t, opts.Dir)
-		}
-	})
-	c, err := localcluster.Start(ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	e := &env{c: c, ctx: ctx}
+	e := startEnv(t, 15*time.Minute)
 
 	// The scenarios use separate namespaces and names and run side by side;
 	// a keeps cert-manager's real DNS self-check and its fixed 60 s wait, so
@@ -65,6 +48,31 @@ func TestEndToEnd(t *testing.T) {
 	t.Logf("end-to-end: %s from an empty directory to the last scenario", time.Since(began).Round(time.Second))
 }
 
+// startEnv starts a local cluster for one test; it stops when the test ends,
+// and a failed test prints the tail of every component's log.
+func startEnv(t *testing.T, timeout time.Duration) *env {
+	t.Helper()
+	opts, err := localcluster.OptionsFromEnv(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Progress = testWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	c, err := localcluster.Start(ctx, opts)
+	if err != nil {
+		dumpLogs(t, opts.Dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, opts.Dir)
+		}
+	})
+	return &env{c: c, ctx: ctx, binary: opts.Certbridge}
+}
+
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -73,8 +81,9 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 type env struct {
-	c   *localcluster.Cluster
-	ctx context.Context
+	c      *localcluster.Cluster
+	ctx    context.Context
+	binary string
 }
 
 // setup creates a namespace holding both simulated accounts' credentials.
