@@ -48,6 +48,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/testutil"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 	"github.com/certbridge/certbridge/solver"
@@ -785,7 +786,7 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 	}
 	go func() { _ = mgr.Start(ctx) }()
 
-	eventually(t, "the issuer holds its leader election Lease in "+ns, func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "the issuer holds its leader election Lease in "+ns, func() (bool, string) {
 		var l coordinationv1.Lease
 		err := admin.Get(ctx, client.ObjectKey{Namespace: ns, Name: "certbridge-issuer.certbridge.io"}, &l)
 		return err == nil && l.Spec.HolderIdentity != nil, fmt.Sprint(err)
@@ -793,11 +794,11 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 
 	iss := &api.ClusterCloudflareOriginIssuer{ObjectMeta: metav1.ObjectMeta{Name: "origin"},
 		Spec: api.CloudflareOriginIssuerSpec{Auth: api.CloudflareOriginAuth{TokenRef: &api.SecretKeySelector{Name: "cf-origin", Key: "token"}}}}
-	eventually(t, "the chart's CRDs are served", func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "the chart's CRDs are served", func() (bool, string) {
 		err := admin.Create(ctx, iss)
 		return err == nil, fmt.Sprint(err)
 	})
-	eventually(t, "ClusterCloudflareOriginIssuer Ready", func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "ClusterCloudflareOriginIssuer Ready", func() (bool, string) {
 		if err := admin.Get(ctx, client.ObjectKeyFromObject(iss), iss); err != nil {
 			return false, err.Error()
 		}
@@ -822,7 +823,7 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 		}
 	}
 	waitRequest := func(name string, want cmmeta.ConditionStatus, reason string) {
-		eventually(t, "CertificateRequest "+name+" Ready="+string(want)+" "+reason, func() (bool, string) {
+		testutil.Eventually(t, 30*time.Second, "CertificateRequest "+name+" Ready="+string(want)+" "+reason, func() (bool, string) {
 			var cr cmapi.CertificateRequest
 			if err := admin.Get(ctx, client.ObjectKey{Namespace: "default", Name: name}, &cr); err != nil {
 				return false, err.Error()
@@ -851,14 +852,14 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 	if err := admin.SubResource("approval").Update(ctx, csr); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the CertificateSigningRequest is signed (needs sign on its signer)", func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "the CertificateSigningRequest is signed (needs sign on its signer)", func() (bool, string) {
 		if err := admin.Get(ctx, client.ObjectKeyFromObject(csr), csr); err != nil {
 			return false, err.Error()
 		}
 		return len(csr.Status.Certificate) > 0, fmt.Sprintf("%+v", csr.Status.Conditions)
 	})
 
-	eventually(t, "an Issued Event on the CertificateRequest", func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "an Issued Event on the CertificateRequest", func() (bool, string) {
 		var list corev1.EventList
 		if err := admin.List(ctx, &list, client.InNamespace("default")); err != nil {
 			return false, err.Error()
@@ -891,21 +892,6 @@ func csrPEM(t *testing.T) []byte {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
-}
-
-func eventually(t *testing.T, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := check()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in 30s; last state: %s", what, last)
 }
 
 // valuePaths lists the dotted paths of a values tree's leaves; an empty map

@@ -22,6 +22,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certbridge/certbridge/internal/localcluster"
+	"github.com/certbridge/certbridge/internal/testutil"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -134,22 +135,21 @@ func (e *env) describe(namespace string) string { return e.c.Describe(e.ctx, nam
 // containing every want, and returns that reason.
 func (e *env) waitChallengeReason(t *testing.T, namespace string, timeout time.Duration, want ...string) string {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	var reason string
+	testutil.Eventually(t, timeout, fmt.Sprintf("a Challenge in %s reporting %q", namespace, want), func() (bool, string) {
 		list, err := e.c.CM.AcmeV1().Challenges(namespace).List(e.ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, ch := range list.Items {
 			if containsAll(ch.Status.Reason, want) {
-				return ch.Status.Reason
+				reason = ch.Status.Reason
+				return true, ""
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no Challenge in %s reported %q within %s:\n%s", namespace, want, timeout, e.describe(namespace))
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return false, "\n" + e.describe(namespace)
+	})
+	return reason
 }
 
 func containsAll(s string, want []string) bool {
@@ -165,18 +165,28 @@ func containsAll(s string, want []string) bool {
 // name, and returns the leaf.
 func verifyChain(t *testing.T, secret *corev1.Secret, roots *x509.CertPool, names ...string) *x509.Certificate {
 	t.Helper()
-	certs := parsePEM(t, secret.Data["tls.crt"])
+	return verifyPEMChain(t, "Secret "+secret.Namespace+"/"+secret.Name, secret.Data["tls.crt"], roots,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageAny}, names...)
+}
+
+// verifyPEMChain checks that a PEM chain (leaf first) verifies to roots for
+// the usages and every name (none: no name check), and returns the leaf.
+func verifyPEMChain(t *testing.T, what string, chain []byte, roots *x509.CertPool, usages []x509.ExtKeyUsage, names ...string) *x509.Certificate {
+	t.Helper()
+	certs := parsePEM(t, chain)
 	if len(certs) == 0 {
-		t.Fatalf("Secret %s/%s has no certificate", secret.Namespace, secret.Name)
+		t.Fatalf("%s: no certificate", what)
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
 		inter.AddCert(c)
 	}
+	if len(names) == 0 {
+		names = []string{""}
+	}
 	for _, name := range names {
-		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name,
-			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
-			t.Errorf("Secret %s/%s: the chain does not verify for %s: %v", secret.Namespace, secret.Name, name, err)
+		if _, err := certs[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: name, KeyUsages: usages}); err != nil {
+			t.Errorf("%s: the chain does not verify for %q: %v", what, name, err)
 		}
 	}
 	return certs[0]

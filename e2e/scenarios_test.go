@@ -9,6 +9,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/certbridge/certbridge/internal/localcluster"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/testutil"
 	"github.com/certbridge/certbridge/issuer/roots"
 )
 
@@ -206,42 +208,31 @@ spec:
 	if _, err := e.c.CM.CertmanagerV1().CertificateRequests(ns).Create(e.ctx, cr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		got, err := e.c.CM.CertmanagerV1().CertificateRequests(ns).Get(e.ctx, cr.Name, metav1.GetOptions{})
-		if err != nil {
+	var got *cmapi.CertificateRequest
+	testutil.Eventually(t, 2*time.Minute, "CertificateRequest "+cr.Name+" issued", func() (bool, string) {
+		var err error
+		if got, err = e.c.CM.CertmanagerV1().CertificateRequests(ns).Get(e.ctx, cr.Name, metav1.GetOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if len(got.Status.Certificate) > 0 {
-			pcaRoots := x509.NewCertPool()
-			if !pcaRoots.AppendCertsFromPEM(got.Status.CA) {
-				t.Fatal("status.ca is empty")
-			}
-			certs := parsePEM(t, got.Status.Certificate)
-			inter := x509.NewCertPool()
-			for _, c := range certs[1:] {
-				inter.AddCert(c)
-			}
-			leaf := certs[0]
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: pcaRoots, Intermediates: inter,
-				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth}}); err != nil {
-				t.Errorf("the PCA certificate does not verify against status.ca: %v", err)
-			}
-			if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffe.String() {
-				t.Errorf("URI SANs %v, want %s", leaf.URIs, spiffe)
-			}
-			if d := leaf.NotAfter.Sub(leaf.NotBefore); d < 59*time.Minute || d > 61*time.Minute {
-				t.Errorf("validity %s, want 1h", d)
-			}
-			t.Logf("f: AlibabaPCAIssuer, istio-csr-shaped request approved by cert-manager and signed: %s, usages %v", summary(leaf), leaf.ExtKeyUsage)
-			return
+		if apiutil.CertificateRequestHasCondition(got, cmapi.CertificateRequestCondition{
+			Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonFailed}) {
+			t.Fatalf("CertificateRequest %s failed: %v", cr.Name, got.Status.Conditions)
 		}
-		if failed := apiutil.CertificateRequestHasCondition(got, cmapi.CertificateRequestCondition{
-			Type: cmapi.CertificateRequestConditionReady, Status: cmmeta.ConditionFalse, Reason: cmapi.CertificateRequestReasonFailed}); failed || time.Now().After(deadline) {
-			t.Fatalf("CertificateRequest %s not issued: %v", cr.Name, got.Status.Conditions)
-		}
-		time.Sleep(500 * time.Millisecond)
+		return len(got.Status.Certificate) > 0, fmt.Sprint(got.Status.Conditions)
+	})
+	pcaRoots := x509.NewCertPool()
+	if !pcaRoots.AppendCertsFromPEM(got.Status.CA) {
+		t.Fatal("status.ca is empty")
 	}
+	leaf = verifyPEMChain(t, "the PCA certificate (against status.ca)", got.Status.Certificate, pcaRoots,
+		[]x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth})
+	if len(leaf.URIs) != 1 || leaf.URIs[0].String() != spiffe.String() {
+		t.Errorf("URI SANs %v, want %s", leaf.URIs, spiffe)
+	}
+	if d := leaf.NotAfter.Sub(leaf.NotBefore); d < 59*time.Minute || d > 61*time.Minute {
+		t.Errorf("validity %s, want 1h", d)
+	}
+	t.Logf("f: AlibabaPCAIssuer, istio-csr-shaped request approved by cert-manager and signed: %s, usages %v", summary(leaf), leaf.ExtKeyUsage)
 }
 
 // assertCertManagerMay asks the API server's authorizer whether cert-manager's

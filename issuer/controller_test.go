@@ -14,7 +14,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	promtest "github.com/prometheus/client_golang/prometheus/testutil"
 	certificatesv1 "k8s.io/api/certificates/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -28,6 +28,7 @@ import (
 	"github.com/certbridge/certbridge/internal/metrics"
 	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/internal/testutil"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
@@ -97,21 +98,6 @@ func startControllers(t *testing.T) *controllerEnv {
 	return e
 }
 
-func eventually(t *testing.T, what string, check func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	last := ""
-	for time.Now().Before(deadline) {
-		ok, state := check()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s: not reached in 30s; last state: %s", what, last)
-}
-
 func readyCondition(conds []metav1.Condition) (metav1.ConditionStatus, string) {
 	for _, c := range conds {
 		if c.Type == "Ready" {
@@ -143,7 +129,7 @@ func (e *controllerEnv) request(t *testing.T, ns, name string, csr []byte, d tim
 func (e *controllerEnv) waitRequest(t *testing.T, ns, name string, want cmmeta.ConditionStatus, reason string) *cmapi.CertificateRequest {
 	t.Helper()
 	var cr cmapi.CertificateRequest
-	eventually(t, "CertificateRequest "+name+" Ready="+string(want), func() (bool, string) {
+	testutil.Eventually(t, 30*time.Second, "CertificateRequest "+name+" Ready="+string(want), func() (bool, string) {
 		if err := e.c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, &cr); err != nil {
 			return false, err.Error()
 		}
@@ -198,7 +184,7 @@ func TestControllers(t *testing.T) {
 	}
 	issuerReady := func(obj client.Object, want metav1.ConditionStatus, text string) {
 		t.Helper()
-		eventually(t, obj.GetName()+" Ready="+string(want), func() (bool, string) {
+		testutil.Eventually(t, 30*time.Second, obj.GetName()+" Ready="+string(want), func() (bool, string) {
 			if err := e.c.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
 				return false, err.Error()
 			}
@@ -229,7 +215,7 @@ func TestControllers(t *testing.T) {
 		if days := leaf.NotAfter.Sub(leaf.NotBefore).Hours() / 24; days < 364.9 || days > 365.1 {
 			t.Errorf("want 365 days for 100 requested, got %.1f", days)
 		}
-		eventually(t, "ValidityRounded Event", func() (bool, string) {
+		testutil.Eventually(t, 30*time.Second, "ValidityRounded Event", func() (bool, string) {
 			var list corev1.EventList
 			if err := e.c.List(ctx, &list, client.InNamespace("default")); err != nil {
 				return false, err.Error()
@@ -345,7 +331,7 @@ func TestControllers(t *testing.T) {
 		if err := e.c.SubResource("approval").Update(ctx, csr); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the CSR is signed", func() (bool, string) {
+		testutil.Eventually(t, 30*time.Second, "the CSR is signed", func() (bool, string) {
 			if err := e.c.Get(ctx, client.ObjectKeyFromObject(csr), csr); err != nil {
 				return false, err.Error()
 			}
@@ -387,7 +373,7 @@ func TestControllers(t *testing.T) {
 		for _, c := range []struct {
 			backend, outcome string
 		}{{"cloudflare-origin-ca", "success"}, {"cloudflare-origin-ca", "error"}, {"alibaba-pca", "success"}} {
-			if n := testutil.ToFloat64(metrics.Certificates.WithLabelValues(c.backend, c.outcome)); n < 1 {
+			if n := promtest.ToFloat64(metrics.Certificates.WithLabelValues(c.backend, c.outcome)); n < 1 {
 				t.Errorf("certbridge_certificates_signed_total{backend=%q,outcome=%q} = %v", c.backend, c.outcome, n)
 			}
 		}

@@ -113,13 +113,11 @@ func (c *Cluster) ApplyCertManagerRBAC(ctx context.Context, serviceAccount strin
 // webhook process listens on.
 func (c *Cluster) InstallChart(ctx context.Context, set ...string) error {
 	if c.webhookPort == 0 {
-		var err error
-		if c.webhookPort, err = freePort(); err != nil {
+		ports, err := freePorts(2)
+		if err != nil {
 			return err
 		}
-		if c.webhookMetricsPort, err = freePort(); err != nil {
-			return err
-		}
+		c.webhookPort, c.webhookMetricsPort = ports[0], ports[1]
 	}
 	values := append([]string{"groupName=" + GroupName}, set...)
 	objs, err := c.helmTemplate(ctx, Release, Namespace, filepath.Join(c.opts.ModuleRoot, "charts", "certbridge"), values...)

@@ -16,6 +16,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/certbridge/certbridge/internal/sim/alibaba"
@@ -102,14 +103,11 @@ func (c *Cluster) startPebble(ctx context.Context) error {
 	if err := serving.write(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")); err != nil {
 		return err
 	}
-	port, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
-	mgmt, err := freePort()
-	if err != nil {
-		return err
-	}
+	port, mgmt := ports[0], ports[1]
 	config := map[string]any{"pebble": map[string]any{
 		"listenAddress": hostPort(port), "managementListenAddress": hostPort(mgmt),
 		"certificate": filepath.Join(dir, "tls.crt"), "privateKey": filepath.Join(dir, "tls.key"),
@@ -227,7 +225,7 @@ func (c *Cluster) apiServiceAvailable(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	conditions, _, _ := unstructuredSlice(u.Object, "status", "conditions")
+	conditions, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
 	for _, cond := range conditions {
 		m, _ := cond.(map[string]any)
 		if m["type"] == "Available" {
@@ -247,14 +245,11 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	metrics, err := freePort()
+	ports, err := freePorts(2)
 	if err != nil {
 		return err
 	}
-	probes, err := freePort()
-	if err != nil {
-		return err
-	}
+	metrics, probes := ports[0], ports[1]
 	args, err := c.chartArgs(Release+"-issuer", map[string]string{
 		"--metrics-bind-address":      hostPort(metrics),
 		"--health-probe-bind-address": hostPort(probes),
@@ -279,17 +274,4 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 		}
 		return nil
 	}, c.issuer)
-}
-
-func unstructuredSlice(obj map[string]any, fields ...string) ([]any, bool, error) {
-	var cur any = obj
-	for _, f := range fields {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false, nil
-		}
-		cur = m[f]
-	}
-	s, ok := cur.([]any)
-	return s, ok, nil
 }

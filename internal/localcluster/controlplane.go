@@ -67,14 +67,11 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	}
 	c.clusterCA = clusterCA.pem
 
-	etcdPort, err := freePort()
+	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	peerPort, err := freePort()
-	if err != nil {
-		return err
-	}
+	etcdPort, peerPort, apiPort := ports[0], ports[1], ports[2]
 	etcdURL := "http://" + hostPort(etcdPort)
 	peerURL := "http://" + hostPort(peerPort)
 	etcd, err := c.start("etcd", c.opts.Etcd, nil,
@@ -86,10 +83,6 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
-	apiPort, err := freePort()
-	if err != nil {
-		return err
-	}
 	apiserver, err := c.start("kube-apiserver", c.opts.KubeAPIServer, nil,
 		"--etcd-servers="+etcdURL,
 		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),

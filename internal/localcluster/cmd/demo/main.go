@@ -77,7 +77,7 @@ func run(ctx context.Context, once bool) (err error) {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("\nCertificate %s/%s Ready after %s; Secret %s:\n", namespace, name, time.Since(began).Round(time.Millisecond), secret.Name)
+		fmt.Printf("\nCertificate %s/%s Ready after %s; the chain in its Secret %q:\n", namespace, name, time.Since(began).Round(time.Millisecond), secret.Name)
 		printChain(secret.Data["tls.crt"])
 	}
 	out, err := c.Kubectl(ctx, nil, "get", "certificates,certificaterequests,orders,challenges", "-n", namespace)
