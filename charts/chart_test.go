@@ -724,6 +724,35 @@ func TestAPIServer(t *testing.T) {
 // kind of request to the end: a CertificateRequest, a denied one, and a
 // Kubernetes CertificateSigningRequest. Any permission the chart misses
 // shows as a request that never completes or a "forbidden" in the log.
+// klogRecorder receives klog's lines while a test records them. klog's
+// logger is set once per process: client-go's goroutines read it until long
+// after a manager stops, so replacing or clearing it would race with them.
+var klogRecorder struct {
+	sync.Mutex
+	once   sync.Once
+	record func(line string)
+}
+
+func recordKlog(t *testing.T, record func(line string)) {
+	klogRecorder.once.Do(func() {
+		klog.SetLogger(funcr.New(func(prefix, args string) {
+			klogRecorder.Lock()
+			defer klogRecorder.Unlock()
+			if klogRecorder.record != nil {
+				klogRecorder.record(prefix + " " + args)
+			}
+		}, funcr.Options{}))
+	})
+	klogRecorder.Lock()
+	klogRecorder.record = record
+	klogRecorder.Unlock()
+	t.Cleanup(func() {
+		klogRecorder.Lock()
+		klogRecorder.record = nil
+		klogRecorder.Unlock()
+	})
+}
+
 func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Client) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
@@ -743,8 +772,13 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 		}
 	}, funcr.Options{})
 	// client-go (leader election, the Event broadcasters) logs through klog.
-	klog.SetLogger(log)
-	t.Cleanup(klog.ClearLogger)
+	recordKlog(t, func(line string) {
+		if strings.Contains(line, "forbidden") {
+			mu.Lock()
+			forbidden = append(forbidden, line)
+			mu.Unlock()
+		}
+	})
 
 	cf := cfsim.Start()
 	t.Cleanup(cf.Close)
@@ -784,7 +818,15 @@ func issuerWithChartRBAC(t *testing.T, env *envtest.Environment, admin client.Cl
 	if err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = mgr.Start(ctx) }()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = mgr.Start(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-stopped
+	})
 
 	testutil.Eventually(t, 30*time.Second, "the issuer holds its leader election Lease in "+ns, func() (bool, string) {
 		var l coordinationv1.Lease
