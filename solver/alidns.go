@@ -234,7 +234,7 @@ func ParseAliDNSConfig(raw *apiextensionsv1.JSON) (AliDNSConfig, error) {
 func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
 	cfg, err := ParseAliDNSConfig(ch.Config)
 	if err != nil {
-		return nil, err
+		return nil, &configError{err}
 	}
 	cred, err := p.credential(ctx, ch, cfg, secrets)
 	if err != nil {
@@ -510,9 +510,9 @@ func (d *aliDNS) domain(ctx context.Context, zone, fqdn string) (aliDomain, erro
 	if d.cfg.DomainName != "" {
 		via = " (from domainName)"
 	}
-	return aliDomain{}, fmt.Errorf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
+	return aliDomain{}, &noZoneError{fmt.Sprintf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
 		"Add the domain to Alibaba Cloud DNS in that account, or set domainName to the domain as registered there",
-		strings.Join(candidates, ", "), via, d.cred.describe())
+		strings.Join(candidates, ", "), via, d.cred.describe())}
 }
 
 // explain turns an API failure into what to change (F13), naming where the

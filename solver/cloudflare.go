@@ -177,7 +177,7 @@ func ParseCloudflareConfig(raw *apiextensionsv1.JSON) (CloudflareConfig, error) 
 func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
 	cfg, err := ParseCloudflareConfig(ch.Config)
 	if err != nil {
-		return nil, err
+		return nil, &configError{err}
 	}
 	var cred cloudflareCredential
 	if cfg.APITokenSecretRef != nil {
@@ -396,18 +396,18 @@ func (d *cloudflareDNS) noZone(ctx context.Context, tried []string, viaField str
 				list, d.cred.secret, status)
 		}
 		if n, err := d.account.api.countZones(ctx); err == nil && n == 0 {
-			return fmt.Errorf("no zone found for %s: the API token from %s cannot read any zone. "+
+			return &noZoneError{fmt.Sprintf("no zone found for %s: the API token from %s cannot read any zone. "+
 				"Grant it the permission Zone → Zone → Read for the zone (or All zones), together with Zone → DNS → Edit",
-				list, d.cred.secret)
+				list, d.cred.secret)}
 		}
-		return fmt.Errorf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to, "+
+		return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to, "+
 			"or the token lacks Zone → Zone → Read for it. Check that the domain's name servers are Cloudflare's and the zone is in this account; "+
 			"grant the token Zone → Zone → Read (and Zone → DNS → Edit) for the zone; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
-			list, d.cred.secret)
+			list, d.cred.secret)}
 	}
-	return fmt.Errorf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s). "+
+	return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s). "+
 		"Check that the domain's name servers are Cloudflare's and the zone is in this account; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
-		list, d.cred.email, d.cred.secret)
+		list, d.cred.email, d.cred.secret)}
 }
 
 // explain turns an API failure into what to change, naming the credential's

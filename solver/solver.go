@@ -109,7 +109,9 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	if err := validateRequest(ch); err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
-	log = log.WithValues("namespace", ch.ResourceNamespace, "fqdn", ch.ResolvedFQDN, "uid", ch.UID)
+	// cert-manager leaves the request's UID empty; the DNS name and the
+	// namespace identify the Challenge.
+	log = log.WithValues("namespace", ch.ResourceNamespace, "dnsName", ch.DNSName, "fqdn", ch.ResolvedFQDN)
 	client := s.client.Load()
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
@@ -119,6 +121,13 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {
 		err = do(dp, ctx, ch.ResolvedZone, ch.ResolvedFQDN, ch.Key)
+	}
+	if reason, skip := cleanUpSkipReason(err); skip && action == "CleanUp" {
+		// See cleanup.go: nothing can have been written for this request.
+		log.Info("CleanUp skipped: Present could not have created a record for this request",
+			"reason", reason, "detail", err.Error())
+		metrics.CleanupsSkipped.WithLabelValues(s.name, reason).Inc()
+		err = nil
 	}
 	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(err)).Inc()
 	if err != nil {

@@ -37,6 +37,13 @@ var (
 		Help: "DNS01 challenge actions by solver, action (Present, CleanUp) and outcome (success, error).",
 	}, []string{"solver", "action", "outcome"})
 
+	// CleanupsSkipped counts CleanUps answered with success without touching
+	// DNS, because their request could never have created a record.
+	CleanupsSkipped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "cleanups_skipped_total",
+		Help: "CleanUps that succeeded without a DNS call because Present could not have written a record, by solver and reason (config_invalid, secret_not_found, secret_key_missing, secret_value_empty, zone_not_found).",
+	}, []string{"solver", "reason"})
+
 	// Certificates counts certificates signed by the issuer.
 	Certificates = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "certbridge", Name: "certificates_signed_total",
@@ -46,7 +53,7 @@ var (
 
 // Register adds the solver metrics to r.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, Challenges} {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, Challenges, CleanupsSkipped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

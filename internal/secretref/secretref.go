@@ -54,6 +54,36 @@ type Reader struct {
 
 var forbiddenUser = regexp.MustCompile(`User "([^"]+)"`)
 
+// Problem is what kept a credential from being read.
+type Problem int
+
+const (
+	// SecretNotFound: no Secret of that name in the namespace.
+	SecretNotFound Problem = iota + 1
+	// KeyMissing: the Secret has no such key.
+	KeyMissing
+	// ValueEmpty: the key holds nothing but whitespace.
+	ValueEmpty
+	// ReadForbidden: RBAC does not let the reader get the Secret.
+	ReadForbidden
+)
+
+// Error is a credential that could not be read, with the message for the
+// user. Callers decide on Problem, never on the text.
+type Error struct {
+	Problem Problem
+	msg     string
+	err     error
+}
+
+func (e *Error) Error() string { return e.msg }
+
+func (e *Error) Unwrap() error { return e.err }
+
+func newError(p Problem, err error, format string, args ...any) *Error {
+	return &Error{Problem: p, msg: fmt.Sprintf(format, args...), err: err}
+}
+
 // Read returns the trimmed value of name/key in namespace; field names the
 // reference in the user's config.
 func (r Reader) Read(ctx context.Context, namespace, name, key, field string) (Value, error) {
@@ -64,7 +94,7 @@ func (r Reader) Read(ctx context.Context, namespace, name, key, field string) (V
 	s, err := r.Get(ctx, namespace, name)
 	switch {
 	case apierrors.IsNotFound(err):
-		return v, fmt.Errorf("Secret %q (%s.name) not found in namespace %q. %s. "+
+		return v, newError(SecretNotFound, err, "Secret %q (%s.name) not found in namespace %q. %s. "+
 			"Create the Secret in %q, or check that its manifest's metadata.namespace did not send it elsewhere",
 			name, field, namespace, r.Scope(namespace), namespace)
 	case apierrors.IsForbidden(err):
@@ -72,7 +102,7 @@ func (r Reader) Read(ctx context.Context, namespace, name, key, field string) (V
 		if m := forbiddenUser.FindStringSubmatch(err.Error()); m != nil {
 			who = fmt.Sprintf("%s %q", r.Who, m[1])
 		}
-		return v, fmt.Errorf("%s may not get Secrets in namespace %q (RBAC forbidden), so it cannot read Secret %q (%s.name). %s",
+		return v, newError(ReadForbidden, err, "%s may not get Secrets in namespace %q (RBAC forbidden), so it cannot read Secret %q (%s.name). %s",
 			who, namespace, name, field, r.Grant(namespace))
 	case err != nil:
 		return v, fmt.Errorf("reading Secret %s/%s (%s.name): %w", namespace, name, field, err)
@@ -88,7 +118,7 @@ func (r Reader) Read(ctx context.Context, namespace, name, key, field string) (V
 		if len(keys) > 0 {
 			has = "it has the keys " + strings.Join(keys, ", ")
 		}
-		return v, fmt.Errorf("Secret %s/%s has no key %q (%s.key); %s. Set %s.key to the key that holds the credential",
+		return v, newError(KeyMissing, nil, "Secret %s/%s has no key %q (%s.key); %s. Set %s.key to the key that holds the credential",
 			namespace, name, key, field, has, field)
 	}
 	value := strings.TrimSpace(string(raw))
@@ -100,7 +130,7 @@ func (r Reader) Read(ctx context.Context, namespace, name, key, field string) (V
 		}
 	}
 	if value == "" {
-		return v, fmt.Errorf("Secret %s/%s key %q (%s.key) is empty", namespace, name, key, field)
+		return v, newError(ValueEmpty, nil, "Secret %s/%s key %q (%s.key) is empty", namespace, name, key, field)
 	}
 	v.Value = value
 	return v, nil
