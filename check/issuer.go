@@ -469,11 +469,18 @@ func (c *checker) certManagerIssuer(ctx context.Context, name string) {
 	} else {
 		c.acme(ctx, spec.ACME.Solvers, namespace)
 	}
+	found := false
 	for _, cond := range conditions {
 		if cond.Type == cmapi.IssuerConditionReady {
 			c.readyCondition(string(cond.Status), cond.Reason, cond.Message, true, "cert-manager", acmeReadyFix)
-			return
+			found = true
+			break
 		}
 	}
-	c.readyCondition("", "", "", false, "cert-manager", "")
+	if !found {
+		c.readyCondition("", "", "", false, "cert-manager", "")
+	}
+	if spec.ACME != nil {
+		c.stuckChallenges(ctx, name)
+	}
 }

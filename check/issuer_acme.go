@@ -60,7 +60,7 @@ func (c *checker) acme(ctx context.Context, solvers []cmacme.ACMEChallengeSolver
 		}
 		ours++
 		secrets := c.solver(ctx, prefix, s, namespace)
-		c.apiService(ctx, wh.GroupName, g)
+		c.apiService(ctx, wh.GroupName, wh.SolverName, g)
 		if key := wh.GroupName + "/" + wh.SolverName; g.served && !checked[key] {
 			checked[key] = true
 			c.challengePayloads(ctx, wh.GroupName, wh.SolverName, g)
@@ -289,7 +289,7 @@ func (c *checker) certbridgeAPIServices(ctx context.Context) (map[string]*apireg
 
 // apiService reports whether the solver's API group is served and Available
 // (F23); it is reported once per group.
-func (c *checker) apiService(ctx context.Context, group string, g *webhookGroup) {
+func (c *checker) apiService(ctx context.Context, group, solverName string, g *webhookGroup) {
 	label := "APIService v1alpha1." + group
 	for _, f := range c.r.Findings {
 		if f.Check == label {
@@ -299,7 +299,8 @@ func (c *checker) apiService(ctx context.Context, group string, g *webhookGroup)
 	as, err := c.o.Aggregator.ApiregistrationV1().APIServices().Get(ctx, "v1alpha1."+group, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		detail := fmt.Sprintf("the Issuer's groupName %q is not served: there is no APIService v1alpha1.%s, so cert-manager's Challenges fail with \"the server could not find the requested resource\"", group, group)
+		detail := fmt.Sprintf("the Issuer's groupName %q is not served: there is no APIService v1alpha1.%s, so cert-manager's Challenges fail with: %s",
+			group, group, c.unservedGroupMessage(ctx, group, solverName))
 		served, lerr := c.certbridgeAPIServices(ctx)
 		if lerr != nil {
 			c.r.fail(label, detail, fmt.Sprintf("set webhook.groupName in the Issuer to the certbridge chart's groupName (or install the chart with groupName=%s)", group))
@@ -352,6 +353,29 @@ func (c *checker) apiService(ctx context.Context, group string, g *webhookGroup)
 	}
 }
 
+// unservedGroupMessage is what cert-manager's Challenges say for a group no
+// webhook serves. kube-apiserver authorizes before it looks for the
+// resource, so cert-manager, whose RBAC names only the chart's group, is
+// refused; only an identity allowed every group gets to "not found".
+func (c *checker) unservedGroupMessage(ctx context.Context, group, solverName string) string {
+	const notFound = `"the server could not find the requested resource"`
+	sa, err := c.certManagerSA(ctx)
+	if err != nil {
+		return notFound
+	}
+	if allowed, _, err := c.may(ctx, sa, authorizationv1.ResourceAttributes{Verb: "create", Group: group, Resource: solverName}); err == nil && !allowed {
+		return forbiddenMessage(sa, group, solverName)
+	}
+	return notFound
+}
+
+// forbiddenMessage is kube-apiserver's answer, as cert-manager copies it
+// into a Challenge, when sa may not create solverName payloads in group.
+func forbiddenMessage(sa serviceAccount, group, solverName string) string {
+	return fmt.Sprintf(`%s.%s is forbidden: User "%s" cannot create resource "%s" in API group "%s" at the cluster scope`,
+		solverName, group, sa.user(), solverName, group)
+}
+
 func (g *webhookGroup) helm(set string) string {
 	release, ns := g.release, g.namespace
 	if release == "" {
@@ -379,8 +403,8 @@ func (c *checker) challengePayloads(ctx context.Context, group, solverName strin
 	case allowed:
 		c.r.pass(label, fmt.Sprintf("ServiceAccount %s (%s) may create %s in API group %s", sa, sa.source, solverName, group))
 	default:
-		detail := fmt.Sprintf(`%s may not create %s in API group %s; cert-manager's Challenges fail with: %s.%s is forbidden: User "%s" cannot create resource "%s" in API group "%s" at the cluster scope`,
-			c.describeSA(ctx, sa), solverName, group, solverName, group, sa.user(), solverName, group)
+		detail := fmt.Sprintf(`%s may not create %s in API group %s; cert-manager's Challenges fail with: %s`,
+			c.describeSA(ctx, sa), solverName, group, forbiddenMessage(sa, group, solverName))
 		if reason != "" {
 			detail += " (" + reason + ")"
 		}

@@ -51,9 +51,9 @@ func (c *checker) certbridgeIssuer(ctx context.Context, name string) {
 	if c.kind.Cluster {
 		ns, why := c.clusterResourceNamespace(deployment, "the certbridge issuer")
 		namespace = ns
-		c.r.pass("secret namespace", fmt.Sprintf("%q: a %s reads Secrets from the certbridge issuer's cluster resource namespace (%s; chart value issuer.clusterResourceNamespace)", ns, c.kind.Kind, why))
+		c.r.pass("secret namespace", fmt.Sprintf("%q: %s reads Secrets from the certbridge issuer's cluster resource namespace (%s; chart value issuer.clusterResourceNamespace)", ns, article(c.kind.Kind), why))
 	} else {
-		c.r.pass("secret namespace", fmt.Sprintf("%q: a %s reads Secrets from its own namespace", namespace, c.kind.Kind))
+		c.r.pass("secret namespace", fmt.Sprintf("%q: %s reads Secrets from its own namespace", namespace, article(c.kind.Kind)))
 	}
 	// The controller's messages and decisions, with Secrets read as the
 	// user running the check (each Secret once).
@@ -271,4 +271,12 @@ func (c *checker) issuerMayRead(ctx context.Context, sa serviceAccount, namespac
 		c.r.fail(label, fmt.Sprintf("the certbridge issuer's %s may not get Secrets in namespace %q (RBAC)", c.describeSA(ctx, sa), namespace),
 			fmt.Sprintf("bind a Role granting get on secrets in %q to %s (the chart's ClusterRole <release>-issuer grants it in every namespace)", namespace, sa))
 	}
+}
+
+// article puts "a" or "an" before a kind: "an AlibabaPCAIssuer".
+func article(kind string) string {
+	if strings.ContainsRune("AEIOU", rune(kind[0])) {
+		return "an " + kind
+	}
+	return "a " + kind
 }

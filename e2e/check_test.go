@@ -145,6 +145,7 @@ spec:
 			k.waitIssuerReady(t, "certbridge.io", "v1alpha1", "alibabapcaissuers", ns, "pca")
 			k.waitIssuerReady(t, "certbridge.io", "v1alpha1", "clusteralibabapcaissuers", "", "check-mesh-ca")
 			k.expect(t, 0, []string{"AlibabaPCAIssuer/pca", "-n", ns},
+				`✓ secret namespace: "check-pca": an AlibabaPCAIssuer reads Secrets from its own namespace`,
 				`✓ spec.auth.accessKeyIdSecretRef: Secret check-pca/alidns-access-key has the key "access-key-id"`,
 				"✓ Alibaba Cloud Private CA: CA "+localcluster.PCASubCA+" can issue with the credentials from Secret check-pca/alidns-access-key",
 				"✓ cert-manager may approve alibabapcaissuers.certbridge.io/*",
@@ -289,7 +290,7 @@ stringData: {access-key-id: %s, access-key-secret: %s}
 			k.apply(t, cloudflareIssuer(ns, "acme.example.org", "api-token", ""))
 			k.expect(t, 1, []string{"issuer/cf", "-n", ns},
 				`✗ APIService v1alpha1.acme.example.org: the Issuer's groupName "acme.example.org" is not served: there is no APIService v1alpha1.acme.example.org`,
-				`"the server could not find the requested resource"`,
+				`so cert-manager's Challenges fail with: cloudflare.acme.example.org is forbidden: User "system:serviceaccount:cert-manager:cert-manager" cannot create resource "cloudflare" in API group "acme.example.org" at the cluster scope`,
 				"the certbridge webhook serves acme.certbridge.io",
 				"fix: set webhook.groupName: acme.certbridge.io in the Issuer (or install the chart with groupName=acme.example.org)")
 		})

@@ -41,6 +41,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("c_gateway_api_gateway", e.scenarioC)
 		t.Run("d_secret_in_another_namespace_then_fixed", e.scenarioD)
 		t.Run("f_origin_ca_and_istio_csr_shaped_pca_request", e.scenarioF)
+		t.Run("h_config_typo_fixed_in_the_issuer_reaches_ready", e.scenarioH)
+		t.Run("i_wrong_secret_key_fixed_in_the_issuer_reaches_ready", e.scenarioI)
+		t.Run("j_wrong_group_name_F23_found_and_released_by_check", e.scenarioJ)
 	})
 	// e restarts cert-manager under another ServiceAccount, so it runs alone.
 	t.Run("e_cert_manager_service_account_not_in_chart_F22", e.scenarioE)

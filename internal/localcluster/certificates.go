@@ -98,10 +98,21 @@ stringData: {access-key-id: %[3]s, access-key-secret: %[4]s}
 // webhook solver ("cloudflare" or "alidns"). fast skips cert-manager's
 // self-check and its fixed 60 s wait (waitInsteadOfSelfCheck: 0s).
 func (c *Cluster) ACMEIssuer(namespace, solver string, fast bool) string {
-	config := `{apiTokenSecretRef: {name: cloudflare-api-token, key: api-token}}`
+	return c.ACMEIssuerWith(namespace, solver, fast, GroupName, SolverConfig(solver))
+}
+
+// SolverConfig is the webhook.config of a solver that works with the
+// simulated accounts' credentials (CredentialSecrets).
+func SolverConfig(solver string) string {
 	if solver == "alidns" {
-		config = `{accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}, accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}}`
+		return `{accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}, accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}}`
 	}
+	return `{apiTokenSecretRef: {name: cloudflare-api-token, key: api-token}}`
+}
+
+// ACMEIssuerWith is ACMEIssuer with the solver's groupName and config given,
+// to reproduce a user's mistake (and its fix) exactly.
+func (c *Cluster) ACMEIssuerWith(namespace, solver string, fast bool, groupName, config string) string {
 	wait := ""
 	if fast {
 		wait = "\n        waitInsteadOfSelfCheck: 0s"
@@ -121,7 +132,7 @@ spec:
             groupName: %[4]s
             solverName: %[2]s
             config: %[5]s%[6]s
-`, namespace, solver, c.PebbleDirectory, GroupName, config, wait)
+`, namespace, solver, c.PebbleDirectory, groupName, config, wait)
 }
 
 // Certificate is a manifest of a Certificate whose Secret has its name.

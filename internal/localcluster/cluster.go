@@ -212,6 +212,9 @@ func (c *Cluster) WebhookMetricsURL() string {
 	return "http://" + hostPort(c.webhookMetricsPort) + "/metrics"
 }
 
+// ModuleRoot is the certbridge checkout the environment was built from.
+func (c *Cluster) ModuleRoot() string { return c.opts.ModuleRoot }
+
 // WebhookPID is the process id of `certbridge webhook`.
 func (c *Cluster) WebhookPID() int { return c.webhook.cmd.Process.Pid }
 
