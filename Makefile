@@ -53,10 +53,10 @@ test: tools build ## run every test: unit, simulators, conformance, chart checks
 # cert-manager's dependency tree once for all three.
 E2E_GO := CGO_ENABLED=0 GOFLAGS=-trimpath
 e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-g and the demo
-	$(E2E_GO) go test -tags e2e -count=1 -v -timeout 25m ./e2e/
+	$(E2E_GO) go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/
 
 demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
-	$(E2E_GO) go run -tags e2e ./internal/localcluster/cmd/demo $(if $(ONCE),--once)
+	$(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once)
 
 generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (charts/certbridge/files/crds)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
@@ -70,7 +70,7 @@ $(CONTROLLER_GEN):
 # vet runs with the build's settings (CGO_ENABLED=0, -trimpath) so that it and
 # `make build` compile the dependency tree once between them. Generated files
 # must equal what `make generate` makes from their sources.
-verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
+verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged, no production import of test/
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	CGO_ENABLED=0 go vet -trimpath -tags e2e ./...
 	go mod tidy -diff
@@ -79,6 +79,9 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged
 	cd hack/tools/controller-gen && go mod tidy -diff
 	cd hack/tools/helm && go mod tidy -diff
 	cd hack/tools/pebble && go mod tidy -diff
+	@out=$$(go list -f '{{.ImportPath}} {{join .Deps " "}}' $$(go list ./... | grep -v '/test/') | \
+	  awk '{for (i = 2; i <= NF; i++) if ($$i ~ /^github.com\/certbridge\/certbridge\/test\//) print "  " $$1 " imports " $$i}'); \
+	  if [ -n "$$out" ]; then echo "production packages must not import the test harness under test/:"; echo "$$out"; exit 1; fi
 	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
@@ -121,10 +124,10 @@ conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOK
 	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live|TestConformanceLiveAliDNS' ./solver/
 
 bench: tools build ## API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver), mass renewal, webhook RSS, issuer throughput; writes BENCHMARKS.md
-	go run ./internal/bench
+	go run ./test/bench
 
 sim: ## run the simulators on loopback and print their addresses
-	go run ./internal/sim/cmd/sim
+	go run ./test/sim/cmd/sim
 
 clean-tools: ## forget the cached tool binaries
 	rm -rf $(KUBE_DIR) $(ETCD_DIR) $(HELM_DIR) $(PEBBLE_DIR) $(dir $(CONTROLLER_GEN))

@@ -16,7 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 // certbridgeBinary builds the binary the way users get it: with `make build`.

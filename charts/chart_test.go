@@ -47,11 +47,11 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/testutil"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 	"github.com/certbridge/certbridge/solver"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 const (

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/certbridge/certbridge/check"
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 func env(vars map[string]string) func(string) string {

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/certbridge/certbridge/check"
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 // A name's zone is the nearest of the name and its parents that the

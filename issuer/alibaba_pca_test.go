@@ -13,8 +13,8 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
 
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 	"github.com/certbridge/certbridge/issuer"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
 
 const (

@@ -26,8 +26,8 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/issuer"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 var (

@@ -14,8 +14,8 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
 	"github.com/certbridge/certbridge/solver"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
 
 const roleARN = "acs:ram::1234567890123456:role/certbridge-dns"

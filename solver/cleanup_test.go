@@ -9,9 +9,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/certbridge/certbridge/internal/metrics"
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/solver"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 // A CleanUp whose request could never have created a record succeeds without

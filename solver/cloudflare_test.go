@@ -17,8 +17,8 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
 	"github.com/certbridge/certbridge/internal/dnstxt"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/solver"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 const (

@@ -11,10 +11,10 @@ import (
 
 	acmetest "github.com/cert-manager/cert-manager/test/acme"
 
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
 	"github.com/certbridge/certbridge/solver"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 // The credentials in testdata/*/secret.yaml.

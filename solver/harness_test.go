@@ -25,7 +25,7 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
 
 var (

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/certbridge/certbridge/internal/metrics"
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 // scrape reads the metrics endpoint the webhook serves, summing a counter by

@@ -27,9 +27,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 // Names the environment is built with.

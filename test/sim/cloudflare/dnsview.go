@@ -4,7 +4,7 @@ import (
 	"strings"
 
 	"github.com/certbridge/certbridge/internal/dnstxt"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 var _ dnsserver.Source = (*Server)(nil)

@@ -25,10 +25,10 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/certbridge/certbridge/internal/localcluster"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/testutil"
 	"github.com/certbridge/certbridge/issuer/roots"
+	"github.com/certbridge/certbridge/test/localcluster"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 // a: ACME + cloudflare solver, apex and wildcard (two TXT values at one

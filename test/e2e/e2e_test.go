@@ -3,7 +3,7 @@
 // Package e2e issues real certificates through cert-manager's own
 // controllers, Pebble, the certbridge chart's objects, `certbridge webhook`
 // behind the aggregated API and `certbridge issuer`, on a real kube-apiserver
-// (see internal/localcluster). Run it with `make e2e`.
+// (see test/localcluster). Run it with `make e2e`.
 package e2e
 
 import (
@@ -21,8 +21,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/certbridge/certbridge/internal/localcluster"
-	"github.com/certbridge/certbridge/internal/testutil"
+	"github.com/certbridge/certbridge/test/localcluster"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 func TestEndToEnd(t *testing.T) {
@@ -243,8 +243,8 @@ func TestDemoOnce(t *testing.T) {
 	defer cancel()
 	// -tags e2e as make demo: the build settings of this test, so nothing is
 	// compiled twice.
-	cmd := exec.CommandContext(ctx, "go", "run", "-tags", "e2e", "./internal/localcluster/cmd/demo", "--once")
-	cmd.Dir = ".."
+	cmd := exec.CommandContext(ctx, "go", "run", "-tags", "e2e", "./test/localcluster/cmd/demo", "--once")
+	cmd.Dir = "../.."
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo --once: %v\n%s", err, out)

@@ -1,7 +1,7 @@
 // Command sim runs the local simulators on loopback and prints their addresses,
 // for manual runs and end-to-end tests:
 //
-//	go run ./internal/sim/cmd/sim -zone example.com -alidns-domain example.net
+//	go run ./test/sim/cmd/sim -zone example.com -alidns-domain example.net
 package main
 
 import (
@@ -12,9 +12,9 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 func main() {

@@ -19,7 +19,7 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/shared"
 	"github.com/cloudflare/cloudflare-go/v6/ssl"
 
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 func csrPEM(t *testing.T, key crypto.Signer, hosts ...string) string {

@@ -1,4 +1,4 @@
-// Command demo starts the local environment (internal/localcluster), issues
+// Command demo starts the local environment (test/localcluster), issues
 // a wildcard certificate through the cloudflare solver and an Origin CA
 // certificate, prints what cert-manager made and the certificates, and stays
 // up for exploring with kubectl until interrupted (or exits with --once).
@@ -19,7 +19,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/certbridge/certbridge/internal/localcluster"
+	"github.com/certbridge/certbridge/test/localcluster"
 )
 
 const namespace = "demo"

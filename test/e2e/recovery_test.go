@@ -13,8 +13,8 @@ import (
 	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/certbridge/certbridge/internal/localcluster"
-	"github.com/certbridge/certbridge/internal/testutil"
+	"github.com/certbridge/certbridge/test/localcluster"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 // h, i: the user makes a mistake, reads the Challenge, fixes the Issuer the

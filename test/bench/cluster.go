@@ -23,8 +23,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/certbridge/certbridge/internal/localcluster"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/localcluster"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 // clusterFigures measures, in the end-to-end environment (cert-manager's

@@ -20,8 +20,8 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
 	mdns "github.com/miekg/dns"
 
-	"github.com/certbridge/certbridge/internal/sim/alibaba"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/sim/alibaba"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 const (

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbridge/certbridge/internal/sim/simkit"
+	"github.com/certbridge/certbridge/test/sim/simkit"
 )
 
 // BasePath is where the API lives on the simulator, as on api.cloudflare.com.

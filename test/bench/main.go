@@ -34,9 +34,9 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 	intree "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/cloudflare"
 
-	alisim "github.com/certbridge/certbridge/internal/sim/alibaba"
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
 	"github.com/certbridge/certbridge/solver"
+	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
 const (

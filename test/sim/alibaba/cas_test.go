@@ -18,7 +18,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 
-	"github.com/certbridge/certbridge/internal/sim/alibaba"
+	"github.com/certbridge/certbridge/test/sim/alibaba"
 )
 
 // casCall sends a cas 2020-06-30 action the way issue 3 prescribes: the v1

@@ -21,7 +21,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/certbridge/certbridge/internal/sim/simkit"
+	"github.com/certbridge/certbridge/test/sim/simkit"
 )
 
 // Policy is a RAM policy, reduced to what the simulated APIs check: which

@@ -17,8 +17,8 @@ import (
 	"github.com/cloudflare/cloudflare-go/v6/zones"
 	mdns "github.com/miekg/dns"
 
-	cfsim "github.com/certbridge/certbridge/internal/sim/cloudflare"
-	"github.com/certbridge/certbridge/internal/sim/dnsserver"
+	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 const (
