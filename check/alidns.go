@@ -6,22 +6,22 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
-	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
-
-	"github.com/certbridge/certbridge/internal/alisdk"
+	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/dnsname"
 )
 
 // AliDNSOptions are where and what to check.
 type AliDNSOptions struct {
-	// Endpoint replaces alidns.aliyuncs.com (host[:port], or a URL).
+	// Endpoint replaces the regional endpoint (host[:port], or an http://
+	// or https:// URL), parsed as the webhook parses --alidns-endpoint.
 	Endpoint string
-	// Domains must be domains of the account (the dnsNames' domains).
+	// RegionID is the solver's regionId (its endpoint unless Endpoint).
+	RegionID string
+	// Domains must be domains of the account (the solver's domainName).
 	Domains []string
-	// Names must each fall in a domain of the account, found as the solver
-	// does: the name (a leading "*." dropped), then its parents down to two
-	// labels; the nearest domain of the account is the name's domain.
+	// Names must each fall in a domain of the account, found exactly as
+	// the solver finds the domain of their _acme-challenge records
+	// (internal/alibaba's domain resolution).
 	Names []string
 	// WriteTest adds and deletes a uniquely named TXT record in each domain.
 	WriteTest bool
@@ -31,9 +31,10 @@ type AliDNSOptions struct {
 }
 
 // AliDNSCredentials checks the AccessKey in ALIBABA_CLOUD_ACCESS_KEY_ID and
-// ALIBABA_CLOUD_ACCESS_KEY_SECRET (with ALIBABA_CLOUD_SECURITY_TOKEN for STS)
-// with signed read calls: that Alibaba Cloud accepts it, and that each domain
-// is in its account (F3, F13).
+// ALIBABA_CLOUD_ACCESS_KEY_SECRET (with ALIBABA_CLOUD_SECURITY_TOKEN for
+// STS) with the webhook's own client, domain resolution and error
+// classification: that Alibaba Cloud accepts it, and that each domain is in
+// its account (F3, F13).
 func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOptions) Report {
 	r := Report{Target: "Alibaba Cloud DNS credentials from the environment"}
 	if len(o.Sources) > 0 {
@@ -47,147 +48,150 @@ func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 			"export both (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)")
 		return r
 	}
-	masked := id
-	if len(masked) > 4 {
-		masked = masked[:4]
-	}
-	masked += "****"
-	provider, err := alisdk.Provider(alisdk.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token}, "")
+	endpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", o.Endpoint)
 	if err != nil {
-		r.fail("credential", err.Error(), "check the values")
+		r.fail("endpoint", err.Error(), "give --alidns-endpoint as host[:port], or an http:// or https:// URL")
 		return r
 	}
-	scheme, host := alisdk.Endpoint(o.Endpoint, "alidns.aliyuncs.com")
-	client, err := alidns.NewClientWithOptions("cn-hangzhou", sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false).WithTimeout(20*time.Second), provider)
+	cred := alibaba.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token,
+		IDSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_ID"], SecretSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]}
+	acct, err := alibaba.NewDNSAccounts(alibaba.Options{DNS: endpoint}).For(cred, o.RegionID)
 	if err != nil {
-		r.fail("client", err.Error(), "")
+		r.fail("credential", aliQuote(err), "check the values")
 		return r
 	}
-	client.Domain = host
+	c := aliCheck{r: &r, acct: acct, cred: cred, write: o.WriteTest, tested: map[string]bool{}}
 	if len(o.Domains) == 0 && len(o.Names) == 0 {
-		req := alidns.CreateDescribeDomainsRequest()
-		req.PageSize = requests.NewInteger(1)
-		res, err := client.DescribeDomains(req)
-		switch {
-		case alisdk.Code(err) == "Forbidden.RAM":
-			// The signature was accepted; listing domains is not among the
-			// actions the solver needs, DescribeDomainInfo is.
-			info := alidns.CreateDescribeDomainInfoRequest()
-			info.DomainName = "certbridge-check.invalid"
-			_, err := client.DescribeDomainInfo(info)
-			if c := alisdk.Code(err); c == "Forbidden.RAM" {
-				r.fail("AccessKey "+masked, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo (Forbidden.RAM)",
-					aliFix(err, "", masked)+"; if the policy is limited to some domains, name them to check those")
-				return r
-			}
-			r.pass("AccessKey "+masked, "accepted (it may not list domains, which the solver does not need)")
-		case err != nil:
-			r.fail("AccessKey "+masked, "refused ("+alisdk.Code(err)+")", aliFix(err, "", masked))
-		default:
-			r.pass("AccessKey "+masked, fmt.Sprintf("accepted; the account has %d domain(s)", res.TotalCount))
-			if domains := res.Domains.Domain; o.WriteTest && len(domains) > 0 {
-				if info, err := domainInfo(client, domains[0].DomainName); err != nil {
-					r.fail("domain "+domains[0].DomainName, "refused ("+alisdk.Code(err)+")", aliFix(err, domains[0].DomainName, masked))
-				} else {
-					aliWriteTest(&r, client, domains[0].DomainName, int(info.MinTtl), masked)
-				}
-			}
-		}
+		c.anyDomain(ctx)
 		return r
 	}
-	tested := map[string]bool{}
 	for _, d := range o.Domains {
-		name := strings.ToLower(strings.TrimSuffix(d, "."))
-		res, err := domainInfo(client, name)
-		if err != nil {
-			r.fail("domain "+name, "refused ("+alisdk.Code(err)+")", aliFix(err, name, masked))
-			continue
-		}
-		r.pass("domain "+name, fmt.Sprintf("in the account (edition %s, minimum TTL %d)", res.VersionCode, res.MinTtl))
-		if o.WriteTest && !tested[name] {
-			tested[name] = true
-			aliWriteTest(&r, client, name, int(res.MinTtl), masked)
-		}
+		name := dnsname.Canonical(d)
+		c.resolve(ctx, "domain "+name, alibaba.DomainQuery{Name: name, DomainName: name}, name)
 	}
 	for _, n := range distinctNames(o.Names) {
-		tried := candidates(n)
-		name := tried[0]
-		var found string
-		var res *alidns.DescribeDomainInfoResponse
-		var lookupErr error
-		for _, c := range tried {
-			res, err = domainInfo(client, c)
-			if code := alisdk.Code(err); code == "InvalidDomainName.NoExist" || code == "IncorrectDomainUser" {
-				continue
-			}
-			if err != nil {
-				lookupErr = err
-			} else {
-				found = c
-			}
-			break
-		}
-		switch {
-		case lookupErr != nil:
-			r.fail("domain of "+name, "refused ("+alisdk.Code(lookupErr)+")", aliFix(lookupErr, name, masked))
-		case found == "":
-			r.fail("domain of "+name, "no domain of this account holds it (tried "+strings.Join(tried, ", ")+")",
-				"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
-		default:
-			r.pass("domain of "+name, fmt.Sprintf("%s (edition %s, minimum TTL %d)", found, res.VersionCode, res.MinTtl))
-			if o.WriteTest && !tested[found] {
-				tested[found] = true
-				aliWriteTest(&r, client, found, int(res.MinTtl), masked)
-			}
-		}
+		c.resolve(ctx, "domain of "+n, alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
 	}
 	return r
 }
 
-func domainInfo(client *alidns.Client, name string) (*alidns.DescribeDomainInfoResponse, error) {
-	req := alidns.CreateDescribeDomainInfoRequest()
-	req.DomainName = name
-	return client.DescribeDomainInfo(req)
+// aliCheck is one credential's domain checks.
+type aliCheck struct {
+	r      *Report
+	acct   *alibaba.DNSAccount
+	cred   alibaba.Credential
+	write  bool
+	tested map[string]bool
 }
 
-// aliWriteTest adds and deletes a uniquely named TXT record.
-func aliWriteTest(r *Report, client *alidns.Client, domain string, ttl int, masked string) {
-	add := alidns.CreateAddDomainRecordRequest()
-	add.DomainName, add.Type, add.Value = domain, "TXT", "certbridge write test"
-	add.RR = fmt.Sprintf("_certbridge-check-%d", time.Now().UnixNano())
-	add.TTL = requests.NewInteger(max(ttl, 1))
-	res, err := client.AddDomainRecord(add)
-	if err != nil {
-		r.fail("write test "+domain, "AddDomainRecord refused ("+alisdk.Code(err)+")", aliFix(err, domain, masked))
-		return
-	}
-	del := alidns.CreateDeleteDomainRecordRequest()
-	del.RecordId = res.RecordId
-	if _, err := client.DeleteDomainRecord(del); err != nil {
-		r.fail("write test "+domain, "added record "+add.RR+" but DeleteDomainRecord was refused ("+alisdk.Code(err)+")", aliFix(err, domain, masked))
-		return
-	}
-	r.pass("write test "+domain, "added and deleted a TXT record")
-}
-
-// aliFix is the fix for an Alibaba Cloud error code (F13).
-func aliFix(err error, domain, masked string) string {
-	switch c := alisdk.Code(err); {
-	case c == "InvalidAccessKeyId.NotFound":
-		return "Alibaba Cloud does not know AccessKey " + masked + ": check the id, and that the AccessKey was not deleted"
-	case c == "InvalidAccessKeyId.Inactive":
-		return "AccessKey " + masked + " is disabled: enable it or create a new one"
-	case c == "SignatureDoesNotMatch":
-		return "the secret does not belong to AccessKey " + masked + ": use the AccessKey's own secret"
-	case c == "Forbidden.RAM":
-		return "grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord"
-	case c == "InvalidDomainName.NoExist" || c == "IncorrectDomainUser":
-		return domain + " is not a domain of this account: add it to Alibaba Cloud DNS there, or use that account's AccessKey"
-	case c == "InvalidTimeStamp.Expired":
-		return "this machine's clock is more than 15 minutes off: synchronise it (NTP)"
-	case strings.HasPrefix(c, "InvalidSecurityToken"):
-		return "the STS token expired or does not match: issue new STS credentials"
+// anyDomain checks the credential without a domain to look for: listing
+// domains, or, when the policy allows only the solver's actions, a lookup.
+func (c *aliCheck) anyDomain(ctx context.Context) {
+	label := "AccessKey " + c.cred.MaskedID()
+	p, err := c.acct.Client.ListDomains(ctx, 1)
+	switch {
+	case alibaba.Is(err, alibaba.PermissionMissing):
+		// The signature was accepted; listing domains is not among the
+		// actions the solver needs, DescribeDomainInfo is.
+		_, err := c.acct.Client.DomainInfo(ctx, "certbridge-check.invalid")
+		if alibaba.Is(err, alibaba.PermissionMissing) {
+			c.r.fail(label, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo (Forbidden.RAM)",
+				aliFix(err, "", c.cred)+"; if the policy is limited to some domains, name them to check those")
+			return
+		}
+		c.r.pass(label, "accepted (it may not list domains, which the solver does not need)")
+	case err != nil:
+		c.r.fail(label, "refused ("+aliQuote(err)+")", aliFix(err, "", c.cred))
 	default:
+		c.r.pass(label, fmt.Sprintf("accepted; the account has %d domain(s)", p.TotalCount))
+		if c.write && len(p.Domains) > 0 {
+			c.resolve(ctx, "domain "+p.Domains[0].Name, alibaba.DomainQuery{Name: p.Domains[0].Name, DomainName: p.Domains[0].Name}, p.Domains[0].Name)
+		}
+	}
+}
+
+// resolve checks that a query finds the domain the solver will write into.
+func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQuery, name string) {
+	d, err := c.acct.Domains.Resolve(ctx, q)
+	var nd *alibaba.NoDomainError
+	switch {
+	case err == nil:
+		detail := fmt.Sprintf("%s (edition %s, minimum TTL %d)", d.Name, d.Edition, d.MinTTL)
+		if q.DomainName != "" {
+			detail = fmt.Sprintf("in the account (edition %s, minimum TTL %d)", d.Edition, d.MinTTL)
+		}
+		c.r.pass(label, detail)
+		if c.write && !c.tested[d.Name] {
+			c.tested[d.Name] = true
+			c.writeTest(ctx, d)
+		}
+	case asNoDomain(err, &nd) && q.DomainName != "":
+		c.r.fail(label, "not a domain of this account (InvalidDomainName.NoExist or IncorrectDomainUser)", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
+	case asNoDomain(err, &nd):
+		c.r.fail(label, "no domain of this account holds it (tried "+strings.Join(nd.Tried, ", ")+")",
+			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
+	default:
+		c.r.fail(label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))
+	}
+}
+
+func asNoDomain(err error, target **alibaba.NoDomainError) bool {
+	nd, ok := err.(*alibaba.NoDomainError)
+	*target = nd
+	return ok
+}
+
+// writeTest adds and deletes a uniquely named TXT record.
+func (c *aliCheck) writeTest(ctx context.Context, d alibaba.Domain) {
+	rr := fmt.Sprintf("_certbridge-check-%d", time.Now().UnixNano())
+	id, err := c.acct.Client.AddTXT(ctx, d.Name, rr, "certbridge write test", max(d.MinTTL, 600))
+	if e, ok := alibaba.As(err); ok && e.Reason == alibaba.InvalidTTL && e.MinTTL > 0 {
+		id, err = c.acct.Client.AddTXT(ctx, d.Name, rr, "certbridge write test", e.MinTTL)
+	}
+	if err != nil {
+		c.r.fail("write test "+d.Name, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		return
+	}
+	if err := c.acct.Client.DeleteRecord(ctx, id); err != nil {
+		c.r.fail("write test "+d.Name, "added record "+rr+" but DeleteDomainRecord was refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		return
+	}
+	c.r.pass("write test "+d.Name, "added and deleted a TXT record")
+}
+
+// aliQuote is what Alibaba Cloud said, or why no answer came (the
+// endpoint and the transport's words).
+func aliQuote(err error) string {
+	if e, ok := alibaba.As(err); ok {
+		return e.Quote()
+	}
+	return err.Error()
+}
+
+// aliFix is the fix for a classified Alibaba Cloud error (F13).
+func aliFix(err error, domain string, cred alibaba.Credential) string {
+	e, ok := alibaba.As(err)
+	if !ok {
 		return "retry; if it persists, check connectivity to Alibaba Cloud DNS"
 	}
+	masked := cred.MaskedID()
+	switch e.Reason {
+	case alibaba.AccessKeyUnknown:
+		return "Alibaba Cloud does not know AccessKey " + masked + ": check the id, and that the AccessKey was not deleted"
+	case alibaba.AccessKeyDisabled:
+		return "AccessKey " + masked + " is disabled: enable it or create a new one"
+	case alibaba.SecretMismatch:
+		return "the secret does not belong to AccessKey " + masked + ": use the AccessKey's own secret"
+	case alibaba.PermissionMissing:
+		return "grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord"
+	case alibaba.DomainNotFound:
+		return domain + " is not a domain of this account: add it to Alibaba Cloud DNS there, or use that account's AccessKey"
+	case alibaba.ClockSkew:
+		return "this machine's clock is more than 15 minutes off: synchronise it (NTP)"
+	case alibaba.TokenRejected:
+		return "the STS token expired or does not match: issue new STS credentials"
+	case alibaba.Unreachable:
+		return "check --alidns-endpoint (" + e.Endpoint.String() + ") and connectivity to it: a plain-HTTP endpoint needs http://"
+	}
+	return "retry; if it persists, check connectivity to Alibaba Cloud DNS"
 }

@@ -3,27 +3,22 @@ package check
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/cloudflare/cloudflare-go/v6/dns"
-	"github.com/cloudflare/cloudflare-go/v6/option"
-	"github.com/cloudflare/cloudflare-go/v6/user"
-	"github.com/cloudflare/cloudflare-go/v6/zones"
-
-	"github.com/certbridge/certbridge/internal/cfapi"
+	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/dnsname"
 )
 
 // CloudflareOptions are where and what to check.
 type CloudflareOptions struct {
 	BaseURL string
-	// Zones the credential must see (the dnsNames' zones).
+	// Zones the credential must see (the solver's zoneName).
 	Zones []string
-	// Names the credential must find a zone for, as the solver does: each
-	// name (a leading "*." dropped), then its parent domains down to two
-	// labels; the nearest zone the credential sees is the name's zone.
+	// Names the credential must find a zone for, exactly as the solver
+	// does for their _acme-challenge records (internal/cloudflare's zone
+	// resolution): the most specific active zone of the name or a parent.
 	Names []string
 	// ZoneID is a zone given by its ID (the solver's zoneID): the solver does
 	// no lookup, so the credential must only reach the zone's DNS records.
@@ -37,52 +32,28 @@ type CloudflareOptions struct {
 }
 
 // CloudflareCredentials checks the credential in CLOUDFLARE_API_TOKEN, or
-// CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL: its format, that Cloudflare
-// accepts it, and that it can see each zone (F3, F4, F5, F6, F7, F11).
+// CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL, with the webhook's own client,
+// zone resolution and error classification: its format, that Cloudflare
+// accepts it, and that it finds each zone as the solver will (F3, F4, F5,
+// F6, F7, F11).
 func CloudflareCredentials(ctx context.Context, env func(string) string, o CloudflareOptions) Report {
 	r := Report{Target: "Cloudflare credentials from the environment"}
 	if len(o.Sources) > 0 {
 		r.Target = "Cloudflare credential from " + strings.Join(sortedValues(o.Sources), ", ")
 	}
-	if o.BaseURL == "" {
-		o.BaseURL = "https://api.cloudflare.com/client/v4/"
-	}
-	opts := []option.RequestOption{option.WithBaseURL(o.BaseURL), option.WithMaxRetries(1),
-		option.WithHTTPClient(&http.Client{Timeout: 20 * time.Second})}
 	token, isToken := value(&r, env, "CLOUDFLARE_API_TOKEN", o.Sources)
 	key, isKey := value(&r, env, "CLOUDFLARE_API_KEY", o.Sources)
 	email, _ := value(&r, env, "CLOUDFLARE_EMAIL", o.Sources)
-	tokenFrom := "it"
-	if s, ok := o.Sources["CLOUDFLARE_API_TOKEN"]; ok {
-		tokenFrom = "the token from " + s
-	}
+	var cred cloudflare.Credential
 	switch {
-	case isToken && cfapi.LooksLikeGlobalAPIKey(token):
+	case isToken && cloudflare.LooksLikeGlobalAPIKey(token):
 		r.fail(label("CLOUDFLARE_API_TOKEN", o.Sources), "looks like a Global API Key, not an API token",
 			"a Global API Key goes in apiKeySecretRef together with email (CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL), or create an API token with Zone → Zone → Read and Zone → DNS → Edit")
 		return r
 	case isToken:
-		opts = append(opts, option.WithAPIToken(token))
-		verified, err := user.NewTokenService(opts...).Verify(ctx)
-		switch {
-		case err != nil:
-			if _, answered := cfapi.As(err); !answered {
-				r.fail("token", "could not reach Cloudflare ("+err.Error()+")", "check connectivity to the Cloudflare API and retry")
-				return r
-			}
-			r.fail("token", "Cloudflare rejected "+tokenFrom+" ("+describe(err)+")",
-				"the token is revoked, expired, IP-restricted or mistyped: create a new API token and update the Secret; check IP restrictions on the token")
-			return r
-		case verified.Status != "active":
-			r.fail("token", "Cloudflare reports "+tokenFrom+" as "+string(verified.Status), "create a new API token and update the Secret")
-			return r
-		case !verified.ExpiresOn.IsZero() && time.Now().After(verified.ExpiresOn):
-			r.fail("token", tokenFrom+" expired on "+verified.ExpiresOn.UTC().Format(time.RFC3339), "create a new API token and update the Secret")
-			return r
-		}
-		r.pass("token", "active")
+		cred = cloudflare.Credential{Token: token, Source: o.Sources["CLOUDFLARE_API_TOKEN"]}
 	case isKey && email != "":
-		opts = append(opts, option.WithAPIKey(key), option.WithAPIEmail(email))
+		cred = cloudflare.Credential{Key: key, Email: email, Source: o.Sources["CLOUDFLARE_API_KEY"]}
 	case isKey:
 		r.fail(label("CLOUDFLARE_EMAIL", o.Sources), "not set", "a Global API Key is used with its account's email: set CLOUDFLARE_EMAIL (email in a solver config)")
 		return r
@@ -90,111 +61,154 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 		r.fail("credential", "neither CLOUDFLARE_API_TOKEN nor CLOUDFLARE_API_KEY is set", "export CLOUDFLARE_API_TOKEN=<token> (or CLOUDFLARE_API_KEY and CLOUDFLARE_EMAIL)")
 		return r
 	}
-	svc := zones.NewZoneService(opts...)
-	records := dns.NewRecordService(opts...)
+	acct := cloudflare.NewAccounts(cloudflare.Options{BaseURL: o.BaseURL, MaxRetries: 1}).For(cred)
+	if cred.IsToken() && !checkToken(ctx, &r, acct.Client, cred.Source) {
+		return r
+	}
+	c := cfCheck{r: &r, acct: acct, write: o.WriteTest, tested: map[string]bool{}}
 	switch {
 	case o.ZoneID != "":
-		checkZoneID(ctx, &r, records, o.ZoneID, o.WriteTest)
-		return r
+		c.zoneID(ctx, o.ZoneID)
 	case len(o.Zones) == 0 && len(o.Names) == 0:
-		var p zones.ZoneListParams
-		p.PerPage.Value, p.PerPage.Present = 5, true
-		page, err := svc.List(ctx, p)
-		switch {
-		case err != nil:
-			r.fail("zones", "listing zones failed ("+describe(err)+")", fixFor(err))
-		case len(page.Result) == 0:
-			r.fail("zones", "the credential sees no zone", "grant the token Zone → Zone → Read for your zones (or All zones)")
-		default:
-			r.pass("zones", fmt.Sprintf("sees zones, e.g. %s", page.Result[0].Name))
-			if o.WriteTest {
-				writeTest(ctx, &r, records, page.Result[0].ID, page.Result[0].Name)
-			}
-		}
-		return r
+		c.anyZone(ctx)
 	}
-	tested := map[string]bool{}
 	for _, z := range o.Zones {
-		name := strings.ToLower(strings.TrimSuffix(z, "."))
-		page, err := zoneByName(ctx, svc, name)
-		switch {
-		case err != nil:
-			r.fail("zone "+name, "lookup failed ("+describe(err)+")", fixFor(err))
-		case len(page) == 0:
-			r.fail("zone "+name, "not visible to this credential",
-				"grant the token Zone → Zone → Read for "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
-		default:
-			r.pass("zone "+name, "visible (id "+page[0].ID+", "+string(page[0].Status)+")")
-			if o.WriteTest && !tested[page[0].ID] {
-				tested[page[0].ID] = true
-				writeTest(ctx, &r, records, page[0].ID, name)
-			}
-		}
+		c.resolve(ctx, "zone "+dnsname.Canonical(z), cloudflare.ZoneQuery{Name: dnsname.Canonical(z), ZoneName: z}, "")
 	}
 	for _, n := range distinctNames(o.Names) {
-		tried := candidates(n)
-		name := tried[0]
-		var found *zones.Zone
-		var lookupErr error
-		for _, c := range tried {
-			page, err := zoneByName(ctx, svc, c)
-			if err != nil {
-				lookupErr = err
-				break
-			}
-			if len(page) > 0 {
-				found = &page[0]
-				break
-			}
-		}
-		switch {
-		case lookupErr != nil:
-			r.fail("zone of "+name, "lookup failed ("+describe(lookupErr)+")", fixFor(lookupErr))
-		case found == nil:
-			r.fail("zone of "+name, "no zone visible to this credential (tried "+strings.Join(tried, ", ")+")",
-				"grant the token Zone → Zone → Read for the zone of "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential, "+
-					"or set zoneName / zoneID to the zone an _acme-challenge CNAME points into")
-		default:
-			r.pass("zone of "+name, found.Name+" (id "+found.ID+", "+string(found.Status)+")")
-			if o.WriteTest && !tested[found.ID] {
-				tested[found.ID] = true
-				writeTest(ctx, &r, records, found.ID, found.Name)
-			}
-		}
+		c.resolve(ctx, "zone of "+n, cloudflare.ZoneQuery{Name: "_acme-challenge." + n}, n)
 	}
 	return r
 }
 
-// zoneByName lists the zones named exactly name that the credential sees.
-func zoneByName(ctx context.Context, svc *zones.ZoneService, name string) ([]zones.Zone, error) {
-	var p zones.ZoneListParams
-	p.Name.Value, p.Name.Present = name, true
-	page, err := svc.List(ctx, p)
-	if err != nil {
-		return nil, err
+// checkToken reports the API token's status; false stops the check.
+func checkToken(ctx context.Context, r *Report, client *cloudflare.Client, source string) bool {
+	from := "it"
+	if source != "" {
+		from = "the token from " + source
 	}
-	return page.Result, nil
+	s, err := client.VerifyToken(ctx)
+	switch {
+	case cloudflare.Is(err, cloudflare.Unreachable, cloudflare.Transient, cloudflare.RateLimited):
+		r.fail("token", "could not reach Cloudflare ("+quote(err)+")", "check connectivity to the Cloudflare API and retry")
+		return false
+	case err != nil:
+		r.fail("token", "Cloudflare rejected "+from+" ("+quote(err)+")",
+			"the token is revoked, expired, IP-restricted or mistyped: create a new API token and update the Secret; check IP restrictions on the token")
+		return false
+	case s.Status != "active":
+		r.fail("token", "Cloudflare reports "+from+" as "+s.Status, "create a new API token and update the Secret")
+		return false
+	case !s.ExpiresOn.IsZero() && time.Now().After(s.ExpiresOn):
+		r.fail("token", from+" expired on "+s.ExpiresOn.UTC().Format(time.RFC3339), "create a new API token and update the Secret")
+		return false
+	}
+	r.pass("token", "active")
+	return true
 }
 
-// checkZoneID checks a zone given by ID: the solver reads and writes its
-// records without any zone lookup.
-func checkZoneID(ctx context.Context, r *Report, records *dns.RecordService, zoneID string, write bool) {
-	var p dns.RecordListParams
-	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-	p.PerPage.Value, p.PerPage.Present = 1, true
-	if _, err := records.List(ctx, p); err != nil {
-		fix := fixFor(err)
-		if e, ok := cfapi.As(err); ok && e.Has(7003) {
-			fix = "no zone has the ID " + zoneID + ": copy the zone ID from the zone's Overview page (API section), or set zoneName instead"
-		} else if ok && e.Has(10000) {
-			fix = "grant the token Zone → DNS → Edit for that zone"
+// cfCheck is one credential's zone checks.
+type cfCheck struct {
+	r      *Report
+	acct   *cloudflare.Account
+	write  bool
+	tested map[string]bool
+}
+
+// anyZone checks that the credential sees some zone (no selector: the
+// solver may serve any).
+func (c *cfCheck) anyZone(ctx context.Context) {
+	p, err := c.acct.Client.ListZones(ctx, "", 1)
+	switch {
+	case err != nil:
+		c.r.fail("zones", "listing zones failed ("+quote(err)+")", cfFix(err, ""))
+	case len(p.Zones) == 0:
+		c.r.fail("zones", "the credential sees no zone", "grant the token Zone → Zone → Read for your zones (or All zones)")
+	default:
+		z := p.Zones[0]
+		for _, cand := range p.Zones {
+			if cand.Active() {
+				z = cand
+				break
+			}
 		}
-		r.fail("zone id "+zoneID, "listing its DNS records failed ("+describe(err)+")", fix)
+		c.r.pass("zones", fmt.Sprintf("sees zones, e.g. %s", z.Name))
+		if c.write && z.Active() {
+			c.writeTest(ctx, z.ID, z.Name)
+		}
+	}
+}
+
+// resolve checks that a query finds the zone the solver will write into.
+func (c *cfCheck) resolve(ctx context.Context, label string, q cloudflare.ZoneQuery, name string) {
+	z, err := c.acct.Zones.Resolve(ctx, q)
+	var zerr *cloudflare.ZoneError
+	switch {
+	case err == nil && q.ZoneName != "":
+		c.r.pass(label, fmt.Sprintf("visible (id %s, %s)", z.ID, z.Status))
+	case err == nil:
+		c.r.pass(label, fmt.Sprintf("%s (id %s, %s)", z.Name, z.ID, z.Status))
+	}
+	switch {
+	case err == nil:
+		if c.write && !c.tested[z.ID] {
+			c.tested[z.ID] = true
+			c.writeTest(ctx, z.ID, z.Name)
+		}
+		return
+	case !asZoneError(err, &zerr):
+		c.r.fail(label, "lookup failed ("+quote(err)+")", cfFix(err, ""))
 		return
 	}
-	r.pass("zone id "+zoneID, "its DNS records are readable (no zone lookup needed)")
-	if write {
-		writeTest(ctx, r, records, zoneID, "")
+	switch zerr.Problem {
+	case cloudflare.NotActive:
+		inactive := zerr.Zones[0]
+		c.r.fail(label, fmt.Sprintf("zone %s (id %s) is %s, not active: Cloudflare does not serve it, so the webhook will not write into it",
+			inactive.Name, inactive.ID, inactive.Status),
+			"finish the zone's setup (point the domain's name servers at the ones its Overview page names) or remove it from the account")
+	case cloudflare.Ambiguous:
+		var ids []string
+		for _, z := range zerr.Zones {
+			ids = append(ids, fmt.Sprintf("%s in account %q", z.ID, z.AccountName))
+		}
+		c.r.fail(label, fmt.Sprintf("%d active zones named %s are visible (%s)", len(zerr.Zones), zerr.Zones[0].Name, strings.Join(ids, ", ")),
+			"set zoneID in the solver's config to the zone that serves the name")
+	default:
+		if q.ZoneName != "" {
+			c.r.fail(label, "not visible to this credential",
+				"grant the token Zone → Zone → Read for "+dnsname.Canonical(q.ZoneName)+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
+			return
+		}
+		c.r.fail(label, "no zone visible to this credential (tried "+strings.Join(zerr.Tried, ", ")+")",
+			"grant the token Zone → Zone → Read for the zone of "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential, "+
+				"or set zoneName / zoneID to the zone an _acme-challenge CNAME points into")
+	}
+}
+
+func asZoneError(err error, target **cloudflare.ZoneError) bool {
+	zerr, ok := err.(*cloudflare.ZoneError)
+	*target = zerr
+	return ok
+}
+
+// zoneID checks a zone given by ID: the solver reads and writes its
+// records without any zone lookup.
+func (c *cfCheck) zoneID(ctx context.Context, zoneID string) {
+	label := "zone id " + zoneID
+	if _, err := c.acct.Client.ListTXT(ctx, zoneID, "_certbridge-check."+zoneID+".invalid"); err != nil {
+		fix := cfFix(err, "")
+		switch {
+		case cloudflare.Is(err, cloudflare.ZoneNotFound):
+			fix = "no zone has the ID " + zoneID + ": copy the zone ID from the zone's Overview page (API section), or set zoneName instead"
+		case cloudflare.Is(err, cloudflare.PermissionMissing):
+			fix = "grant the token Zone → DNS → Edit for that zone"
+		}
+		c.r.fail(label, "listing its DNS records failed ("+quote(err)+")", fix)
+		return
+	}
+	c.r.pass(label, "its DNS records are readable (no zone lookup needed)")
+	if c.write {
+		c.writeTest(ctx, zoneID, "")
 	}
 }
 
@@ -210,54 +224,50 @@ func sortedValues(m map[string]string) []string {
 // writeTest creates and deletes a uniquely named TXT record (F6).
 // An empty zone writes a relative name, which Cloudflare completes with the
 // zone's name; the findings then name the zone as "id <zoneID>".
-func writeTest(ctx context.Context, r *Report, records *dns.RecordService, zoneID, zone string) {
+func (c *cfCheck) writeTest(ctx context.Context, zoneID, zone string) {
 	name := fmt.Sprintf("_certbridge-check-%d", time.Now().UnixNano())
 	if zone == "" {
 		zone = "id " + zoneID
 	} else {
 		name += "." + zone
 	}
-	var body dns.TXTRecordParam
-	body.Name.Value, body.Name.Present = name, true
-	body.Type.Value, body.Type.Present = dns.TXTRecordTypeTXT, true
-	body.Content.Value, body.Content.Present = `"certbridge write test"`, true
-	body.TTL.Value, body.TTL.Present = 60, true
-	var p dns.RecordNewParams
-	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-	p.Body = body
-	created, err := records.New(ctx, p)
+	rec, err := c.acct.Client.CreateTXT(ctx, zoneID, name, `"certbridge write test"`, 60, "")
 	if err != nil {
-		fix := fixFor(err)
-		if e, ok := cfapi.As(err); ok && e.Has(10000) {
-			fix = "the token can see zone " + zone + " but cannot edit its DNS records: grant Zone → DNS → Edit"
-		}
-		r.fail("write test "+zone, "creating a TXT record failed ("+describe(err)+")", fix)
+		c.r.fail("write test "+zone, "creating a TXT record failed ("+quote(err)+")", cfFix(err, zone))
 		return
 	}
-	var d dns.RecordDeleteParams
-	d.ZoneID.Value, d.ZoneID.Present = zoneID, true
-	if _, err := records.Delete(ctx, created.ID, d); err != nil {
-		r.fail("write test "+zone, "created "+name+" but could not delete it ("+describe(err)+")", "delete that record by hand and check the token's Zone → DNS → Edit")
+	if err := c.acct.Client.DeleteRecord(ctx, zoneID, rec.ID); err != nil {
+		c.r.fail("write test "+zone, "created "+name+" but could not delete it ("+quote(err)+")", "delete that record by hand and check the token's Zone → DNS → Edit")
 		return
 	}
-	r.pass("write test "+zone, "created and deleted a TXT record")
+	c.r.pass("write test "+zone, "created and deleted a TXT record")
 }
 
-func describe(err error) string {
-	if e, ok := cfapi.As(err); ok {
-		return e.String()
+// quote is what the provider said, or why no answer came.
+func quote(err error) string {
+	if e, ok := cloudflare.As(err); ok {
+		return e.Quote()
 	}
 	return err.Error()
 }
 
-func fixFor(err error) string {
-	e, ok := cfapi.As(err)
-	switch {
-	case ok && (e.Has(10000) || e.RequiresPermission()):
-		return "grant the token Zone → Zone → Read"
-	case ok && e.Has(9109, 9103, 1000, 6003):
-		return "the credential is revoked, expired, IP-restricted or mistyped: create a new one"
-	default:
+// cfFix is the fix for a classified Cloudflare error; zone names the zone
+// a write went to.
+func cfFix(err error, zone string) string {
+	e, ok := cloudflare.As(err)
+	if !ok {
 		return "retry; if it persists, check connectivity to the Cloudflare API"
 	}
+	switch e.Reason {
+	case cloudflare.PermissionMissing:
+		if zone != "" && e.Op != cloudflare.ListZones {
+			return "the token can see zone " + zone + " but cannot edit its DNS records: grant " + e.Op.Permission()
+		}
+		return "grant the token " + e.Op.Permission()
+	case cloudflare.CredentialRejected, cloudflare.CredentialMalformed:
+		return "the credential is revoked, expired, IP-restricted or mistyped: create a new one"
+	case cloudflare.ZoneNotFound:
+		return "the zone no longer exists: check the zone in the dashboard"
+	}
+	return "retry; if it persists, check connectivity to the Cloudflare API"
 }

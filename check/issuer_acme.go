@@ -144,11 +144,7 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 				c.r.pass(prefix+" credential", "the AccessKey assumes role "+cfg.RoleARN+"; the role's permissions are not checked from here")
 				return
 			}
-			endpoint := c.o.AliDNSEndpoint
-			if endpoint == "" {
-				endpoint = solver.AliDNSEndpoints[cfg.RegionID]
-			}
-			o := AliDNSOptions{Endpoint: endpoint, WriteTest: c.o.WriteTest, Sources: sources}
+			o := AliDNSOptions{Endpoint: c.o.AliDNSEndpoint, RegionID: cfg.RegionID, WriteTest: c.o.WriteTest, Sources: sources}
 			if cfg.DomainName != "" {
 				o.Domains = []string{cfg.DomainName}
 			} else {

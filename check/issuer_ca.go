@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 
+	issuerlib "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	"github.com/go-logr/logr"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/secretref"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
@@ -77,33 +79,43 @@ func (c *checker) certbridgeIssuer(ctx context.Context, name string) {
 			allowAmbient = v == "true"
 		}
 	}
-	opts := issuer.Options{
-		AllowAmbientCredentials: allowAmbient,
-		OriginCA:                issuer.OriginCAOptions{BaseURL: c.o.CloudflareAPIURL},
-		PCA:                     issuer.PCAOptions{Endpoint: c.o.AlibabaPCAEndpoint},
-		STSEndpoint:             c.o.AlibabaSTSEndpoint,
+	pcaEndpoint, err := alibaba.ParseEndpoint("--alibaba-pca-endpoint", c.o.AlibabaPCAEndpoint)
+	if err != nil {
+		c.r.fail("endpoint", err.Error(), "give --alibaba-pca-endpoint as host[:port], or an http:// or https:// URL")
+		return
 	}
-	var (
-		secretNames []string
-		conditions  []metav1.Condition
-	)
-	switch c.kind.Kind {
-	case "CloudflareOriginIssuer", "ClusterCloudflareOriginIssuer":
-		var iss api.CloudflareOriginIssuer
-		if err := objectFrom(obj, &iss); err != nil {
-			c.r.fail("issuer", "cannot read it: "+err.Error(), "")
-			return
-		}
-		conditions = iss.Status.Conditions
-		secretNames = c.origin(ctx, iss.Spec, namespace, reader, opts)
-	default:
-		var iss api.AlibabaPCAIssuer
-		if err := objectFrom(obj, &iss); err != nil {
-			c.r.fail("issuer", "cannot read it: "+err.Error(), "")
-			return
-		}
-		conditions = iss.Status.Conditions
-		secretNames = c.pca(ctx, iss.Spec, namespace, reader, opts)
+	stsEndpoint, err := alibaba.ParseEndpoint("--alibaba-sts-endpoint", c.o.AlibabaSTSEndpoint)
+	if err != nil {
+		c.r.fail("endpoint", err.Error(), "give --alibaba-sts-endpoint as host[:port]")
+		return
+	}
+	opts := issuer.Options{
+		ClusterResourceNamespace: namespace,
+		AllowAmbientCredentials:  allowAmbient,
+		OriginCA:                 issuer.OriginCAOptions{BaseURL: c.o.CloudflareAPIURL},
+		Alibaba:                  alibaba.Options{PCA: pcaEndpoint, STS: stsEndpoint},
+	}
+	iss, ok := issuer.NewObject(c.kind.Kind)
+	if !ok {
+		c.r.fail("issuer", "unknown kind "+c.kind.Kind, "")
+		return
+	}
+	if err := objectFrom(obj, iss); err != nil {
+		c.r.fail("issuer", "cannot read it: "+err.Error(), "")
+		return
+	}
+	conditions := iss.GetConditions()
+	signers := issuer.NewSigners(opts, reader)
+	var secretNames []string
+	switch spec := any(iss).(type) {
+	case interface {
+		OriginSpec() api.CloudflareOriginIssuerSpec
+	}:
+		secretNames = c.origin(ctx, signers, iss, spec.OriginSpec(), namespace)
+	case interface {
+		PCASpec() api.AlibabaPCAIssuerSpec
+	}:
+		secretNames = c.pca(ctx, signers, iss, spec.PCASpec(), namespace, allowAmbient)
 	}
 	c.approval(ctx, name)
 	if len(secretNames) > 0 {
@@ -122,12 +134,12 @@ func (c *checker) certbridgeIssuer(ctx context.Context, name string) {
 	c.readyCondition("", "", "", false, "the certbridge issuer", "")
 }
 
-// origin checks an Origin CA issuer's token and asks Cloudflare as the
-// controller's Check does (F19).
-func (c *checker) origin(ctx context.Context, spec api.CloudflareOriginIssuerSpec, namespace string, reader secretref.Reader, opts issuer.Options) []string {
+// origin checks an Origin CA issuer's token, then asks Cloudflare exactly
+// as the controller's Check does (F19).
+func (c *checker) origin(ctx context.Context, signers *issuer.Signers, iss issuerlib.Issuer, spec api.CloudflareOriginIssuerSpec, namespace string) []string {
 	switch {
 	case spec.Auth.ServiceKeyRef != nil:
-		c.r.fail("spec.auth.serviceKeyRef", issuer.ServiceKeyRefused.Error(),
+		c.r.fail("spec.auth.serviceKeyRef", "origin-ca: "+issuer.ServiceKeyRefused.Error(),
 			fmt.Sprintf("create an API token with Zone → SSL and Certificates → Edit, store it in a Secret in %q and set spec.auth.tokenRef instead of spec.auth.serviceKeyRef", namespace))
 		return nil
 	case spec.Auth.TokenRef == nil:
@@ -139,22 +151,18 @@ func (c *checker) origin(ctx context.Context, spec api.CloudflareOriginIssuerSpe
 		return []string{ref.Name}
 	}
 	const label = "Cloudflare Origin CA"
-	token, err := issuer.OriginToken(ctx, reader, spec, namespace)
-	if err != nil {
-		c.r.fail(label, err.Error(), "")
-		return []string{ref.Name}
-	}
-	if err := issuer.NewOriginCA(opts.OriginCA, token.Value, token.String()).Check(ctx); err != nil {
+	if _, err := signers.Check(ctx, iss); err != nil {
 		c.r.fail(label, err.Error(), "the controller reports the same; the message says what to change")
 	} else {
-		c.r.pass(label, "Cloudflare accepts the API token from "+token.String()+" (active); issuing also needs Zone → SSL and Certificates → Edit, which only a request proves")
+		c.r.pass(label, fmt.Sprintf("Cloudflare accepts the API token from Secret %s/%s key %q (spec.auth.tokenRef) (active); issuing also needs Zone → SSL and Certificates → Edit, which only a request proves",
+			namespace, ref.Name, ref.Key))
 	}
 	return []string{ref.Name}
 }
 
-// pca checks a Private CA issuer's credentials and CA as the controller's
-// Check does (F20).
-func (c *checker) pca(ctx context.Context, spec api.AlibabaPCAIssuerSpec, namespace string, reader secretref.Reader, opts issuer.Options) []string {
+// pca checks a Private CA issuer's credentials, then its CA exactly as the
+// controller's Check does (F20), with the CA's key algorithm.
+func (c *checker) pca(ctx context.Context, signers *issuer.Signers, iss issuerlib.Issuer, spec api.AlibabaPCAIssuerSpec, namespace string, allowAmbient bool) []string {
 	a := spec.Auth
 	var names []string
 	complete := true
@@ -176,28 +184,37 @@ func (c *checker) pca(ctx context.Context, spec api.AlibabaPCAIssuerSpec, namesp
 		return names
 	}
 	const label = "Alibaba Cloud Private CA"
-	if a.AccessKeyIDSecretRef == nil && a.AccessKeySecretSecretRef == nil && c.kind.Cluster && opts.AllowAmbientCredentials {
+	if a.AccessKeyIDSecretRef == nil && a.AccessKeySecretSecretRef == nil && c.kind.Cluster && allowAmbient {
 		c.r.pass("credential", "ambient: RRSA or the ECS RAM role of the certbridge issuer's pod (not checked from here, nor is CA "+spec.CAIdentifier+")")
 		return names
 	}
-	cred, source, err := issuer.PCACredential(ctx, opts, reader, spec, namespace, c.kind.Cluster)
-	if err != nil {
-		c.r.fail("credential", err.Error(), "")
-		return names
-	}
-	if a.RoleARN != "" && opts.STSEndpoint == "" {
-		opts.STSEndpoint = "sts.aliyuncs.com"
-	}
-	p, err := issuer.NewAlibabaPCAForSpec(opts, cred, source, spec)
-	if err == nil {
-		err = p.Check(ctx)
-	}
+	res, err := signers.Check(ctx, iss)
 	if err != nil {
 		c.r.fail(label, err.Error(), "the controller reports the same; the message says what to change")
 		return names
 	}
-	c.r.pass(label, fmt.Sprintf("CA %s can issue with the credentials from %s: a sub-CA in state ISSUE, not expired, with certificates left", spec.CAIdentifier, source))
+	source := "ambient credentials"
+	if a.AccessKeyIDSecretRef != nil {
+		source = fmt.Sprintf("Secret %s/%s", namespace, a.AccessKeyIDSecretRef.Name)
+	}
+	detail := fmt.Sprintf("CA %s can issue with the credentials from %s: a sub-CA in state ISSUE, not expired, with certificates left", spec.CAIdentifier, source)
+	if res.CA != nil && res.CA.Algorithm != "" {
+		detail += fmt.Sprintf("; its key is %s, so requests must have %s keys (privateKey.algorithm)", res.CA.Algorithm, keyFamilyName(res.CA.Algorithm))
+	}
+	c.r.pass(label, detail)
 	return names
+}
+
+// keyFamilyName is the Certificate's privateKey.algorithm for a Private CA
+// key algorithm.
+func keyFamilyName(algorithm string) string {
+	switch {
+	case strings.HasPrefix(algorithm, "ECC"):
+		return "ECDSA"
+	case strings.HasPrefix(algorithm, "RSA"):
+		return "RSA"
+	}
+	return algorithm
 }
 
 // approval checks that cert-manager may approve requests for the issuer:

@@ -227,8 +227,18 @@ func TestIssuerClusterFindings(t *testing.T) {
 			name: "F23 groupName not served",
 			objs: []runtime.Object{acmeIssuer("default", "acme.example.org", "cloudflare", config), availableAPIService()},
 			want: []string{`✗ APIService v1alpha1.acme.example.org: the Issuer's groupName "acme.example.org" is not served`,
-				"the server could not find the requested resource", "the certbridge webhook serves acme.certbridge.io",
+				`cert-manager's Challenges fail with: cloudflare.acme.example.org is forbidden: User "system:serviceaccount:cert-manager:cert-manager" cannot create resource "cloudflare" in API group "acme.example.org" at the cluster scope`,
+				"the certbridge webhook serves acme.certbridge.io",
 				"set webhook.groupName: acme.certbridge.io in the Issuer (or install the chart with groupName=acme.example.org)"},
+		},
+		{
+			// RBAC refuses before the aggregator looks for the group; only an
+			// identity allowed every group gets as far as "not found".
+			name:    "F23 groupName not served, cert-manager may create anything",
+			objs:    []runtime.Object{acmeIssuer("default", "acme.example.org", "cloudflare", config), availableAPIService()},
+			allowed: []string{"system:serviceaccount:cert-manager:cert-manager create acme.example.org/cloudflare /"},
+			want: []string{`✗ APIService v1alpha1.acme.example.org: the Issuer's groupName "acme.example.org" is not served`,
+				`cert-manager's Challenges fail with: "the server could not find the requested resource"`},
 		},
 		{
 			name: "ClusterIssuer reads the cluster resource namespace from cert-manager's Deployment",

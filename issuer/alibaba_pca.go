@@ -3,104 +3,110 @@ package issuer
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
-
+	issuerlib "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
 
-	"github.com/certbridge/certbridge/internal/alisdk"
+	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/secretref"
+	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
 
-// PCAOptions are the operator's settings for Alibaba Cloud Private CA.
-type PCAOptions struct {
-	// Endpoint replaces cas.aliyuncs.com (host[:port], or an http:// or
-	// https:// URL), for tests and private endpoints.
-	Endpoint string
-	// Region the requests are signed for; cn-hangzhou by default.
-	Region string
-}
-
-// AlibabaPCA signs with a sub-CA of Alibaba Cloud Private CA, through the v1
-// SDK's common request (cas 2020-06-30; the v1 SDK has no typed client for it).
+// AlibabaPCA signs with a sub-CA of Alibaba Cloud Private CA.
 type AlibabaPCA struct {
-	clients *alisdk.Pool[*sdk.Client]
-	host    string
-	ca      string
+	client *alibaba.PCAClient
+	ca     string
 	// source names where the credentials came from, for messages.
 	source string
 	now    func() time.Time
+
+	mu sync.Mutex
+	// described is the CA as last described, for its key algorithm.
+	described *alibaba.CA
 }
 
-// NewAlibabaPCA builds the backend for one CA identifier.
-func NewAlibabaPCA(o PCAOptions, provider credentials.CredentialsProvider, caIdentifier, source string) (*AlibabaPCA, error) {
-	if o.Region == "" {
-		o.Region = "cn-hangzhou"
-	}
-	scheme, host := alisdk.Endpoint(o.Endpoint, "cas.aliyuncs.com")
-	provider = alisdk.Locked(provider)
-	pool, err := alisdk.NewPool(func() (*sdk.Client, error) {
-		return sdk.NewClientWithOptions(o.Region, sdk.NewConfig().WithScheme(scheme).WithAutoRetry(false), provider)
-	})
+// NewAlibabaPCA builds the backend for one CA identifier; o holds the
+// operator's endpoints, region the one requests are signed for.
+func NewAlibabaPCA(o alibaba.Options, c alibaba.Credential, region, caIdentifier, source string) (*AlibabaPCA, error) {
+	client, err := alibaba.NewPCAClient(o, c, region)
 	if err != nil {
-		return nil, fmt.Errorf("alibaba-pca: building the client: %w", err)
+		return nil, fmt.Errorf("building the client for %s: %w", source, err)
 	}
-	return &AlibabaPCA{clients: pool, host: host, ca: caIdentifier, source: source, now: time.Now}, nil
+	return &AlibabaPCA{client: client, ca: caIdentifier, source: source, now: time.Now}, nil
 }
 
-func (p *AlibabaPCA) call(ctx context.Context, action string, params map[string]string, out any) error {
-	req := requests.NewCommonRequest()
-	req.Method, req.Product, req.Version, req.ApiName, req.Domain = "POST", "cas", "2020-06-30", action, p.host
-	for k, v := range params {
-		req.QueryParams[k] = v
+// describe asks Private CA about the CA and remembers its algorithm.
+func (p *AlibabaPCA) describe(ctx context.Context) (alibaba.CA, error) {
+	c, err := p.client.DescribeCA(ctx, p.ca)
+	if err != nil {
+		return c, p.explain(err)
 	}
-	return p.clients.With(ctx, req, func(c *sdk.Client) error {
-		res, err := c.ProcessCommonRequest(req)
-		if err != nil {
-			return err
-		}
-		return json.Unmarshal(res.GetHttpContentBytes(), out)
-	})
-}
-
-type caCertificate struct {
-	Certificate struct {
-		Identifier         string
-		CertificateType    string
-		Status             string
-		AfterDate          int64
-		CertIssuedCount    int
-		CertRemainingCount int
-	}
+	p.mu.Lock()
+	p.described = &c
+	p.mu.Unlock()
+	return c, nil
 }
 
 // Check requires a sub-CA that is issuing, not expired, with certificates
-// left (F20).
-func (p *AlibabaPCA) Check(ctx context.Context) error {
-	var out caCertificate
-	if err := p.call(ctx, "DescribeCACertificate", map[string]string{"Identifier": p.ca}, &out); err != nil {
-		return p.explain(err, "DescribeCACertificate")
+// left (F20), and returns it as described.
+func (p *AlibabaPCA) Check(ctx context.Context) (alibaba.CA, error) {
+	c, err := p.describe(ctx)
+	if err != nil {
+		return c, err
 	}
-	c := out.Certificate
 	switch {
-	case c.CertificateType != "SUB_ROOT":
-		return fmt.Errorf("alibaba-pca: CA %s is a %s CA, and root CAs cannot issue certificates; set caIdentifier to one of its sub-CAs", p.ca, c.CertificateType)
+	case c.Type != "SUB_ROOT":
+		return c, fmt.Errorf("CA %s is a %s CA, and root CAs cannot issue certificates; set caIdentifier to one of its sub-CAs", p.ca, c.Type)
 	case c.Status != "ISSUE":
-		return fmt.Errorf("alibaba-pca: CA %s is in state %s, not ISSUE; use another sub-CA", p.ca, c.Status)
-	case c.AfterDate > 0 && p.now().After(time.UnixMilli(c.AfterDate)):
-		return fmt.Errorf("alibaba-pca: CA %s expired on %s; use another sub-CA", p.ca, time.UnixMilli(c.AfterDate).UTC().Format(time.RFC3339))
-	case c.CertRemainingCount <= 0:
-		return fmt.Errorf("alibaba-pca: CA %s has no certificates left to issue (%d issued); buy more or use another sub-CA", p.ca, c.CertIssuedCount)
+		return c, fmt.Errorf("CA %s is in state %s, not ISSUE; use another sub-CA", p.ca, c.Status)
+	case !c.NotAfter.IsZero() && p.now().After(c.NotAfter):
+		return c, fmt.Errorf("CA %s expired on %s; use another sub-CA", p.ca, c.NotAfter.UTC().Format(time.RFC3339))
+	case c.Remaining <= 0:
+		return c, fmt.Errorf("CA %s has no certificates left to issue (%d issued); buy more or use another sub-CA", p.ca, c.Issued)
 	}
-	return nil
+	return c, nil
+}
+
+// keyAlgorithm is the CA's key algorithm, described once.
+func (p *AlibabaPCA) keyAlgorithm(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	d := p.described
+	p.mu.Unlock()
+	if d != nil {
+		return d.Algorithm, nil
+	}
+	c, err := p.describe(ctx)
+	return c.Algorithm, err
+}
+
+// keyFamily is the family Private CA names a key's algorithm by.
+func keyFamily(pub any) string {
+	switch pub.(type) {
+	case *rsa.PublicKey:
+		return "RSA"
+	case *ecdsa.PublicKey:
+		return "ECC"
+	}
+	return fmt.Sprintf("%T", pub)
+}
+
+func keyName(pub any) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", k.N.BitLen())
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	}
+	return fmt.Sprintf("%T", pub)
 }
 
 var keyUsageNames = []struct {
@@ -122,15 +128,29 @@ var extKeyUsageNames = map[x509.ExtKeyUsage]string{
 // SAN kind, its key usages; status.ca is the chain's root.
 func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails) (signer.PEMBundle, error) {
 	if details.IsCA {
-		return signer.PEMBundle{}, signer.PermanentError{Err: errors.New("alibaba-pca: CA certificates are not issued through this issuer; remove isCA from the request")}
+		return signer.PEMBundle{}, signer.PermanentError{Err: errors.New("CA certificates are not issued through this issuer; remove isCA from the request")}
 	}
 	block, _ := pem.Decode(details.CSR)
 	if block == nil {
-		return signer.PEMBundle{}, signer.PermanentError{Err: errors.New("alibaba-pca: the request's CSR is not PEM")}
+		return signer.PEMBundle{}, signer.PermanentError{Err: errors.New("the request's CSR is not PEM")}
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("alibaba-pca: the request's CSR does not parse: %w", err)}
+		return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("the request's CSR does not parse: %w", err)}
+	}
+	// Private CA signs keys of its own algorithm family only: refuse a
+	// mismatch before spending a call, and for good (a retry cannot fix it).
+	algorithm, err := p.keyAlgorithm(ctx)
+	if err != nil {
+		return signer.PEMBundle{}, err
+	}
+	if family, _, _ := strings.Cut(algorithm, "_"); algorithm != "" && family != keyFamily(csr.PublicKey) {
+		want := "RSA"
+		if family == "ECC" {
+			want = "ECDSA"
+		}
+		return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("the request's key is %s, but CA %s has an %s key and Private CA signs only keys of its own algorithm; "+
+			"set privateKey.algorithm: %s in the Certificate (istio-csr: a key of that algorithm), or use a sub-CA whose key algorithm matches", keyName(csr.PublicKey), p.ca, algorithm, want)}
 	}
 	duration := details.Duration
 	if duration <= 0 {
@@ -154,7 +174,7 @@ func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails
 	for i, eku := range details.ExtKeyUsage {
 		name, ok := extKeyUsageNames[eku]
 		if !ok {
-			return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("alibaba-pca: extended key usage %d is not one Private CA issues; remove it from the request", eku)}
+			return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("extended key usage %d is not one Private CA issues; remove it from the request", eku)}
 		}
 		params[fmt.Sprintf(pt+"Extensions.ExtendedKeyUsages.%d", i+1)] = name
 	}
@@ -176,18 +196,15 @@ func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails
 	for _, e := range csr.EmailAddresses {
 		addSAN("rfc822Name", e)
 	}
-	var out struct {
-		Certificate      string
-		CertificateChain string
+	cert, chainPEM, err := p.client.CreateCustomCertificate(ctx, params)
+	if err != nil {
+		return signer.PEMBundle{}, p.explain(err)
 	}
-	if err := p.call(ctx, "CreateCustomCertificate", params, &out); err != nil {
-		return signer.PEMBundle{}, p.explain(err, "CreateCustomCertificate")
+	chain, root := splitChain(chainPEM)
+	if cert == "" || root == nil {
+		return signer.PEMBundle{}, fmt.Errorf("CreateCustomCertificate returned no certificate or chain; retrying")
 	}
-	chain, root := splitChain(out.CertificateChain)
-	if out.Certificate == "" || root == nil {
-		return signer.PEMBundle{}, fmt.Errorf("alibaba-pca: CreateCustomCertificate returned no certificate or chain; retrying")
-	}
-	return signer.PEMBundle{ChainPEM: append([]byte(strings.TrimSpace(out.Certificate)+"\n"), chain...), CAPEM: root}, nil
+	return signer.PEMBundle{ChainPEM: append([]byte(strings.TrimSpace(cert)+"\n"), chain...), CAPEM: root}, nil
 }
 
 // splitChain separates a returned chain into its intermediates and its
@@ -214,18 +231,105 @@ func splitChain(chainPEM string) (intermediates, root []byte) {
 }
 
 // explain classifies a failure for the controller (F20, F21).
-func (p *AlibabaPCA) explain(err error, action string) error {
-	c := alisdk.Code(err)
-	switch {
-	case c == "" || alisdk.Retryable(err):
-		return fmt.Errorf("alibaba-pca: %s: Private CA is unavailable or throttling (%s %s); retrying", action, c, alisdk.Message(err))
-	case c == "CA.Revoked" || c == "CA.Expired" || c == "QuotaExceeded.Certificate" || strings.HasPrefix(c, "NotFound"):
-		return signer.IssuerError{Err: fmt.Errorf("alibaba-pca: %s: CA %s cannot issue (%s: %s); use a sub-CA in state ISSUE with certificates left", action, p.ca, c, alisdk.Message(err))}
-	case c == "Forbidden.RAM" || c == "Forbidden" || c == "NoPermission":
-		return signer.IssuerError{Err: fmt.Errorf("alibaba-pca: %s: the RAM policy of %s does not allow it (%s); grant yundun-cert:DescribeCACertificate and yundun-cert:CreateCustomCertificate", action, p.source, c)}
-	case strings.HasPrefix(c, "InvalidAccessKeyId") || c == "SignatureDoesNotMatch" || strings.HasPrefix(c, "InvalidSecurityToken") || c == "InvalidTimeStamp.Expired":
-		return signer.IssuerError{Err: fmt.Errorf("alibaba-pca: %s: Alibaba Cloud rejected the credentials from %s (%s)", action, p.source, c)}
-	default:
-		return signer.PermanentError{Err: fmt.Errorf("alibaba-pca: %s: Private CA refused the request (%s: %s)", action, c, alisdk.Message(err))}
+func (p *AlibabaPCA) explain(err error) error {
+	e, ok := alibaba.As(err)
+	if !ok {
+		return fmt.Errorf("%w", err)
 	}
+	action, quote := e.Action, e.Quote()
+	switch e.Reason {
+	case alibaba.Unreachable:
+		return fmt.Errorf("%s: cannot reach Private CA: %s; retrying", action, quote)
+	case alibaba.Throttled, alibaba.Busy, alibaba.Transient:
+		return fmt.Errorf("%s: Private CA is unavailable or throttling (%s); retrying", action, quote)
+	case alibaba.CAUnusable, alibaba.CANotFound:
+		return signer.IssuerError{Err: fmt.Errorf("%s: CA %s cannot issue (%s); use a sub-CA in state ISSUE with certificates left", action, p.ca, quote)}
+	case alibaba.PermissionMissing:
+		return signer.IssuerError{Err: fmt.Errorf("%s: the RAM policy of %s does not allow it (%s); grant yundun-cert:DescribeCACertificate and yundun-cert:CreateCustomCertificate", action, p.source, e.Code)}
+	case alibaba.AccessKeyUnknown, alibaba.AccessKeyDisabled, alibaba.SecretMismatch, alibaba.TokenRejected, alibaba.ClockSkew, alibaba.CredentialsUnavailable:
+		return signer.IssuerError{Err: fmt.Errorf("%s: Alibaba Cloud rejected the credentials from %s (%s)", action, p.source, quote)}
+	}
+	return signer.PermanentError{Err: fmt.Errorf("%s: Private CA refused the request (%s)", action, quote)}
+}
+
+// PCACredential resolves the credentials an Alibaba Cloud PCA issuer's spec
+// names: an AccessKey (or STS credentials) from Secrets in namespace, or, for
+// the cluster kinds when o allows them, the ambient ones (RRSA, the ECS RAM
+// role).
+func PCACredential(ctx context.Context, o Options, secrets secretref.Reader, spec api.AlibabaPCAIssuerSpec, namespace string, cluster bool) (alibaba.Credential, error) {
+	c := alibaba.Credential{RoleARN: spec.Auth.RoleARN}
+	a := spec.Auth
+	switch {
+	case a.AccessKeyIDSecretRef != nil && a.AccessKeySecretSecretRef != nil:
+		id, err := secrets.Read(ctx, namespace, a.AccessKeyIDSecretRef.Name, a.AccessKeyIDSecretRef.Key, "spec.auth.accessKeyIdSecretRef")
+		if err != nil {
+			return c, err
+		}
+		secret, err := secrets.Read(ctx, namespace, a.AccessKeySecretSecretRef.Name, a.AccessKeySecretSecretRef.Key, "spec.auth.accessKeySecretSecretRef")
+		if err != nil {
+			return c, err
+		}
+		c.AccessKeyID, c.IDSource, c.AccessKeySecret, c.SecretSource = id.Value, id.String(), secret.Value, secret.String()
+		if a.SecurityTokenSecretRef != nil {
+			token, err := secrets.Read(ctx, namespace, a.SecurityTokenSecretRef.Name, a.SecurityTokenSecretRef.Key, "spec.auth.securityTokenSecretRef")
+			if err != nil {
+				return c, err
+			}
+			c.SecurityToken, c.TokenSource = token.Value, token.String()
+		}
+		return c, nil
+	case a.AccessKeyIDSecretRef != nil || a.AccessKeySecretSecretRef != nil:
+		return c, signer.PermanentError{Err: errors.New("set both spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef, or neither")}
+	case !cluster || !o.AllowAmbientCredentials:
+		return c, signer.PermanentError{Err: errors.New("no credentials: set spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef. " +
+			"Ambient credentials (RRSA, the ECS RAM role) are used only by the cluster kinds, and only when the controller allows them (--allow-ambient-credentials)")}
+	}
+	var err error
+	c.Ambient, err = alibaba.AmbientFromEnv(o.Alibaba.Getenv)
+	return c, err
+}
+
+// credentialSource names a credential for messages: the Secret of its
+// AccessKey id, or where ambient credentials come from.
+func credentialSource(c alibaba.Credential) string {
+	if c.IDSource != "" {
+		return c.IDSource
+	}
+	return c.Describe()
+}
+
+// NewAlibabaPCAForSpec builds the Private CA backend of a spec from
+// credentials resolved by PCACredential, with the operator's endpoints.
+func NewAlibabaPCAForSpec(o Options, c alibaba.Credential, spec api.AlibabaPCAIssuerSpec) (*AlibabaPCA, error) {
+	return NewAlibabaPCA(o.Alibaba, c, spec.RegionID, spec.CAIdentifier, credentialSource(c))
+}
+
+// pcaBackend builds (or reuses) a Private CA issuer's backend.
+func (s *Signers) pcaBackend(ctx context.Context, iss issuerlib.Issuer, namespace string, cluster bool) (backend, error) {
+	spec := iss.(pcaIssuer).PCASpec()
+	c, err := PCACredential(ctx, s.opts, s.secrets, spec, namespace, cluster)
+	if err != nil {
+		return nil, err
+	}
+	return s.cached(hash("pca", c.Hash(), spec.CAIdentifier, spec.RegionID), func() (backend, error) {
+		p, err := NewAlibabaPCAForSpec(s.opts, c, spec)
+		if err != nil {
+			return nil, err
+		}
+		return pcaBackend{p}, nil
+	})
+}
+
+type pcaBackend struct{ pca *AlibabaPCA }
+
+func (b pcaBackend) check(ctx context.Context) (CheckResult, error) {
+	ca, err := b.pca.Check(ctx)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	return CheckResult{CA: &ca}, nil
+}
+
+func (b pcaBackend) sign(ctx context.Context, _ *Signers, _ signer.CertificateRequestObject, details signer.CertificateDetails) (signer.PEMBundle, error) {
+	return b.pca.Sign(ctx, details)
 }

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/issuer"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
@@ -34,8 +34,8 @@ func pcaEnv(t *testing.T) (*alisim.Server, *x509.Certificate) {
 
 func newPCA(t *testing.T, s *alisim.Server, id, secret, ca string) *issuer.AlibabaPCA {
 	t.Helper()
-	p, err := issuer.NewAlibabaPCA(issuer.PCAOptions{Endpoint: "http://" + s.Endpoint()},
-		credentials.NewStaticAKCredentialsProvider(id, secret), ca, `Secret istio-system/pca-key`)
+	p, err := issuer.NewAlibabaPCA(alibaba.Options{PCA: alibaba.Endpoint{Scheme: "HTTP", Host: s.Endpoint()}},
+		alibaba.Credential{AccessKeyID: id, AccessKeySecret: secret}, "", ca, `Secret istio-system/pca-key`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func TestAlibabaPCA_IstioCSRRequest(t *testing.T) {
 	s, root := pcaEnv(t)
 	s.AddCA("sub-ecc", alisim.CAOptions{Parent: "root-1", ECC: true}) // meshes use ECDSA keys
 	pca := newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-ecc")
-	if err := pca.Check(context.Background()); err != nil {
+	if _, err := pca.Check(context.Background()); err != nil {
 		t.Fatalf("Check: %v", err)
 	}
 	spiffe, _ := url.Parse("spiffe://cluster.local/ns/sandbox/sa/sleep")
@@ -106,7 +106,7 @@ func TestAlibabaPCA_F20_CANotUsable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := pcaEnv(t)
 			s.AddCA(tc.id, tc.ca)
-			err := newPCA(t, s, pcaKeyID, pcaKeySecret, tc.id).Check(context.Background())
+			_, err := newPCA(t, s, pcaKeyID, pcaKeySecret, tc.id).Check(context.Background())
 			if err == nil || !strings.Contains(err.Error(), "CA "+tc.id) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("want an error naming CA %s and %q, got %v", tc.id, tc.want, err)
 			}
@@ -170,5 +170,43 @@ func TestAlibabaPCA_SignFailures(t *testing.T) {
 				t.Error("the error holds a credential")
 			}
 		})
+	}
+}
+
+// Private CA signs only keys of its own algorithm family: an ECDSA request
+// to an RSA sub-CA fails at once and for good, naming both algorithms,
+// without asking the CA to sign.
+func TestAlibabaPCA_KeyAlgorithmMismatch(t *testing.T) {
+	s, _ := pcaEnv(t) // sub-1 has an RSA 2048 key
+	pca := newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-1")
+	ca, err := pca.Check(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ca.Algorithm != "RSA_2048" {
+		t.Fatalf("Check describes the sub-CA's key as %q, want RSA_2048", ca.Algorithm)
+	}
+	s.ResetCalls()
+	_, err = pca.Sign(context.Background(), signer.CertificateDetails{CSR: dnsCSR(t, ecKey, "a.example.com"), Duration: time.Hour})
+	if got := classify(err); got != permanent {
+		t.Fatalf("%s, want permanent: %v", got, err)
+	}
+	for _, want := range []string{"ECDSA P-256", "CA sub-1 has an RSA_2048 key", "privateKey.algorithm: RSA"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if calls := s.Calls(); calls["CreateCustomCertificate"] != 0 {
+		t.Errorf("the CA was asked to sign a request it must refuse: %v", calls)
+	}
+
+	// A fresh backend (a restart) learns the algorithm with one call first.
+	s.ResetCalls()
+	_, err = newPCA(t, s, pcaKeyID, pcaKeySecret, "sub-1").Sign(context.Background(), signer.CertificateDetails{CSR: dnsCSR(t, ecKey, "a.example.com")})
+	if classify(err) != permanent {
+		t.Fatalf("after a restart: %v", err)
+	}
+	if calls := s.Calls(); calls["DescribeCACertificate"] != 1 || calls["CreateCustomCertificate"] != 0 {
+		t.Errorf("want one DescribeCACertificate and no signing call, got %v", calls)
 	}
 }

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
@@ -83,7 +84,7 @@ func startControllers(t *testing.T) *controllerEnv {
 		ClusterResourceNamespace: "cert-manager",
 		MaxRetryDuration:         30 * time.Second,
 		OriginCA:                 issuer.OriginCAOptions{BaseURL: e.cf.URL(), Roots: roots(e.cf)},
-		PCA:                      issuer.PCAOptions{Endpoint: "http://" + e.ali.Endpoint()},
+		Alibaba:                  alibaba.Options{PCA: alibaba.Endpoint{Scheme: "HTTP", Host: e.ali.Endpoint()}},
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,5 +1,3 @@
-// Package issuer holds the external issuer's CA backends, one file per CA.
-// The controller wiring (issuer-lib, CRDs) builds on them.
 package issuer
 
 import (
@@ -12,30 +10,27 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"strings"
 	"time"
 
-	"github.com/cloudflare/cloudflare-go/v6/option"
-	"github.com/cloudflare/cloudflare-go/v6/origin_ca_certificates"
-	"github.com/cloudflare/cloudflare-go/v6/shared"
-	"github.com/cloudflare/cloudflare-go/v6/ssl"
-	"github.com/cloudflare/cloudflare-go/v6/user"
-
+	issuerlib "github.com/cert-manager/issuer-lib/api/v1alpha1"
 	"github.com/cert-manager/issuer-lib/controllers/signer"
+	corev1 "k8s.io/api/core/v1"
 
-	"github.com/certbridge/certbridge/internal/cfapi"
+	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/secretref"
+	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 	"github.com/certbridge/certbridge/issuer/roots"
 )
 
 // Origin CA request types, as the API names them.
 const (
-	OriginRSA = "origin-rsa"
-	OriginECC = "origin-ecc"
+	OriginRSA = cloudflare.OriginRSA
+	OriginECC = cloudflare.OriginECC
 )
 
 // OriginValidityDays are the validities Cloudflare's Origin CA offers.
-var OriginValidityDays = []int{7, 30, 90, 365, 730, 1095, 5475}
+var OriginValidityDays = cloudflare.OriginValidityDays
 
 // defaultDuration is cert-manager's default when a request names none.
 const defaultDuration = 90 * 24 * time.Hour
@@ -61,14 +56,14 @@ func (o OriginOrder) Rounded() bool {
 func PlanOrigin(details signer.CertificateDetails, requestType string) (OriginOrder, error) {
 	block, _ := pem.Decode(details.CSR)
 	if block == nil {
-		return OriginOrder{}, signer.PermanentError{Err: errors.New("origin-ca: the request's CSR is not PEM")}
+		return OriginOrder{}, signer.PermanentError{Err: errors.New("the request's CSR is not PEM")}
 	}
 	csr, err := x509.ParseCertificateRequest(block.Bytes)
 	if err != nil {
-		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("origin-ca: the request's CSR does not parse: %w", err)}
+		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("the request's CSR does not parse: %w", err)}
 	}
 	if details.IsCA {
-		return OriginOrder{}, signer.PermanentError{Err: errors.New("origin-ca: Cloudflare's Origin CA issues no CA certificates; remove isCA from the request")}
+		return OriginOrder{}, signer.PermanentError{Err: errors.New("Cloudflare's Origin CA issues no CA certificates; remove isCA from the request")}
 	}
 	var unsupported []string
 	for _, ip := range csr.IPAddresses {
@@ -81,10 +76,10 @@ func PlanOrigin(details signer.CertificateDetails, requestType string) (OriginOr
 		unsupported = append(unsupported, "email "+e)
 	}
 	if len(unsupported) > 0 {
-		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("origin-ca: Cloudflare's Origin CA certifies DNS names only; remove %s from the Certificate", strings.Join(unsupported, ", "))}
+		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("Cloudflare's Origin CA certifies DNS names only; remove %s from the Certificate", strings.Join(unsupported, ", "))}
 	}
 	if len(csr.DNSNames) == 0 {
-		return OriginOrder{}, signer.PermanentError{Err: errors.New("origin-ca: the request has no DNS names; set dnsNames in the Certificate")}
+		return OriginOrder{}, signer.PermanentError{Err: errors.New("the request has no DNS names; set dnsNames in the Certificate")}
 	}
 	var keyType string
 	switch csr.PublicKey.(type) {
@@ -93,13 +88,13 @@ func PlanOrigin(details signer.CertificateDetails, requestType string) (OriginOr
 	case *ecdsa.PublicKey:
 		keyType = OriginECC
 	default:
-		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("origin-ca: Cloudflare's Origin CA signs RSA or ECDSA keys, not %T; set privateKey.algorithm to RSA or ECDSA", csr.PublicKey)}
+		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("Cloudflare's Origin CA signs RSA or ECDSA keys, not %T; set privateKey.algorithm to RSA or ECDSA", csr.PublicKey)}
 	}
 	if requestType == "" {
 		requestType = keyType
 	}
 	if requestType != keyType {
-		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("origin-ca: the issuer's requestType is %s but the request's key is %s; make privateKey.algorithm match, or change spec.requestType",
+		return OriginOrder{}, signer.PermanentError{Err: fmt.Errorf("the issuer's requestType is %s but the request's key is %s; make privateKey.algorithm match, or change spec.requestType",
 			requestName(requestType), requestName(keyType))}
 	}
 	requested := details.Duration
@@ -128,16 +123,10 @@ func originValidity(d time.Duration) int {
 	return OriginValidityDays[len(OriginValidityDays)-1]
 }
 
-// originCAAPI is the subset of Cloudflare's API the Origin CA backend uses.
-type originCAAPI interface {
-	verifyToken(ctx context.Context) (status string, expiresOn time.Time, err error)
-	create(ctx context.Context, csrPEM string, o OriginOrder) (certPEM string, err error)
-}
-
 // OriginCA signs with Cloudflare's Origin CA using an API token with
 // Zone → SSL and Certificates → Edit.
 type OriginCA struct {
-	api originCAAPI
+	client *cloudflare.Client
 	// source names where the token came from, for messages.
 	source string
 	// roots are the Origin CA roots by request type, for status.ca.
@@ -159,37 +148,31 @@ func DefaultOriginRoots() map[string][]byte {
 	return map[string][]byte{OriginRSA: roots.OriginRSA, OriginECC: roots.OriginECC}
 }
 
+// originMaxRetries bounds the SDK's retries of one signing call; the
+// controller retries a failed request itself, with backoff.
+const originMaxRetries = 2
+
 // NewOriginCA builds the backend for a token; source names its Secret/key.
 func NewOriginCA(o OriginCAOptions, token, source string) *OriginCA {
-	if o.BaseURL == "" {
-		o.BaseURL = "https://api.cloudflare.com/client/v4/"
-	}
-	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
 	if o.Roots == nil {
 		o.Roots = DefaultOriginRoots()
 	}
-	opts := []option.RequestOption{option.WithBaseURL(o.BaseURL), option.WithHTTPClient(o.HTTPClient),
-		option.WithMaxRetries(2), option.WithAPIToken(token)}
-	return &OriginCA{
-		api:    &sdkOriginCA{certs: origin_ca_certificates.NewOriginCACertificateService(opts...), tokens: user.NewTokenService(opts...)},
-		source: source,
-		roots:  o.Roots,
-	}
+	client := cloudflare.NewClient(cloudflare.Options{BaseURL: o.BaseURL, HTTPClient: o.HTTPClient, MaxRetries: originMaxRetries},
+		cloudflare.Credential{Token: token, Source: source})
+	return &OriginCA{client: client, source: source, roots: o.Roots}
 }
 
 // Check verifies the token is active and not expired (F19, F21).
 func (c *OriginCA) Check(ctx context.Context) error {
-	status, expires, err := c.api.verifyToken(ctx)
+	s, err := c.client.VerifyToken(ctx)
 	if err != nil {
-		return c.explain(err, "verifying the API token")
+		return c.explain(err)
 	}
-	if status != "active" {
-		return fmt.Errorf("origin-ca: Cloudflare reports the API token from %s as %s; create a new token with Zone → SSL and Certificates → Edit and update the Secret", c.source, status)
+	if s.Status != "active" {
+		return fmt.Errorf("Cloudflare reports the API token from %s as %s; create a new token with Zone → SSL and Certificates → Edit and update the Secret", c.source, s.Status)
 	}
-	if !expires.IsZero() && time.Now().After(expires) {
-		return fmt.Errorf("origin-ca: the API token from %s expired on %s; create a new one and update the Secret", c.source, expires.UTC().Format(time.RFC3339))
+	if !s.ExpiresOn.IsZero() && time.Now().After(s.ExpiresOn) {
+		return fmt.Errorf("the API token from %s expired on %s; create a new one and update the Secret", c.source, s.ExpiresOn.UTC().Format(time.RFC3339))
 	}
 	return nil
 }
@@ -197,68 +180,94 @@ func (c *OriginCA) Check(ctx context.Context) error {
 // Sign asks the Origin CA for the order and returns the certificate with
 // the matching Origin root as CA.
 func (c *OriginCA) Sign(ctx context.Context, csrPEM []byte, o OriginOrder) (signer.PEMBundle, error) {
-	cert, err := c.api.create(ctx, string(csrPEM), o)
+	cert, err := c.client.CreateOriginCertificate(ctx, string(csrPEM), o.Hostnames, o.RequestType, o.ValidityDays)
 	if err != nil {
-		return signer.PEMBundle{}, c.explain(err, "requesting the certificate")
+		return signer.PEMBundle{}, c.explain(err)
 	}
 	return signer.PEMBundle{ChainPEM: []byte(cert), CAPEM: c.roots[o.RequestType]}, nil
 }
 
-var hostnameInMessage = regexp.MustCompile(`requested hostname (\S+?):`)
-
 // explain classifies a failure by what the controller should do: a plain
 // error is retried (F21), an IssuerError makes the issuer not Ready, a
 // PermanentError fails the request at once.
-func (c *OriginCA) explain(err error, doing string) error {
-	e, ok := cfapi.As(err)
+func (c *OriginCA) explain(err error) error {
+	e, ok := cloudflare.As(err)
 	if !ok {
-		return fmt.Errorf("origin-ca: %s: cannot reach Cloudflare: %w", doing, err) // transient
+		return fmt.Errorf("%w", err)
 	}
-	switch {
-	case e.Status >= 500 || e.Status == http.StatusTooManyRequests || e.Has(1100, 1201, 971):
-		return fmt.Errorf("origin-ca: %s: Cloudflare is unavailable or rate-limiting (%s); retrying", doing, e)
-	case e.Has(1010):
-		host := "a hostname"
-		if m := hostnameInMessage.FindStringSubmatch(e.Message(1010)); m != nil {
-			host = m[1]
+	doing, quote := e.Op.String(), e.Quote()
+	switch e.Reason {
+	case cloudflare.Unreachable:
+		return fmt.Errorf("%s: cannot reach Cloudflare: %s; retrying", doing, quote) // transient
+	case cloudflare.Transient, cloudflare.RateLimited:
+		return fmt.Errorf("%s: Cloudflare is unavailable or rate-limiting (%s); retrying", doing, quote)
+	case cloudflare.HostnameNotInAccount:
+		host := e.Hostname
+		if host == "" {
+			host = "a hostname"
 		}
-		return signer.PermanentError{Err: fmt.Errorf("origin-ca: %s: %s is not in a zone of this Cloudflare account, or the token cannot reach it (%s); request only hostnames of the account's zones",
-			doing, host, e)}
-	case e.Has(10000, 1016):
-		return signer.IssuerError{Err: fmt.Errorf("origin-ca: %s: the API token from %s lacks the permission Zone → SSL and Certificates → Edit (%s); grant it for the zones of the request",
-			doing, c.source, e)}
-	case e.Has(9109, 1000, 9106, 6003, 10001):
-		return signer.IssuerError{Err: fmt.Errorf("origin-ca: %s: Cloudflare rejected the API token from %s (%s); create a new token with Zone → SSL and Certificates → Edit and update the Secret",
-			doing, c.source, e)}
-	default:
-		return signer.PermanentError{Err: fmt.Errorf("origin-ca: %s: Cloudflare refused the request (%s)", doing, e)}
+		return signer.PermanentError{Err: fmt.Errorf("%s: %s is not in a zone of this Cloudflare account, or the token cannot reach it (%s); request only hostnames of the account's zones",
+			doing, host, quote)}
+	case cloudflare.PermissionMissing:
+		return signer.IssuerError{Err: fmt.Errorf("%s: the API token from %s lacks the permission %s (%s); grant it for the zones of the request",
+			doing, c.source, cloudflare.CreateOriginCertificate.Permission(), quote)}
+	case cloudflare.CredentialRejected, cloudflare.CredentialMalformed:
+		return signer.IssuerError{Err: fmt.Errorf("%s: Cloudflare rejected the API token from %s (%s); create a new token with Zone → SSL and Certificates → Edit and update the Secret",
+			doing, c.source, quote)}
 	}
+	return signer.PermanentError{Err: fmt.Errorf("%s: Cloudflare refused the request (%s)", doing, quote)}
 }
 
-// sdkOriginCA implements originCAAPI with cloudflare-go v6's per-service
-// clients, which read no CLOUDFLARE_* environment variables.
-type sdkOriginCA struct {
-	certs  *origin_ca_certificates.OriginCACertificateService
-	tokens *user.TokenService
+// ServiceKeyRefused is the error for spec.auth.serviceKeyRef (F19).
+var ServiceKeyRefused = errors.New("spec.auth.serviceKeyRef is an Origin CA service key, and those reached end of life on 2026-09-30. " +
+	"Create an API token with Zone → SSL and Certificates → Edit, store it in a Secret and set spec.auth.tokenRef instead")
+
+// OriginToken reads the API token an Origin CA issuer's spec names, from
+// namespace (the issuer's, or the cluster resource namespace for the
+// cluster kind). Service keys are refused (F19).
+func OriginToken(ctx context.Context, secrets secretref.Reader, spec api.CloudflareOriginIssuerSpec, namespace string) (secretref.Value, error) {
+	if spec.Auth.ServiceKeyRef != nil {
+		return secretref.Value{}, signer.PermanentError{Err: ServiceKeyRefused}
+	}
+	if spec.Auth.TokenRef == nil {
+		return secretref.Value{}, signer.PermanentError{Err: errors.New("set spec.auth.tokenRef to a Secret key holding an API token with Zone → SSL and Certificates → Edit")}
+	}
+	return secrets.Read(ctx, namespace, spec.Auth.TokenRef.Name, spec.Auth.TokenRef.Key, "spec.auth.tokenRef")
 }
 
-func (s *sdkOriginCA) verifyToken(ctx context.Context) (string, time.Time, error) {
-	res, err := s.tokens.Verify(ctx)
+// originBackend builds (or reuses) an Origin CA issuer's backend.
+func (s *Signers) originBackend(ctx context.Context, iss issuerlib.Issuer, namespace string, _ bool) (backend, error) {
+	spec := iss.(originIssuer).OriginSpec()
+	token, err := OriginToken(ctx, s.secrets, spec, namespace)
 	if err != nil {
-		return "", time.Time{}, err
+		return nil, err
 	}
-	return string(res.Status), res.ExpiresOn, nil
+	return s.cached(hash("origin", token.Value, spec.RequestType), func() (backend, error) {
+		return &originBackend{ca: NewOriginCA(s.opts.OriginCA, token.Value, token.String()), requestType: spec.RequestType}, nil
+	})
 }
 
-func (s *sdkOriginCA) create(ctx context.Context, csrPEM string, o OriginOrder) (string, error) {
-	var p origin_ca_certificates.OriginCACertificateNewParams
-	p.Csr.Value, p.Csr.Present = csrPEM, true
-	p.Hostnames.Value, p.Hostnames.Present = o.Hostnames, true
-	p.RequestType.Value, p.RequestType.Present = shared.CertificateRequestType(o.RequestType), true
-	p.RequestedValidity.Value, p.RequestedValidity.Present = ssl.RequestValidity(o.ValidityDays), true
-	res, err := s.certs.New(ctx, p)
+// originBackend is an Origin CA issuer: the CA with its spec's request type.
+type originBackend struct {
+	ca          *OriginCA
+	requestType string
+}
+
+func (b *originBackend) check(ctx context.Context) (CheckResult, error) {
+	return CheckResult{}, b.ca.Check(ctx)
+}
+
+func (b *originBackend) sign(ctx context.Context, s *Signers, cr signer.CertificateRequestObject, details signer.CertificateDetails) (signer.PEMBundle, error) {
+	order, err := PlanOrigin(details, map[string]string{"OriginRSA": OriginRSA, "OriginECC": OriginECC}[b.requestType])
 	if err != nil {
-		return "", err
+		return signer.PEMBundle{}, err
 	}
-	return res.Certificate, nil
+	bundle, err := b.ca.Sign(ctx, details.CSR, order)
+	if err == nil && order.Rounded() && s.recorder != nil {
+		// F18: the user asked for a duration Cloudflare does not offer.
+		s.recorder.Eventf(reference(cr), nil, corev1.EventTypeNormal, "ValidityRounded", "Sign",
+			"Cloudflare's Origin CA offers validities of 7, 30, 90, 365, 730, 1095 or 5475 days; the certificate was issued for %d days (requested %s)",
+			order.ValidityDays, order.Requested)
+	}
+	return bundle, err
 }

@@ -14,6 +14,7 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/solver"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
@@ -28,7 +29,7 @@ type aliEnv struct {
 	ns        string
 	logs      *logBuffer
 	kubeCalls atomic.Int64
-	opts      solver.AliDNSOptions
+	opts      alibaba.Options
 	solver    *solver.Solver
 }
 
@@ -38,7 +39,7 @@ func newAliEnv(t *testing.T) *aliEnv {
 	t.Cleanup(sim.Close)
 	sim.AddDomain("example.com", alisim.FreeEdition)
 	e := &aliEnv{t: t, sim: sim, ns: namespace(t, "ali"), logs: &logBuffer{}}
-	e.opts = solver.AliDNSOptions{Endpoint: "http://" + sim.Endpoint(), STSEndpoint: sim.STSEndpoint(),
+	e.opts = alibaba.Options{DNS: endpoint(t, "http://"+sim.Endpoint()), STS: endpoint(t, sim.STSEndpoint()),
 		Environ: func(string) string { return "" }}
 	e.solver = e.newSolver()
 	return e
@@ -426,7 +427,7 @@ func TestAliDNS_SharedFailures(t *testing.T) {
 		e := newAliEnv(t)
 		id, secret, cfg := e.accessKey(alisim.AllowAll)
 		err := e.solver.Present(challenge(t, e.ns, "_acme-challenge.www.example.net.", "example.net.", acmeKey(), cfg))
-		assertMessage(t, err, "no domain found for example.net, www.example.net", "Alibaba Cloud DNS account of AccessKey LTAI****")
+		assertMessage(t, err, "no domain found for www.example.net, example.net", "Alibaba Cloud DNS account of AccessKey LTAI****")
 		assertNoAliSecrets(t, id, secret, err, e.logs)
 	})
 	t.Run("F12 Secret read forbidden", func(t *testing.T) {

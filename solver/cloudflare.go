@@ -2,14 +2,10 @@ package solver
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"regexp"
 	"strings"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -17,8 +13,11 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
-	"github.com/certbridge/certbridge/internal/cfapi"
+	"github.com/certbridge/certbridge/internal/cache"
+	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/dnsname"
 	"github.com/certbridge/certbridge/internal/dnstxt"
+	"github.com/certbridge/certbridge/internal/input"
 )
 
 // CloudflareConfig is the `cloudflare` solver's webhook.config. Its credential
@@ -69,11 +68,11 @@ func (c *CloudflareConfig) Validate() error {
 		errs = append(errs, field.Forbidden(field.NewPath("zoneID"), "set zoneName or zoneID, not both"))
 	}
 	if c.ZoneID != "" && !zoneIDFormat.MatchString(c.ZoneID) {
-		errs = append(errs, field.Invalid(field.NewPath("zoneID"), c.ZoneID, "a Cloudflare zone ID is 32 lower-case hex characters (dashboard: the zone's Overview page, API section)"))
+		errs = append(errs, invalid(field.NewPath("zoneID"), c.ZoneID, "a Cloudflare zone ID is 32 lower-case hex characters (dashboard: the zone's Overview page, API section)"))
 	}
 	if c.ZoneName != "" {
-		if msgs := validation.IsDNS1123Subdomain(strings.TrimSuffix(strings.ToLower(c.ZoneName), ".")); len(msgs) > 0 {
-			errs = append(errs, field.Invalid(field.NewPath("zoneName"), c.ZoneName, "must be a DNS name such as example.com"))
+		if name, err := dnsname.Normalize(c.ZoneName); err != nil || len(validation.IsDNS1123Subdomain(name)) > 0 {
+			errs = append(errs, invalid(field.NewPath("zoneName"), c.ZoneName, "must be a DNS name such as example.com"))
 		}
 	}
 	if c.TTL != nil && *c.TTL != 1 && (*c.TTL < 30 || *c.TTL > 86400) {
@@ -92,77 +91,6 @@ func (c *CloudflareConfig) ttl() int {
 	return *c.TTL
 }
 
-// CloudflareOptions are the operator's settings of the cloudflare solver:
-// process flags, never an Issuer's config.
-type CloudflareOptions struct {
-	// BaseURL of the API; CloudflareProductionURL by default.
-	BaseURL string
-	// HTTPClient for API calls; a client with sane timeouts by default.
-	HTTPClient *http.Client
-	// MaxRetries of one API call on 429, 5xx and transport errors (the SDK's
-	// default of 10 with 30 s backoff is far beyond a webhook request).
-	MaxRetries int
-	// RateLimit is the client-side budget per credential: Limit requests per
-	// Window. Zero means Cloudflare's 1200 per 5 minutes; a negative Limit
-	// disables it.
-	RateLimit RateLimit
-}
-
-// RateLimit is a number of requests per window.
-type RateLimit struct {
-	Limit  int
-	Window time.Duration
-}
-
-// CloudflareProductionURL is the v4 API's base URL.
-const CloudflareProductionURL = "https://api.cloudflare.com/client/v4/"
-
-// CloudflareRateLimit is Cloudflare's documented budget per user.
-var CloudflareRateLimit = RateLimit{Limit: 1200, Window: 5 * time.Minute}
-
-// DefaultMaxRetries is CloudflareOptions.MaxRetries' default.
-const DefaultMaxRetries = 3
-
-// maxCachedAccounts bounds the per-credential state kept, so rotating tokens
-// cannot grow the process without limit.
-const maxCachedAccounts = 1024
-
-// NewCloudflare returns the `cloudflare` solver.
-func NewCloudflare(o Options, cf CloudflareOptions) *Solver {
-	if cf.BaseURL == "" {
-		cf.BaseURL = CloudflareProductionURL
-	}
-	if cf.HTTPClient == nil {
-		cf.HTTPClient = &http.Client{Timeout: 30 * time.Second}
-	}
-	if cf.MaxRetries == 0 {
-		cf.MaxRetries = DefaultMaxRetries
-	}
-	if cf.RateLimit.Limit == 0 {
-		cf.RateLimit = CloudflareRateLimit
-	}
-	return newSolver("cloudflare", &cloudflareProvider{opts: cf}, o)
-}
-
-type cloudflareProvider struct {
-	opts     CloudflareOptions
-	accounts cache[*cloudflareAccount] // by cloudflareCredential.hash
-}
-
-// cloudflareCredential is an API token, or a Global API Key with its email.
-type cloudflareCredential struct {
-	secret credential
-	email  string // set for a Global API Key
-}
-
-func (c cloudflareCredential) isToken() bool { return c.email == "" }
-
-// hash identifies the credential in caches without keeping it as a key.
-func (c cloudflareCredential) hash() string {
-	sum := sha256.Sum256([]byte(c.email + "\x00" + c.secret.Value))
-	return hex.EncodeToString(sum[:])
-}
-
 // ParseCloudflareConfig decodes and validates a `cloudflare` solver's
 // webhook.config exactly as the webhook does, with the same errors (unknown
 // fields with "did you mean", invalid fields with their paths).
@@ -174,300 +102,249 @@ func ParseCloudflareConfig(raw *apiextensionsv1.JSON) (CloudflareConfig, error) 
 	return cfg, cfg.Validate()
 }
 
+// cloudflareCredential reads the credential a config names from namespace:
+// an API token, or a Global API Key with its email.
+func cloudflareCredential(ctx context.Context, secrets secretReader, namespace string, cfg CloudflareConfig) (cloudflare.Credential, error) {
+	if cfg.APITokenSecretRef != nil {
+		v, err := secrets.Read(ctx, namespace, cfg.APITokenSecretRef.Name, cfg.APITokenSecretRef.Key, "apiTokenSecretRef")
+		return cloudflare.Credential{Token: v.Value, Source: v.String()}, err
+	}
+	v, err := secrets.Read(ctx, namespace, cfg.APIKeySecretRef.Name, cfg.APIKeySecretRef.Key, "apiKeySecretRef")
+	return cloudflare.Credential{Key: v.Value, Email: strings.TrimSpace(cfg.Email), Source: v.String()}, err
+}
+
+// NewCloudflare returns the `cloudflare` solver; o are the operator's
+// settings (process flags).
+func NewCloudflare(so Options, o cloudflare.Options) *Solver {
+	p := &cloudflareProvider{accounts: cloudflare.NewAccounts(o)}
+	p.records.Max = maxRecordIDs
+	return newSolver("cloudflare", p, so)
+}
+
+type cloudflareProvider struct {
+	accounts *cloudflare.Accounts
+	// records maps credential|zone|name|value to the ID of a record this
+	// process created, so CleanUp can skip the lookup.
+	records cache.Map[string]
+}
+
+// maxRecordIDs bounds the record IDs kept: a CleanUp that never comes (a
+// replica died) must not grow the process. A forgotten ID costs one list.
+const maxRecordIDs = 16384
+
 func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
 	cfg, err := ParseCloudflareConfig(ch.Config)
 	if err != nil {
 		return nil, &configError{err}
 	}
-	var cred cloudflareCredential
-	if cfg.APITokenSecretRef != nil {
-		cred.secret, err = secrets.read(ctx, ch.ResourceNamespace, *cfg.APITokenSecretRef, "apiTokenSecretRef")
-	} else {
-		cred.secret, err = secrets.read(ctx, ch.ResourceNamespace, *cfg.APIKeySecretRef, "apiKeySecretRef")
-		cred.email = strings.TrimSpace(cfg.Email)
-	}
+	cred, err := cloudflareCredential(ctx, secrets, ch.ResourceNamespace, cfg)
 	if err != nil {
 		return nil, err
 	}
-	return &cloudflareDNS{account: p.account(cred), cfg: cfg, cred: cred}, nil
+	return &cloudflareDNS{provider: p, account: p.accounts.For(cred), cfg: cfg, cred: cred}, nil
 }
-
-// account returns the state kept for a credential: its client, budget and caches.
-func (p *cloudflareProvider) account(cred cloudflareCredential) *cloudflareAccount {
-	return p.accounts.getOrCreate(cred.hash(), maxCachedAccounts, func() *cloudflareAccount {
-		var b *budget
-		if p.opts.RateLimit.Limit > 0 {
-			b = newBudget(p.opts.RateLimit.Limit, p.opts.RateLimit.Window)
-		}
-		return &cloudflareAccount{api: newCloudflareAPI(p.opts, cred, b)}
-	})
-}
-
-// cloudflareAccount is what is kept per credential.
-type cloudflareAccount struct {
-	api cloudflareAPI
-	// zones caches zone lookups: "name:<zone>" for a lookup by name,
-	// "fqdn:<fqdn>" for the zone a record name was found in.
-	zones cache[cloudflareZone]
-	// records maps zoneID|fqdn|value to the ID of a record this process
-	// created, so CleanUp can skip the lookup.
-	records cache[string]
-}
-
-type cloudflareZone struct {
-	id, name string
-}
-
-func recordKey(zoneID, fqdn, value string) string { return zoneID + "|" + fqdn + "|" + value }
 
 // cloudflareDNS is the DNSProvider for one request: a credential's account
-// state with the request's config.
+// with the request's config.
 type cloudflareDNS struct {
-	account *cloudflareAccount
-	cfg     CloudflareConfig
-	cred    cloudflareCredential
+	provider *cloudflareProvider
+	account  *cloudflare.Account
+	cfg      CloudflareConfig
+	cred     cloudflare.Credential
 }
 
 var _ DNSProvider = (*cloudflareDNS)(nil)
 
-func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
+func (d *cloudflareDNS) recordKey(zoneID, name, value string) string {
+	return d.cred.Hash() + "|" + zoneID + "|" + name + "|" + value
+}
 
 // PresentTXT creates the record: one API call once the zone is known.
-func (d *cloudflareDNS) PresentTXT(ctx context.Context, zone, fqdn, value string) error {
-	z, err := d.zone(ctx, zone, fqdn)
+func (d *cloudflareDNS) PresentTXT(ctx context.Context, fqdn, value string) error {
+	z, err := d.zone(ctx, fqdn)
 	if err != nil {
 		return err
 	}
-	name := canonical(fqdn)
-	id, err := d.account.api.createTXT(ctx, z.id, name, dnstxt.Quote(value), d.cfg.ttl())
-	if err != nil && d.staleZone(z, err) {
-		if z, err = d.zone(ctx, zone, fqdn); err != nil {
+	rec, err := d.account.Client.CreateTXT(ctx, z.ID, fqdn, dnstxt.Quote(value), d.cfg.ttl(), recordComment)
+	if d.staleZone(z, err) {
+		if z, err = d.zone(ctx, fqdn); err != nil {
 			return err
 		}
-		id, err = d.account.api.createTXT(ctx, z.id, name, dnstxt.Quote(value), d.cfg.ttl())
+		rec, err = d.account.Client.CreateTXT(ctx, z.ID, fqdn, dnstxt.Quote(value), d.cfg.ttl(), recordComment)
 	}
-	if cfapi.HasCode(err, 81057, 81058) {
+	switch {
+	case cloudflare.Is(err, cloudflare.Duplicate):
 		return nil // the record is there already: Present is idempotent
+	case err != nil:
+		return d.explain(err, z)
 	}
-	if err != nil {
-		return d.explain(err, "creating TXT record "+name, z)
-	}
-	d.account.records.put(recordKey(z.id, name, value), id)
+	d.provider.records.Put(d.recordKey(z.ID, fqdn, value), rec.ID)
 	return nil
 }
 
+// recordComment marks the records certbridge writes.
+const recordComment = "cert-manager ACME challenge (certbridge)"
+
 // CleanUpTXT deletes the records at fqdn whose value is exactly value.
-func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, zone, fqdn, value string) error {
-	z, err := d.zone(ctx, zone, fqdn)
+func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, fqdn, value string) error {
+	z, err := d.zone(ctx, fqdn)
 	if err != nil {
 		return err
 	}
-	name := canonical(fqdn)
-	if id, ok := d.account.records.take(recordKey(z.id, name, value)); ok {
-		err := d.account.api.deleteRecord(ctx, z.id, id)
-		if err == nil || isGone(err) {
+	if id, ok := d.provider.records.Take(d.recordKey(z.ID, fqdn, value)); ok {
+		err := d.account.Client.DeleteRecord(ctx, z.ID, id)
+		if err == nil || cloudflare.Is(err, cloudflare.RecordNotFound) {
 			return nil
 		}
-		return d.explain(err, "deleting TXT record "+name, z)
+		return d.explain(err, z)
 	}
-	records, err := d.account.api.listTXT(ctx, z.id, name)
-	if err != nil && d.staleZone(z, err) {
-		if z, err = d.zone(ctx, zone, fqdn); err != nil {
+	records, err := d.account.Client.ListTXT(ctx, z.ID, fqdn)
+	if d.staleZone(z, err) {
+		if z, err = d.zone(ctx, fqdn); err != nil {
 			return err
 		}
-		records, err = d.account.api.listTXT(ctx, z.id, name)
+		records, err = d.account.Client.ListTXT(ctx, z.ID, fqdn)
 	}
 	if err != nil {
-		return d.explain(err, "listing TXT records at "+name, z)
+		return d.explain(err, z)
 	}
 	var errs []error
 	for _, r := range records {
 		// Content filters are case-insensitive on the server; ACME values are
 		// not, so records are matched here, quoted or not.
-		if dnstxt.Value(r.content) != value {
+		if dnstxt.Value(r.Content) != value {
 			continue
 		}
-		if err := d.account.api.deleteRecord(ctx, z.id, r.id); err != nil && !isGone(err) {
-			errs = append(errs, d.explain(err, "deleting TXT record "+name, z))
+		if err := d.account.Client.DeleteRecord(ctx, z.ID, r.ID); err != nil && !cloudflare.Is(err, cloudflare.RecordNotFound) {
+			errs = append(errs, d.explain(err, z))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// staleZone reports whether err says a cached zone ID no longer exists (the
-// zone was deleted and added again), dropping it so the next lookup is fresh.
-func (d *cloudflareDNS) staleZone(z cloudflareZone, err error) bool {
-	if d.cfg.ZoneID != "" || !cfapi.HasCode(err, 7003) {
+// staleZone reports whether err says a resolved zone no longer exists (it
+// was deleted and added again), forgetting it so the next resolution asks
+// Cloudflare again. A zoneID from the config is never second-guessed.
+func (d *cloudflareDNS) staleZone(z cloudflare.Zone, err error) bool {
+	if d.cfg.ZoneID != "" || !cloudflare.Is(err, cloudflare.ZoneNotFound) {
 		return false
 	}
-	d.account.zones.deleteWhere(func(c cloudflareZone) bool { return c.id == z.id })
+	d.account.Zones.Forget(z.ID)
 	return true
 }
 
-// zone finds the Cloudflare zone for fqdn: the configured zoneID or zoneName,
-// else cert-manager's resolved zone, else the nearest parent of fqdn that the
-// credential can see.
-func (d *cloudflareDNS) zone(ctx context.Context, resolvedZone, fqdn string) (cloudflareZone, error) {
-	if d.cfg.ZoneID != "" {
-		return cloudflareZone{id: d.cfg.ZoneID, name: canonical(d.cfg.ZoneName)}, nil
+// zone resolves fqdn's zone by the contract of internal/cloudflare.
+func (d *cloudflareDNS) zone(ctx context.Context, fqdn string) (cloudflare.Zone, error) {
+	z, err := d.account.Zones.Resolve(ctx, cloudflare.ZoneQuery{Name: fqdn, ZoneName: d.cfg.ZoneName, ZoneID: d.cfg.ZoneID})
+	if zerr, ok := err.(*cloudflare.ZoneError); ok {
+		return z, d.noZone(ctx, zerr)
 	}
-	if d.cfg.ZoneName != "" {
-		name := canonical(d.cfg.ZoneName)
-		z, found, err := d.lookupZone(ctx, name)
-		if err != nil {
-			return z, err
-		}
-		if !found {
-			return z, d.noZone(ctx, []string{name}, "zoneName")
-		}
-		return z, nil
-	}
-	fqdnKey := "fqdn:" + canonical(fqdn)
-	if z, ok := d.account.zones.get(fqdnKey); ok {
-		return z, nil
-	}
-	var tried []string
-	for _, candidate := range zoneCandidates(resolvedZone, fqdn) {
-		z, found, err := d.lookupZone(ctx, candidate)
-		if err != nil {
-			return z, err
-		}
-		tried = append(tried, candidate)
-		if found {
-			d.account.zones.put(fqdnKey, z)
-			return z, nil
-		}
-	}
-	return cloudflareZone{}, d.noZone(ctx, tried, "")
-}
-
-// zoneCandidates lists the names to try: the resolved zone first, then each
-// parent of fqdn from the nearest, down to two labels.
-func zoneCandidates(resolvedZone, fqdn string) []string {
-	var out []string
-	seen := map[string]bool{}
-	add := func(n string) {
-		if n != "" && strings.Contains(n, ".") && !seen[n] {
-			seen[n] = true
-			out = append(out, n)
-		}
-	}
-	add(canonical(resolvedZone))
-	name := canonical(fqdn)
-	for {
-		_, parent, ok := strings.Cut(name, ".")
-		if !ok {
-			break
-		}
-		add(parent)
-		name = parent
-	}
-	return out
-}
-
-func (d *cloudflareDNS) lookupZone(ctx context.Context, name string) (cloudflareZone, bool, error) {
-	key := "name:" + name
-	if z, ok := d.account.zones.get(key); ok {
-		return z, true, nil
-	}
-	id, found, err := d.account.api.zoneByName(ctx, name)
 	if err != nil {
-		return cloudflareZone{}, false, d.explain(err, "looking up zone "+name, cloudflareZone{name: name})
+		return z, d.explain(err, cloudflare.Zone{})
 	}
-	if !found {
-		return cloudflareZone{}, false, nil
-	}
-	z := cloudflareZone{id: id, name: name}
-	d.account.zones.put(key, z)
-	return z, true, nil
+	return z, nil
 }
 
-// noZone explains why no zone was found (F5, F11): for an API token it checks
-// whether the token can see any zone at all, to tell a missing Zone → Zone →
-// Read permission from a zone that is in another account.
-func (d *cloudflareDNS) noZone(ctx context.Context, tried []string, viaField string) error {
-	list := strings.Join(tried, ", ")
-	if viaField != "" {
-		list += " (from " + viaField + ")"
+// noZone words a failed resolution (F5, F11): which zones were tried, and
+// whether the zone is elsewhere, not active, ambiguous, or unreadable.
+func (d *cloudflareDNS) noZone(ctx context.Context, zerr *cloudflare.ZoneError) error {
+	list := strings.Join(zerr.Tried, ", ")
+	if d.cfg.ZoneName != "" {
+		list += " (from zoneName)"
 	}
-	if d.cred.isToken() {
-		if status, err := d.account.api.verifyToken(ctx); err == nil && status != "active" {
-			return fmt.Errorf("no zone found for %s: Cloudflare reports the API token from %s as %s; create a new token and update the Secret",
-				list, d.cred.secret, status)
+	switch zerr.Problem {
+	case cloudflare.NotActive:
+		z := zerr.Zones[0]
+		return &noZoneError{fmt.Sprintf("zone %s (id %s) holds %s but its status is %q, not active: Cloudflare does not serve it, so a record there would never be seen. "+
+			"Finish its setup (point the domain's name servers at the ones the zone's Overview page names) or remove it from the account",
+			z.Name, z.ID, list, z.Status)}
+	case cloudflare.Ambiguous:
+		var ids []string
+		for _, z := range zerr.Zones {
+			ids = append(ids, fmt.Sprintf("%s in account %q", z.ID, z.AccountName))
 		}
-		if n, err := d.account.api.countZones(ctx); err == nil && n == 0 {
-			return &noZoneError{fmt.Sprintf("no zone found for %s: the API token from %s cannot read any zone. "+
-				"Grant it the permission Zone → Zone → Read for the zone (or All zones), together with Zone → DNS → Edit",
-				list, d.cred.secret)}
-		}
-		return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to, "+
+		return fmt.Errorf("%d active zones named %s are visible to the credential from %s (%s); set zoneID in the config to the one that serves the name",
+			len(zerr.Zones), zerr.Zones[0].Name, d.cred.Source, strings.Join(ids, ", "))
+	}
+	detail := d.account.Explain(ctx, zerr, d.cred.IsToken())
+	switch {
+	case detail.TokenStatus != "":
+		return fmt.Errorf("no zone found for %s: Cloudflare reports the API token from %s as %s; create a new token and update the Secret",
+			list, d.cred.Source, detail.TokenStatus)
+	case d.cred.IsToken() && detail.VisibleZones == 0:
+		return &noZoneError{fmt.Sprintf("no zone found for %s: the API token from %s cannot read any zone. "+
+			"Grant it the permission Zone → Zone → Read for the zone (or All zones), together with Zone → DNS → Edit",
+			list, d.cred.Source)}
+	case d.cred.IsToken():
+		return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to (as an active zone), "+
 			"or the token lacks Zone → Zone → Read for it. Check that the domain's name servers are Cloudflare's and the zone is in this account; "+
 			"grant the token Zone → Zone → Read (and Zone → DNS → Edit) for the zone; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
-			list, d.cred.secret)}
+			list, d.cred.Source)}
 	}
-	return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s). "+
+	return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s) as an active zone. "+
 		"Check that the domain's name servers are Cloudflare's and the zone is in this account; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
-		list, d.cred.email, d.cred.secret)}
+		list, input.Quote(d.cred.Email), d.cred.Source)}
 }
 
-// explain turns an API failure into what to change, naming the credential's
+// explain words an API failure as what to change, naming the credential's
 // source but never its value (F4–F7, F17).
-func (d *cloudflareDNS) explain(err error, doing string, z cloudflareZone) error {
-	var budgetErr *budgetExhaustedError
-	if errors.As(err, &budgetErr) {
-		return fmt.Errorf("%s: %w; cert-manager will retry the challenge later", doing, budgetErr)
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return fmt.Errorf("%s: no answer from Cloudflare within the request's deadline (%w); cert-manager will retry", doing, err)
-	}
-	e, ok := cfapi.As(err)
+func (d *cloudflareDNS) explain(err error, z cloudflare.Zone) error {
+	e, ok := cloudflare.As(err)
 	if !ok {
-		return fmt.Errorf("%s: cannot reach the Cloudflare API: %w", doing, err)
+		return err
 	}
-	src := d.cred.secret.String()
-	zoneName := z.name
+	doing := e.Op.String()
+	if z.Name != "" {
+		doing += " in zone " + z.Name
+	} else if z.ID != "" {
+		doing += " in zone with ID " + z.ID
+	}
+	zoneName := z.Name
 	if zoneName == "" {
-		zoneName = "with ID " + z.id
+		zoneName = "with ID " + z.ID
 	}
-	switch {
-	case e.Has(6003) && e.HasChain(6111):
-		if cfapi.LooksLikeGlobalAPIKey(d.cred.secret.Value) {
+	src, quote := d.cred.Source, e.Quote()
+	switch e.Reason {
+	case cloudflare.Unreachable:
+		if e.TimedOut() {
+			return fmt.Errorf("%s: no answer from Cloudflare within the request's deadline (%s); cert-manager will retry", doing, quote)
+		}
+		return fmt.Errorf("%s: cannot reach the Cloudflare API: %s", doing, quote)
+	case cloudflare.RateLimited:
+		if e.Status == 0 {
+			return fmt.Errorf("%s: %s; cert-manager will retry the challenge later", doing, quote)
+		}
+		return fmt.Errorf("%s: Cloudflare's rate limit was hit (%s) and its Retry-After is beyond this request's deadline; cert-manager will retry the challenge later", doing, quote)
+	case cloudflare.CredentialMalformed:
+		switch {
+		case e.Header == "Authorization" && cloudflare.LooksLikeGlobalAPIKey(d.cred.Token):
 			return fmt.Errorf("%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
-				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, e)
-		}
-		return fmt.Errorf("%s: Cloudflare rejected the API token from %s as malformed (%s); copy the token again into the Secret", doing, src, e)
-	case e.Has(6003) && e.HasChain(6103):
-		if cfapi.LooksLikeAPIToken(d.cred.secret.Value) {
+				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, quote)
+		case e.Header == "X-Auth-Key" && cloudflare.LooksLikeAPIToken(d.cred.Key):
 			return fmt.Errorf("%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
-				"Move it to apiTokenSecretRef and remove email", doing, src, e)
+				"Move it to apiTokenSecretRef and remove email", doing, src, quote)
+		case e.Header == "X-Auth-Email":
+			return fmt.Errorf("%s: Cloudflare rejected the email %s set in the config as malformed (%s)", doing, input.Quote(d.cred.Email), quote)
 		}
-		return fmt.Errorf("%s: Cloudflare rejected the Global API Key from %s as malformed (%s); copy the key again into the Secret", doing, src, e)
-	case e.Has(6003) && e.HasChain(6102):
-		return fmt.Errorf("%s: Cloudflare rejected the email %q set in the config as malformed (%s)", doing, d.cred.email, e)
-	case e.Has(9109, 1000, 9103, 9106, 1001):
+		return fmt.Errorf("%s: Cloudflare rejected the credential from %s as malformed (%s); copy it again into the Secret", doing, src, quote)
+	case cloudflare.CredentialRejected:
 		return fmt.Errorf("%s: Cloudflare rejected the credential from %s (%s): it is revoked, expired, restricted to other IP addresses, or mistyped. "+
-			"Check it with `certbridge check`, or create a new one and update the Secret", doing, src, e)
-	case e.Status == http.StatusTooManyRequests || e.Has(971):
-		return fmt.Errorf("%s: Cloudflare's rate limit was hit (%s) and its Retry-After is beyond this request's deadline; cert-manager will retry the challenge", doing, e)
-	case e.Has(9021):
-		return fmt.Errorf("%s: Cloudflare refused the TTL %d (%s); set ttl to 1 (automatic) or 60–86400 (30 on Enterprise)", doing, d.cfg.ttl(), e)
-	case e.Has(7003, 7000) && d.cfg.ZoneID != "":
-		return fmt.Errorf("%s: zoneID %s is not a zone this credential can use (%s); check zoneID in the config", doing, d.cfg.ZoneID, e)
-	case e.Has(10000) || e.RequiresPermission():
-		if strings.HasPrefix(doing, "looking up zone") {
-			return fmt.Errorf("%s: the credential from %s may not list zones (%s); grant the token Zone → Zone → Read for zone %s (or All zones)", doing, src, e, zoneName)
+			"Check it with `certbridge check`, or create a new one and update the Secret", doing, src, quote)
+	case cloudflare.InvalidTTL:
+		return fmt.Errorf("%s: Cloudflare refused the TTL %d (%s); set ttl to 1 (automatic) or 60–86400 (30 on Enterprise)", doing, d.cfg.ttl(), quote)
+	case cloudflare.ZoneNotFound:
+		if d.cfg.ZoneID != "" {
+			return fmt.Errorf("%s: zoneID %s is not a zone this credential can use (%s); check zoneID in the config", doing, d.cfg.ZoneID, quote)
 		}
-		return fmt.Errorf("%s: the credential from %s can see zone %s but cannot edit its DNS records (%s); grant the token Zone → DNS → Edit for zone %s",
-			doing, src, zoneName, e, zoneName)
-	case e.Status >= 500:
-		return fmt.Errorf("%s: Cloudflare answered with a server error (%s); cert-manager will retry", doing, e)
-	default:
-		return fmt.Errorf("%s: Cloudflare refused the request (%s)", doing, e)
+		return fmt.Errorf("%s: zone %s no longer exists (%s); cert-manager will retry", doing, zoneName, quote)
+	case cloudflare.PermissionMissing:
+		if e.Op == cloudflare.ListZones {
+			return fmt.Errorf("%s: the credential from %s may not list zones (%s); grant the token Zone → Zone → Read (or All zones)", doing, src, quote)
+		}
+		return fmt.Errorf("%s: the credential from %s can see zone %s but cannot edit its DNS records (%s); grant the token %s for zone %s",
+			doing, src, zoneName, quote, e.Op.Permission(), zoneName)
+	case cloudflare.Transient:
+		return fmt.Errorf("%s: Cloudflare answered with a server error (%s); cert-manager will retry", doing, quote)
 	}
-}
-
-// isGone reports a record that no longer exists (404, code 81044).
-func isGone(err error) bool {
-	e, ok := cfapi.As(err)
-	return ok && (e.Has(81044) || e.Status == http.StatusNotFound)
+	return fmt.Errorf("%s: Cloudflare refused the request (%s)", doing, quote)
 }

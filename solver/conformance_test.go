@@ -11,6 +11,8 @@ import (
 
 	acmetest "github.com/cert-manager/cert-manager/test/acme"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/solver"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
@@ -40,7 +42,7 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(dnsSrv.Close)
 
-		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, solver.CloudflareOptions{BaseURL: sim.URL()})
+		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, cloudflare.Options{BaseURL: sim.URL()})
 		runConformance(t, s,
 			acmetest.SetResolvedZone("example.com."),
 			acmetest.SetResolvedFQDN("cert-manager-dns01-tests.example.com."),
@@ -64,7 +66,7 @@ func TestConformance(t *testing.T) {
 		}
 		t.Cleanup(dnsSrv.Close)
 
-		s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, solver.AliDNSOptions{Endpoint: "http://" + sim.Endpoint()})
+		s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, alibaba.Options{DNS: endpoint(t, "http://"+sim.Endpoint())})
 		runConformance(t, s,
 			acmetest.SetResolvedZone("example.com."),
 			acmetest.SetResolvedFQDN("cert-manager-dns01-tests.example.com."),
@@ -95,7 +97,7 @@ func TestConformance(t *testing.T) {
 			"apiTokenSecretRef": map[string]any{"name": "cloudflare-api-token", "key": "api-token"},
 		})
 		zone = trimDot(zone)
-		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, solver.CloudflareOptions{})
+		s := solver.NewCloudflare(solver.Options{Log: testr.New(t)}, cloudflare.Options{})
 		runConformance(t, s,
 			acmetest.SetResolvedZone(zone+"."),
 			acmetest.SetResolvedFQDN("cert-manager-dns01-tests."+zone+"."),
@@ -124,7 +126,7 @@ func TestConformanceLiveAliDNS(t *testing.T) {
 		"accessKeySecretSecretRef": map[string]any{"name": "alidns-access-key", "key": "access-key-secret"},
 	})
 	zone = trimDot(zone)
-	s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, solver.AliDNSOptions{})
+	s := solver.NewAliDNS(solver.Options{Log: testr.New(t)}, alibaba.Options{})
 	runConformance(t, s,
 		acmetest.SetResolvedZone(zone+"."),
 		acmetest.SetResolvedFQDN("cert-manager-dns01-tests."+zone+"."),

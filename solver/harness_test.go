@@ -25,6 +25,7 @@ import (
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 )
 
@@ -200,6 +201,16 @@ func challenge(t *testing.T, ns, fqdn, zone, key string, config any) *whapi.Chal
 		ResolvedZone:      zone,
 		Config:            &apiextensionsv1.JSON{Raw: []byte(raw)},
 	}
+}
+
+// endpoint parses an endpoint override as the webhook's flags do.
+func endpoint(t *testing.T, v string) alibaba.Endpoint {
+	t.Helper()
+	e, err := alibaba.ParseEndpoint("--endpoint", v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
 }
 
 // acmeKey is a fresh value of the shape ACME puts in TXT records: 43

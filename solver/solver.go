@@ -19,19 +19,24 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
+	"github.com/certbridge/certbridge/internal/dnsname"
+	"github.com/certbridge/certbridge/internal/input"
 	"github.com/certbridge/certbridge/internal/metrics"
 )
 
 // DNSProvider is what each DNS provider implements, for one credential and
-// config.
+// config. fqdn is normalised (lower case, no trailing dot, punycode). The
+// zone is the provider's to find (internal/cloudflare, internal/alibaba):
+// cert-manager's resolved zone is not passed on, since it may name a parent
+// of the zone that really serves the name.
 type DNSProvider interface {
-	// PresentTXT makes value present at fqdn, in the zone holding it (zone is
-	// cert-manager's guess of it). Calling it again with the same value is a
-	// no-op. Other values at fqdn are left alone. Safe for concurrent use.
-	PresentTXT(ctx context.Context, zone, fqdn, value string) error
+	// PresentTXT makes value present at fqdn, in the zone serving it.
+	// Calling it again with the same value is a no-op. Other values at
+	// fqdn are left alone. Safe for concurrent use.
+	PresentTXT(ctx context.Context, fqdn, value string) error
 	// CleanUpTXT removes the record holding exactly value at fqdn, and nothing
 	// else. A record already gone is success. Safe for concurrent use.
-	CleanUpTXT(ctx context.Context, zone, fqdn, value string) error
+	CleanUpTXT(ctx context.Context, fqdn, value string) error
 }
 
 // provider builds the DNSProvider for one challenge: it decodes and validates
@@ -96,7 +101,7 @@ func (s *Solver) CleanUp(ch *whapi.ChallengeRequest) error {
 	return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT)
 }
 
-func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string, string) error) (err error) {
+func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string) error) (err error) {
 	log := s.log.WithValues("action", action)
 	defer func() {
 		// A bad request must never take the server down; the panic value is
@@ -106,12 +111,13 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 			err = fmt.Errorf("%s: internal error while handling %s; see the webhook's log", s.name, action)
 		}
 	}()
-	if err := validateRequest(ch); err != nil {
+	fqdn, err := validateRequest(ch)
+	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	// cert-manager leaves the request's UID empty; the DNS name and the
 	// namespace identify the Challenge.
-	log = log.WithValues("namespace", ch.ResourceNamespace, "dnsName", ch.DNSName, "fqdn", ch.ResolvedFQDN)
+	log = log.WithValues("namespace", ch.ResourceNamespace, "dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn)
 	client := s.client.Load()
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
@@ -120,7 +126,7 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	defer cancel()
 	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {
-		err = do(dp, ctx, ch.ResolvedZone, ch.ResolvedFQDN, ch.Key)
+		err = do(dp, ctx, fqdn, ch.Key)
 	}
 	if reason, skip := cleanUpSkipReason(err); skip && action == "CleanUp" {
 		// See cleanup.go: nothing can have been written for this request.
@@ -139,9 +145,13 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	return nil
 }
 
-func validateRequest(ch *whapi.ChallengeRequest) error {
+// validateRequest checks what cert-manager sent and returns the record's
+// name, normalised once for everything after. Surrounding whitespace is
+// refused rather than trimmed: it means something upstream built the name
+// wrongly, and the provider would answer with a bare validation error.
+func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 	if ch == nil {
-		return errors.New("empty challenge request")
+		return "", errors.New("empty challenge request")
 	}
 	var missing []string
 	if ch.ResolvedFQDN == "" {
@@ -154,7 +164,16 @@ func validateRequest(ch *whapi.ChallengeRequest) error {
 		missing = append(missing, "resourceNamespace")
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("malformed challenge request: %s missing", strings.Join(missing, ", "))
+		return "", fmt.Errorf("malformed challenge request: %s missing", strings.Join(missing, ", "))
 	}
-	return nil
+	for field, v := range map[string]string{"resolvedFQDN": ch.ResolvedFQDN, "resolvedZone": ch.ResolvedZone, "key": ch.Key} {
+		if strings.TrimSpace(v) != v {
+			return "", fmt.Errorf("malformed challenge request: %s %s has surrounding whitespace", field, input.Quote(v))
+		}
+	}
+	fqdn, err := dnsname.Normalize(ch.ResolvedFQDN)
+	if err != nil {
+		return "", fmt.Errorf("malformed challenge request: resolvedFQDN %s: %w", input.Quote(ch.ResolvedFQDN), err)
+	}
+	return fqdn, nil
 }

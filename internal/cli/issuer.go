@@ -15,17 +15,19 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
 
 func newIssuerCommand() *cobra.Command {
 	var (
-		o                       issuer.Options
-		leaderElect             bool
-		leaderElectionNamespace string
-		metricsAddr, probeAddr  string
-		eccRootFile             string
+		o                        issuer.Options
+		leaderElect              bool
+		leaderElectionNamespace  string
+		metricsAddr, probeAddr   string
+		eccRootFile              string
+		pcaEndpoint, stsEndpoint string
 	)
 	cmd := &cobra.Command{
 		Use:   "issuer",
@@ -33,6 +35,13 @@ func newIssuerCommand() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctrl.SetLogger(klog.Background())
+			var err error
+			if o.Alibaba.PCA, err = alibaba.ParseEndpoint("--alibaba-pca-endpoint", pcaEndpoint); err != nil {
+				return err
+			}
+			if o.Alibaba.STS, err = alibaba.ParseEndpoint("--alibaba-sts-endpoint", stsEndpoint); err != nil {
+				return err
+			}
 			o.OriginCA.Roots = issuer.DefaultOriginRoots()
 			if eccRootFile != "" {
 				pemBytes, err := os.ReadFile(eccRootFile)
@@ -79,8 +88,8 @@ func newIssuerCommand() *cobra.Command {
 	f.BoolVar(&o.AllowAmbientCredentials, "allow-ambient-credentials", true, "let the cluster kinds use the controller's own Alibaba Cloud identity (RRSA, ECS RAM role) when they name no Secret")
 	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", "https://api.cloudflare.com/client/v4/", "Cloudflare API base URL")
 	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file replacing the embedded Cloudflare Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), should Cloudflare re-issue it")
-	f.StringVar(&o.PCA.Endpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port], or an http:// or https:// URL)")
-	f.StringVar(&o.STSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com", "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	f.StringVar(&pcaEndpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port] is HTTPS; or an http:// or https:// URL)")
+	f.StringVar(&stsEndpoint, "alibaba-sts-endpoint", alibaba.STSHost, "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	f.IntVar(&o.MaxConcurrentSigns, "max-concurrent-signs", 8, "requests each issuer kind signs at once; a CA's throttling answers are retried within --max-retry-duration")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
 	f.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")

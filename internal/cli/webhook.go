@@ -23,6 +23,8 @@ import (
 	logf "github.com/cert-manager/cert-manager/pkg/logs"
 	restful "github.com/emicklei/go-restful/v3"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/solver"
 )
@@ -39,11 +41,11 @@ type webhookFlags struct {
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
 		"API group the solvers are served under; Issuers set it as webhook.groupName (default: $GROUP_NAME)")
-	fs.StringVar(&f.cloudflareAPIURL, "cloudflare-api-url", solver.CloudflareProductionURL,
+	fs.StringVar(&f.cloudflareAPIURL, "cloudflare-api-url", cloudflare.ProductionURL,
 		"Cloudflare API base URL; the only way to point the cloudflare solver elsewhere")
 	fs.StringVar(&f.aliDNSEndpoint, "alidns-endpoint", "",
 		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
-	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", "sts.aliyuncs.com",
+	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", alibaba.STSHost,
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
@@ -78,10 +80,18 @@ func newWebhookCommand() *cobra.Command {
 					return err
 				}
 			}
+			dnsEndpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", f.aliDNSEndpoint)
+			if err != nil {
+				return err
+			}
+			stsEndpoint, err := alibaba.ParseEndpoint("--alibaba-sts-endpoint", f.alibabaSTSEndpoint)
+			if err != nil {
+				return err
+			}
 			opts := solver.Options{Log: log, Timeout: f.timeout}
 			server := newSolverServerCommand(f.groupName,
-				solver.NewCloudflare(opts, solver.CloudflareOptions{BaseURL: f.cloudflareAPIURL}),
-				solver.NewAliDNS(opts, solver.AliDNSOptions{Endpoint: f.aliDNSEndpoint, STSEndpoint: f.alibabaSTSEndpoint}))
+				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL}),
+				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}))
 			server.Short = cmd.Short
 			f.add(server.Flags())
 			server.SetArgs(args)

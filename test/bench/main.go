@@ -34,6 +34,9 @@ import (
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 	intree "github.com/cert-manager/cert-manager/pkg/issuer/acme/dns/cloudflare"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/ratelimit"
 	"github.com/certbridge/certbridge/solver"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
@@ -125,7 +128,7 @@ func main() {
 		switch s {
 		case "certbridge cloudflare":
 			c, calls = ours(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second},
-				solver.CloudflareOptions{BaseURL: sim.URL(), RateLimit: solver.RateLimit{Limit: limit.Limit, Window: limit.Window}}), cfConfig), sim.TotalCalls
+				cloudflare.Options{BaseURL: sim.URL(), Limit: ratelimit.Limit{Limit: limit.Limit, Window: limit.Window}}), cfConfig), sim.TotalCalls
 			leftovers = func() int { return len(sim.AllRecords()) }
 		case "cert-manager in-tree cloudflare":
 			c, calls = inTree(sim), sim.TotalCalls
@@ -181,12 +184,12 @@ var (
 )
 
 func cloudflareSolver(sim *cfsim.Server) *solver.Solver {
-	return solver.NewCloudflare(solver.Options{Log: logr.Discard()}, solver.CloudflareOptions{BaseURL: sim.URL()})
+	return solver.NewCloudflare(solver.Options{Log: logr.Discard()}, cloudflare.Options{BaseURL: sim.URL()})
 }
 
 func aliSolver(ali *alisim.Server) *solver.Solver {
 	return solver.NewAliDNS(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second},
-		solver.AliDNSOptions{Endpoint: "http://" + ali.Endpoint(), Environ: func(string) string { return "" }})
+		alibaba.Options{DNS: alibaba.Endpoint{Scheme: "HTTP", Host: ali.Endpoint()}, Environ: func(string) string { return "" }})
 }
 
 var uid atomic.Int64
@@ -282,7 +285,7 @@ func renew(n, concurrency int, c challenger) int {
 func writeReport(calls, mass, rss, issuer []string) {
 	goVersion := runtime.Version()
 	cpu := runtime.NumCPU()
-	mods, _ := exec.Command("go", "list", "-m", "-json", "github.com/cert-manager/cert-manager", "github.com/cloudflare/cloudflare-go/v6", "github.com/aliyun/alibaba-cloud-sdk-go").Output()
+	mods, _ := exec.Command("go", "list", "-m", "-json", "github.com/cert-manager/cert-manager", "github.com/cloudflare/cloudflare-go/v7", "github.com/aliyun/alibaba-cloud-sdk-go").Output()
 	var versions []string
 	dec := json.NewDecoder(strings.NewReader(string(mods)))
 	for {

@@ -36,6 +36,33 @@ type AlibabaAuth struct {
 	RoleARN string `json:"roleArn,omitempty"`
 }
 
+// AlibabaPCAIssuerStatus is issuer-lib's status with what the controller
+// last found of the issuing sub-CA.
+type AlibabaPCAIssuerStatus struct {
+	issuerlib.IssuerStatus `json:",inline"`
+	// CA is the issuing sub-CA as Private CA last described it.
+	// +optional
+	CA *PrivateCAStatus `json:"ca,omitempty"`
+}
+
+// PrivateCAStatus describes the issuing sub-CA.
+type PrivateCAStatus struct {
+	// KeyAlgorithm is the sub-CA's key algorithm (RSA_2048, ECC_256, …).
+	// Private CA signs only requests whose key is of the same algorithm
+	// family: an ECDSA request to an RSA sub-CA fails.
+	// +optional
+	KeyAlgorithm string `json:"keyAlgorithm,omitempty"`
+	// State is ISSUE or REVOKE.
+	// +optional
+	State string `json:"state,omitempty"`
+	// RemainingCertificates is how many more certificates it may issue.
+	// +optional
+	RemainingCertificates int `json:"remainingCertificates,omitempty"`
+	// NotAfter is when the sub-CA expires.
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
 // AlibabaPCAIssuer issues certificates from an Alibaba Cloud Private CA
 // sub-CA for CertificateRequests in its namespace.
 // +kubebuilder:object:root=true
@@ -43,13 +70,14 @@ type AlibabaAuth struct {
 // +kubebuilder:resource:shortName=apcai,categories=certbridge
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Key Algorithm",type=string,JSONPath=`.status.ca.keyAlgorithm`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type AlibabaPCAIssuer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec   AlibabaPCAIssuerSpec   `json:"spec"`
-	Status issuerlib.IssuerStatus `json:"status,omitempty"`
+	Status AlibabaPCAIssuerStatus `json:"status,omitempty"`
 }
 
 // AlibabaPCAIssuerList is a list of AlibabaPCAIssuers.
@@ -67,13 +95,14 @@ type AlibabaPCAIssuerList struct {
 // +kubebuilder:resource:scope=Cluster,shortName=capcai,categories=certbridge
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Key Algorithm",type=string,JSONPath=`.status.ca.keyAlgorithm`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ClusterAlibabaPCAIssuer struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	Spec   AlibabaPCAIssuerSpec   `json:"spec"`
-	Status issuerlib.IssuerStatus `json:"status,omitempty"`
+	Status AlibabaPCAIssuerStatus `json:"status,omitempty"`
 }
 
 // ClusterAlibabaPCAIssuerList is a list of ClusterAlibabaPCAIssuers.
@@ -83,6 +112,18 @@ type ClusterAlibabaPCAIssuerList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []ClusterAlibabaPCAIssuer `json:"items"`
 }
+
+// PCASpec is the spec both Private CA kinds share.
+func (i *AlibabaPCAIssuer) PCASpec() AlibabaPCAIssuerSpec { return i.Spec }
+
+// PCASpec is the spec both Private CA kinds share.
+func (i *ClusterAlibabaPCAIssuer) PCASpec() AlibabaPCAIssuerSpec { return i.Spec }
+
+// CAStatus is what the controller last found of the sub-CA.
+func (i *AlibabaPCAIssuer) CAStatus() *PrivateCAStatus { return i.Status.CA }
+
+// CAStatus is what the controller last found of the sub-CA.
+func (i *ClusterAlibabaPCAIssuer) CAStatus() *PrivateCAStatus { return i.Status.CA }
 
 // GetConditions implements issuer-lib's Issuer.
 func (i *AlibabaPCAIssuer) GetConditions() []metav1.Condition { return i.Status.Conditions }

@@ -75,6 +75,12 @@ type ClusterCloudflareOriginIssuerList struct {
 	Items           []ClusterCloudflareOriginIssuer `json:"items"`
 }
 
+// OriginSpec is the spec both Origin CA kinds share.
+func (i *CloudflareOriginIssuer) OriginSpec() CloudflareOriginIssuerSpec { return i.Spec }
+
+// OriginSpec is the spec both Origin CA kinds share.
+func (i *ClusterCloudflareOriginIssuer) OriginSpec() CloudflareOriginIssuerSpec { return i.Spec }
+
 // GetConditions implements issuer-lib's Issuer.
 func (i *CloudflareOriginIssuer) GetConditions() []metav1.Condition { return i.Status.Conditions }
 

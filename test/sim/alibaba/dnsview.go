@@ -23,25 +23,44 @@ func (s *Server) Zone(name string) (string, bool) {
 	return best, best != ""
 }
 
-// TXT implements dnsserver.Source: each value as submitted, as one string cut
-// into 255-byte pieces.
+// TXT implements dnsserver.Source: each value as submitted, as one string
+// cut into 255-byte pieces, from the records of the most specific domain
+// holding name only. Alibaba Cloud DNS answers a sub-domain registered as
+// a domain of its own from that domain's records: one written into the
+// parent for a name below it is never served.
 func (s *Server) TXT(name string) [][]string {
 	var out [][]string
-	for _, r := range s.Records(name) {
-		if parts, ok := dnstxt.Split(r.Value); ok && r.Type == "TXT" {
+	for _, r := range s.served(name) {
+		if parts, ok := dnstxt.Split(r.Value); ok && r.Type == "TXT" && r.FQDN() == canonical(name) {
 			out = append(out, parts)
 		}
 	}
 	return out
 }
 
-// Exists implements dnsserver.Source.
+// Exists implements dnsserver.Source: a record at name or below it, in the
+// domain serving name.
 func (s *Server) Exists(name string) bool {
 	name = canonical(name)
-	for _, r := range s.AllRecords() {
+	for _, r := range s.served(name) {
 		if f := r.FQDN(); f == name || strings.HasSuffix(f, "."+name) {
 			return true
 		}
 	}
 	return false
+}
+
+// served returns copies of the records of the domain serving name.
+func (s *Server) served(name string) []Record {
+	domain, ok := s.Zone(name)
+	if !ok {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Record
+	for _, r := range s.records[domain] {
+		out = append(out, *r)
+	}
+	return out
 }

@@ -9,24 +9,26 @@ import (
 
 var _ dnsserver.Source = (*Server)(nil)
 
-// Zone implements dnsserver.Source: the active zone holding name.
+// Zone implements dnsserver.Source: the most specific active zone holding
+// name, the one Cloudflare's edge answers name from.
 func (s *Server) Zone(name string) (string, bool) {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
-	z := s.zoneFor(name)
-	if z == nil || z.Status != "active" {
+	z := s.servingZone(name)
+	if z == nil {
 		return "", false
 	}
 	return z.Name, true
 }
 
-// TXT implements dnsserver.Source: the TXT records stored at name, served the
-// way Cloudflare's edge serves stored content.
+// TXT implements dnsserver.Source: the TXT records stored at name in the
+// zone serving it, as Cloudflare's edge serves stored content; a record of
+// that name in any other zone (a parent, a pending twin) is not served.
 func (s *Server) TXT(name string) [][]string {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	name = canonicalName(name)
-	z := s.zoneFor(name)
+	z := s.servingZone(name)
 	if z == nil {
 		return nil
 	}
@@ -46,7 +48,7 @@ func (s *Server) Exists(name string) bool {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	name = canonicalName(name)
-	z := s.zoneFor(name)
+	z := s.servingZone(name)
 	if z == nil {
 		return false
 	}

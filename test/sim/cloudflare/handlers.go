@@ -35,16 +35,14 @@ func tokenID(v string) string {
 	return hex.EncodeToString(sum[:16])
 }
 
-func zoneJSON(z *Zone) map[string]any {
+func (s *state) zoneJSON(z *Zone) map[string]any {
 	return map[string]any{
 		"id": z.ID, "name": z.Name, "status": z.Status, "paused": false, "type": "full",
-		"account":      map[string]any{"id": simAccountID, "name": "Simulated account"},
+		"account":      map[string]any{"id": z.AccountID, "name": s.accounts[z.AccountID]},
 		"name_servers": []string{"ada.ns.cloudflare.com", "bob.ns.cloudflare.com"},
 		"created_on":   "2024-01-17T20:37:05.368097Z", "modified_on": "2024-01-17T20:37:05.368097Z",
 	}
 }
-
-const simAccountID = "0123456789abcdef0123456789abcdef"
 
 // matchOperator applies the zone list's operator forms ("contains:x", …),
 // case-insensitively; a bare value is an exact match.
@@ -75,7 +73,7 @@ func (s *Server) listZones(w http.ResponseWriter, r *http.Request, p principal, 
 	s.state.mu.Lock()
 	var out []map[string]any
 	for _, z := range s.zones {
-		if !p.can(ZoneRead, z.Name) {
+		if !p.can(ZoneRead, z) {
 			continue
 		}
 		if n := q.Get("name"); n != "" && !matchOperator(canonicalName(n), z.Name) {
@@ -84,10 +82,10 @@ func (s *Server) listZones(w http.ResponseWriter, r *http.Request, p principal, 
 		if st := q.Get("status"); st != "" && st != z.Status {
 			continue
 		}
-		if a := q.Get("account.id"); a != "" && a != simAccountID {
+		if a := q.Get("account.id"); a != "" && a != z.AccountID {
 			continue
 		}
-		out = append(out, zoneJSON(z))
+		out = append(out, s.zoneJSON(z))
 	}
 	s.state.mu.Unlock()
 	page, info, ok := paginate(w, r, out, 20, 5, 50)
@@ -109,7 +107,7 @@ func (s *Server) zoneForRequest(w http.ResponseWriter, p principal, id string, p
 			errItem(7000, "No route for that URI"))
 		return nil
 	}
-	if !p.can(perm, z.Name) {
+	if !p.can(perm, z) {
 		writeError(w, http.StatusForbidden, errItem(10000, "Authentication error"))
 		return nil
 	}

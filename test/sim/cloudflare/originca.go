@@ -231,13 +231,15 @@ func (s *Server) createOriginCert(w http.ResponseWriter, r *http.Request, p prin
 	for _, h := range req.Hostnames {
 		// Single-level wildcards only: "*.example.com", never "a.*.x" or "*.*.x".
 		base := strings.TrimPrefix(canonicalName(h), "*.")
-		z := s.zoneFor(base)
-		if strings.Contains(base, "*") || z == nil || !p.inScope(z.Name) {
+		// A hostname is validated against the zone serving it: a pending
+		// zone's names fail as if not in the account (1010).
+		z := s.servingZone(base)
+		if strings.Contains(base, "*") || z == nil || !p.inScope(z) {
 			s.state.mu.Unlock()
 			originError(w, 1010, "Failed to validate requested hostname "+h+": This zone is either not part of your account, or you do not have access to it. Please contact support if using a multi-user organization.")
 			return
 		}
-		if !p.can(SSLEdit, z.Name) {
+		if !p.can(SSLEdit, z) {
 			s.state.mu.Unlock()
 			writeError(w, http.StatusForbidden, errItem(10000, "Authentication error"))
 			return

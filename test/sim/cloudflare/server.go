@@ -77,8 +77,43 @@ func (s *Server) Close() { s.http.Close() }
 // URL is the API base URL to give a client: http://127.0.0.1:PORT/client/v4.
 func (s *Server) URL() string { return s.http.URL + BasePath }
 
-// AddZone adds an active zone and returns it.
-func (s *Server) AddZone(name string) Zone { return *s.addZone(name, "active") }
+// AddZone adds an active zone to DefaultAccount and returns it.
+func (s *Server) AddZone(name string) Zone { return *s.addZone(name, ZoneActive, DefaultAccount) }
+
+// ZoneSpec is a zone to add: its status ("active" when empty) and account
+// (DefaultAccount when empty).
+type ZoneSpec struct {
+	Name, Status, Account string
+}
+
+// AddZoneSpec adds a zone as spec says and returns it.
+func (s *Server) AddZoneSpec(spec ZoneSpec) Zone {
+	if spec.Status == "" {
+		spec.Status = ZoneActive
+	}
+	return *s.addZone(spec.Name, spec.Status, spec.Account)
+}
+
+// SetZoneStatus changes a zone's status (a pending zone activated, an
+// active one moved).
+func (s *Server) SetZoneStatus(id, status string) {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	if z := s.zoneByID(id); z != nil {
+		z.Status = status
+	}
+}
+
+// RecordsIn returns a copy of the records of one zone.
+func (s *Server) RecordsIn(zoneID string) []Record {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	var out []Record
+	for _, r := range s.records[zoneID] {
+		out = append(out, *r)
+	}
+	return out
+}
 
 // DeleteZone removes a zone and its records, as deleting it in the dashboard does.
 func (s *Server) DeleteZone(id string) {

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudflare/cloudflare-go/v6/dns"
-	"github.com/cloudflare/cloudflare-go/v6/option"
-	"github.com/cloudflare/cloudflare-go/v6/user"
-	"github.com/cloudflare/cloudflare-go/v6/zones"
+	"github.com/cloudflare/cloudflare-go/v7/dns"
+	"github.com/cloudflare/cloudflare-go/v7/option"
+	"github.com/cloudflare/cloudflare-go/v7/user"
+	"github.com/cloudflare/cloudflare-go/v7/zones"
 	mdns "github.com/miekg/dns"
 
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"

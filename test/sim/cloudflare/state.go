@@ -8,6 +8,7 @@ package cloudflare
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,16 +45,33 @@ type Token struct {
 	Permissions []Permission
 	// Zones limits the token to these zone names; empty means all zones.
 	Zones []string
+	// Accounts limits the token to the zones of these account IDs; empty
+	// means every account the user belongs to.
+	Accounts []string
 	// ExpiresOn is reported by /user/tokens/verify when set.
 	ExpiresOn time.Time
 }
 
-// Zone is a zone of the simulated account.
+// Zone statuses, as the API reports them.
+const (
+	ZoneActive       = "active"
+	ZonePending      = "pending"
+	ZoneInitializing = "initializing"
+	ZoneMoved        = "moved"
+)
+
+// Zone is a zone of one of the simulated user's accounts. Several zones
+// may share a name (in different accounts, or an active zone and a
+// pending re-add); only an active zone is served by the authoritative DNS.
 type Zone struct {
-	ID     string
-	Name   string
-	Status string
+	ID        string
+	Name      string
+	Status    string
+	AccountID string
 }
+
+// DefaultAccount is the account zones are added to unless told otherwise.
+const DefaultAccount = "0123456789abcdef0123456789abcdef"
 
 // Record is a stored DNS record. Content is kept verbatim, as Cloudflare does.
 type Record struct {
@@ -75,15 +93,17 @@ type globalKey struct {
 
 // state is the simulated account. Every field is guarded by mu.
 type state struct {
-	mu      sync.Mutex
-	zones   []*Zone // ordered by name
-	records map[string][]*Record
-	tokens  map[string]*Token
-	keys    []globalKey
+	mu       sync.Mutex
+	zones    []*Zone // ordered by name
+	records  map[string][]*Record
+	tokens   map[string]*Token
+	keys     []globalKey
+	accounts map[string]string // id → name
 }
 
 func newState() *state {
-	return &state{records: map[string][]*Record{}, tokens: map[string]*Token{}}
+	return &state{records: map[string][]*Record{}, tokens: map[string]*Token{},
+		accounts: map[string]string{DefaultAccount: "Simulated account"}}
 }
 
 func newID() string {
@@ -100,10 +120,16 @@ func canonicalName(name string) string {
 	return strings.ToLower(strings.TrimSuffix(name, "."))
 }
 
-func (s *state) addZone(name, status string) *Zone {
+func (s *state) addZone(name, status, account string) *Zone {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	z := &Zone{ID: newID(), Name: canonicalName(name), Status: status}
+	if account == "" {
+		account = DefaultAccount
+	}
+	if _, ok := s.accounts[account]; !ok {
+		s.accounts[account] = "Account " + account[:min(8, len(account))]
+	}
+	z := &Zone{ID: newID(), Name: canonicalName(name), Status: status, AccountID: account}
 	s.zones = append(s.zones, z)
 	sort.Slice(s.zones, func(i, j int) bool { return s.zones[i].Name < s.zones[j].Name })
 	return z
@@ -118,11 +144,17 @@ func (s *state) zoneByID(id string) *Zone {
 	return nil
 }
 
-// zoneFor returns the zone holding name: the one with the longest matching apex.
-func (s *state) zoneFor(name string) *Zone {
+// servingZone is the zone Cloudflare's edge answers name from: the most
+// specific active zone holding it. A zone that is not active is not
+// served, so its parent still answers; a record written into the parent
+// for a name under an active child zone is never seen.
+func (s *state) servingZone(name string) *Zone {
 	name = canonicalName(name)
 	var best *Zone
 	for _, z := range s.zones {
+		if z.Status != ZoneActive {
+			continue
+		}
 		if name == z.Name || strings.HasSuffix(name, "."+z.Name) {
 			if best == nil || len(z.Name) > len(best.Name) {
 				best = z
@@ -138,19 +170,25 @@ type principal struct {
 }
 
 // inScope reports whether the credential reaches zone at all.
-func (p principal) inScope(zone string) bool {
-	if p.token == nil || len(p.token.Zones) == 0 {
+func (p principal) inScope(zone *Zone) bool {
+	if p.token == nil {
+		return true
+	}
+	if len(p.token.Accounts) > 0 && !slices.Contains(p.token.Accounts, zone.AccountID) {
+		return false
+	}
+	if len(p.token.Zones) == 0 {
 		return true
 	}
 	for _, z := range p.token.Zones {
-		if canonicalName(z) == zone {
+		if canonicalName(z) == zone.Name {
 			return true
 		}
 	}
 	return false
 }
 
-func (p principal) can(perm Permission, zone string) bool {
+func (p principal) can(perm Permission, zone *Zone) bool {
 	if p.token == nil {
 		return true
 	}

@@ -1,4 +1,4 @@
-package solver
+package ratelimit
 
 import (
 	"context"
@@ -13,9 +13,9 @@ type fakeClock struct{ t time.Time }
 func (c *fakeClock) now() time.Time          { return c.t }
 func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
-func newTestBudget(limit int, window time.Duration) (*budget, *fakeClock) {
+func newTestBudget(limit int, window time.Duration) (*Budget, *fakeClock) {
 	clock := &fakeClock{t: time.Now()} // acquire compares with real deadlines
-	b := newBudget(limit, window)
+	b := New(limit, window)
 	b.now = clock.now
 	return b, clock
 }
@@ -60,7 +60,7 @@ func TestBudget(t *testing.T) {
 	t.Run("a 429 blocks until Retry-After", func(t *testing.T) {
 		b, clock := newTestBudget(100, time.Minute)
 		until := clock.now().Add(30 * time.Second)
-		b.blockUntil(until)
+		b.BlockUntil(until)
 		if s, next := b.take(); s != nil || !next.Equal(until) {
 			t.Fatalf("want blocked until %v, got slot=%v next=%v", until, s != nil, next)
 		}
@@ -71,23 +71,23 @@ func TestBudget(t *testing.T) {
 	})
 	t.Run("a wait past the deadline fails at once as DeadlineExceeded", func(t *testing.T) {
 		b, _ := newTestBudget(1, time.Hour)
-		release, err := b.acquire(context.Background())
+		release, err := b.Acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		release()
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour/2)
 		defer cancel()
-		_, err = b.acquire(ctx)
-		var exhausted *budgetExhaustedError
+		_, err = b.Acquire(ctx)
+		var exhausted *ExhaustedError
 		if !errors.As(err, &exhausted) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("a disabled budget admits everything", func(t *testing.T) {
-		var b *budget
+		var b *Budget
 		for range 5 {
-			if _, err := b.acquire(context.Background()); err != nil {
+			if _, err := b.Acquire(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 		}

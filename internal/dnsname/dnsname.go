@@ -1,0 +1,83 @@
+// Package dnsname normalises DNS names once, at the boundary, so that every
+// later comparison is a plain string comparison.
+package dnsname
+
+import (
+	"fmt"
+	"strings"
+	"unicode"
+
+	"golang.org/x/net/idna"
+)
+
+// Canonical is name in lower case without a trailing dot, the form
+// certbridge compares and the providers store names in.
+func Canonical(name string) string {
+	return strings.ToLower(strings.TrimSuffix(name, "."))
+}
+
+// Normalize is Canonical with internationalised labels in punycode, as
+// cert-manager sends them. Labels are otherwise kept as they are:
+// "_acme-challenge" is no host name, and the providers accept it.
+func Normalize(name string) (string, error) {
+	name = Canonical(name)
+	if name == "" {
+		return "", fmt.Errorf("empty name")
+	}
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if l == "" {
+			return "", fmt.Errorf("empty label")
+		}
+		if isASCII(l) {
+			continue
+		}
+		a, err := idna.ToASCII(l)
+		if err != nil {
+			return "", fmt.Errorf("label %d is not a valid internationalised name: %w", i+1, err)
+		}
+		labels[i] = strings.ToLower(a)
+	}
+	return strings.Join(labels, "."), nil
+}
+
+func isASCII(s string) bool {
+	for _, r := range s {
+		if r > unicode.MaxASCII {
+			return false
+		}
+	}
+	return true
+}
+
+// Parents lists the names a zone holding name can have, nearest first:
+// name's parents down to two labels. name itself is left out: a DNS01
+// record name (_acme-challenge.…) is never a zone's apex.
+func Parents(name string) []string {
+	name = Canonical(name)
+	var out []string
+	for {
+		_, parent, ok := strings.Cut(name, ".")
+		if !ok || !strings.Contains(parent, ".") {
+			return out
+		}
+		out = append(out, parent)
+		name = parent
+	}
+}
+
+// IsSubdomain reports whether name is zone or below it.
+func IsSubdomain(name, zone string) bool {
+	name, zone = Canonical(name), Canonical(zone)
+	return name == zone || strings.HasSuffix(name, "."+zone)
+}
+
+// Relative is name relative to zone ("@" for the apex), as the Alibaba
+// API's RR field wants it.
+func Relative(name, zone string) string {
+	name, zone = Canonical(name), Canonical(zone)
+	if name == zone {
+		return "@"
+	}
+	return strings.TrimSuffix(name, "."+zone)
+}
