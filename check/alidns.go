@@ -95,13 +95,13 @@ func (c *aliCheck) anyDomain(ctx context.Context) {
 		// actions the solver needs, DescribeDomainInfo is.
 		_, err := c.acct.Client.DomainInfo(ctx, "certbridge-check.invalid")
 		if alibaba.Is(err, alibaba.PermissionMissing) {
-			c.r.fail(label, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo (Forbidden.RAM)",
+			c.r.failBecause(alibaba.ReasonOf(err), label, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo (Forbidden.RAM)",
 				aliFix(err, "", c.cred)+"; if the policy is limited to some domains, name them to check those")
 			return
 		}
 		c.r.pass(label, "accepted (it may not list domains, which the solver does not need)")
 	case err != nil:
-		c.r.fail(label, "refused ("+aliQuote(err)+")", aliFix(err, "", c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, "", c.cred))
 	default:
 		c.r.pass(label, fmt.Sprintf("accepted; the account has %d domain(s)", p.TotalCount))
 		if c.write && len(p.Domains) > 0 {
@@ -126,12 +126,12 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 			c.writeTest(ctx, d)
 		}
 	case asNoDomain(err, &nd) && q.DomainName != "":
-		c.r.fail(label, "not a domain of this account (InvalidDomainName.NoExist or IncorrectDomainUser)", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account (InvalidDomainName.NoExist or IncorrectDomainUser)", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
 	case asNoDomain(err, &nd):
-		c.r.fail(label, "no domain of this account holds it (tried "+strings.Join(nd.Tried, ", ")+")",
+		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+strings.Join(nd.Tried, ", ")+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
 	default:
-		c.r.fail(label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))
 	}
 }
 
@@ -149,7 +149,7 @@ func (c *aliCheck) writeTest(ctx context.Context, d alibaba.Domain) {
 		id, err = c.acct.Client.AddTXT(ctx, d.Name, rr, "certbridge write test", e.MinTTL)
 	}
 	if err != nil {
-		c.r.fail("write test "+d.Name, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), "write test "+d.Name, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
 		return
 	}
 	if err := c.acct.Client.DeleteRecord(ctx, id); err != nil {

@@ -16,6 +16,10 @@ type Finding struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Reason is the provider package's name for why a ✗ happened
+	// (credential_rejected, zone_not_active, …): the same the webhook's
+	// error carries for the same cause.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Report is what one check command found.
@@ -30,6 +34,11 @@ func (r *Report) pass(check, detail string) {
 
 func (r *Report) fail(check, detail, fix string) {
 	r.Findings = append(r.Findings, Finding{Check: check, OK: false, Detail: detail, Fix: fix})
+}
+
+// failBecause is fail with the provider's reason.
+func (r *Report) failBecause(reason, check, detail, fix string) {
+	r.Findings = append(r.Findings, Finding{Check: check, OK: false, Detail: detail, Fix: fix, Reason: reason})
 }
 
 // Passed reports whether every finding is ✓.

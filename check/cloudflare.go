@@ -47,7 +47,7 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 	var cred cloudflare.Credential
 	switch {
 	case isToken && cloudflare.LooksLikeGlobalAPIKey(token):
-		r.fail(label("CLOUDFLARE_API_TOKEN", o.Sources), "looks like a Global API Key, not an API token",
+		r.failBecause(cloudflare.CredentialMalformed.String(), label("CLOUDFLARE_API_TOKEN", o.Sources), "looks like a Global API Key, not an API token",
 			"a Global API Key goes in apiKeySecretRef together with email (CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL), or create an API token with Zone → Zone → Read and Zone → DNS → Edit")
 		return r
 	case isToken:
@@ -90,10 +90,10 @@ func checkToken(ctx context.Context, r *Report, client *cloudflare.Client, sourc
 	s, err := client.VerifyToken(ctx)
 	switch {
 	case cloudflare.Is(err, cloudflare.Unreachable, cloudflare.Transient, cloudflare.RateLimited):
-		r.fail("token", "could not reach Cloudflare ("+quote(err)+")", "check connectivity to the Cloudflare API and retry")
+		r.failBecause(cloudflare.ReasonOf(err), "token", "could not reach Cloudflare ("+quote(err)+")", "check connectivity to the Cloudflare API and retry")
 		return false
 	case err != nil:
-		r.fail("token", "Cloudflare rejected "+from+" ("+quote(err)+")",
+		r.failBecause(cloudflare.ReasonOf(err), "token", "Cloudflare rejected "+from+" ("+quote(err)+")",
 			"the token is revoked, expired, IP-restricted or mistyped: create a new API token and update the Secret; check IP restrictions on the token")
 		return false
 	case s.Status != "active":
@@ -121,7 +121,7 @@ func (c *cfCheck) anyZone(ctx context.Context) {
 	p, err := c.acct.Client.ListZones(ctx, "", 1)
 	switch {
 	case err != nil:
-		c.r.fail("zones", "listing zones failed ("+quote(err)+")", cfFix(err, ""))
+		c.r.failBecause(cloudflare.ReasonOf(err), "zones", "listing zones failed ("+quote(err)+")", cfFix(err, ""))
 	case len(p.Zones) == 0:
 		c.r.fail("zones", "the credential sees no zone", "grant the token Zone → Zone → Read for your zones (or All zones)")
 	default:
@@ -157,13 +157,13 @@ func (c *cfCheck) resolve(ctx context.Context, label string, q cloudflare.ZoneQu
 		}
 		return
 	case !asZoneError(err, &zerr):
-		c.r.fail(label, "lookup failed ("+quote(err)+")", cfFix(err, ""))
+		c.r.failBecause(cloudflare.ReasonOf(err), label, "lookup failed ("+quote(err)+")", cfFix(err, ""))
 		return
 	}
 	switch zerr.Problem {
 	case cloudflare.NotActive:
 		inactive := zerr.Zones[0]
-		c.r.fail(label, fmt.Sprintf("zone %s (id %s) is %s, not active: Cloudflare does not serve it, so the webhook will not write into it",
+		c.r.failBecause(zerr.Problem.String(), label, fmt.Sprintf("zone %s (id %s) is %s, not active: Cloudflare does not serve it, so the webhook will not write into it",
 			inactive.Name, inactive.ID, inactive.Status),
 			"finish the zone's setup (point the domain's name servers at the ones its Overview page names) or remove it from the account")
 	case cloudflare.Ambiguous:
@@ -171,15 +171,15 @@ func (c *cfCheck) resolve(ctx context.Context, label string, q cloudflare.ZoneQu
 		for _, z := range zerr.Zones {
 			ids = append(ids, fmt.Sprintf("%s in account %q", z.ID, z.AccountName))
 		}
-		c.r.fail(label, fmt.Sprintf("%d active zones named %s are visible (%s)", len(zerr.Zones), zerr.Zones[0].Name, strings.Join(ids, ", ")),
+		c.r.failBecause(zerr.Problem.String(), label, fmt.Sprintf("%d active zones named %s are visible (%s)", len(zerr.Zones), zerr.Zones[0].Name, strings.Join(ids, ", ")),
 			"set zoneID in the solver's config to the zone that serves the name")
 	default:
 		if q.ZoneName != "" {
-			c.r.fail(label, "not visible to this credential",
+			c.r.failBecause(zerr.Problem.String(), label, "not visible to this credential",
 				"grant the token Zone → Zone → Read for "+dnsname.Canonical(q.ZoneName)+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
 			return
 		}
-		c.r.fail(label, "no zone visible to this credential (tried "+strings.Join(zerr.Tried, ", ")+")",
+		c.r.failBecause(zerr.Problem.String(), label, "no zone visible to this credential (tried "+strings.Join(zerr.Tried, ", ")+")",
 			"grant the token Zone → Zone → Read for the zone of "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential, "+
 				"or set zoneName / zoneID to the zone an _acme-challenge CNAME points into")
 	}
@@ -203,7 +203,7 @@ func (c *cfCheck) zoneID(ctx context.Context, zoneID string) {
 		case cloudflare.Is(err, cloudflare.PermissionMissing):
 			fix = "grant the token Zone → DNS → Edit for that zone"
 		}
-		c.r.fail(label, "listing its DNS records failed ("+quote(err)+")", fix)
+		c.r.failBecause(cloudflare.ReasonOf(err), label, "listing its DNS records failed ("+quote(err)+")", fix)
 		return
 	}
 	c.r.pass(label, "its DNS records are readable (no zone lookup needed)")
@@ -233,11 +233,11 @@ func (c *cfCheck) writeTest(ctx context.Context, zoneID, zone string) {
 	}
 	rec, err := c.acct.Client.CreateTXT(ctx, zoneID, name, `"certbridge write test"`, 60, "")
 	if err != nil {
-		c.r.fail("write test "+zone, "creating a TXT record failed ("+quote(err)+")", cfFix(err, zone))
+		c.r.failBecause(cloudflare.ReasonOf(err), "write test "+zone, "creating a TXT record failed ("+quote(err)+")", cfFix(err, zone))
 		return
 	}
 	if err := c.acct.Client.DeleteRecord(ctx, zoneID, rec.ID); err != nil {
-		c.r.fail("write test "+zone, "created "+name+" but could not delete it ("+quote(err)+")", "delete that record by hand and check the token's Zone → DNS → Edit")
+		c.r.failBecause(cloudflare.ReasonOf(err), "write test "+zone, "created "+name+" but could not delete it ("+quote(err)+")", "delete that record by hand and check the token's Zone → DNS → Edit")
 		return
 	}
 	c.r.pass("write test "+zone, "created and deleted a TXT record")

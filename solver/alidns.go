@@ -260,7 +260,7 @@ func (d *aliDNS) domain(ctx context.Context, fqdn string) (alibaba.Domain, error
 		if d.cfg.DomainName != "" {
 			via = " (from domainName)"
 		}
-		return dom, &noZoneError{fmt.Sprintf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
+		return dom, &noZoneError{cause: nd, msg: fmt.Sprintf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
 			"Add the domain to Alibaba Cloud DNS in that account, or set domainName to the domain as registered there",
 			strings.Join(nd.Tried, ", "), via, d.cred.Describe())}
 	case err != nil:
@@ -280,33 +280,33 @@ func (d *aliDNS) explain(err error, domain string) error {
 	switch e.Reason {
 	case alibaba.Unreachable:
 		if e.TimedOut() {
-			return fmt.Errorf("%s: no answer from Alibaba Cloud DNS at %s within the request's deadline; cert-manager will retry", action, e.Endpoint)
+			return explainf(err, "%s: no answer from Alibaba Cloud DNS at %s within the request's deadline; cert-manager will retry", action, e.Endpoint)
 		}
-		return fmt.Errorf("%s: cannot reach Alibaba Cloud DNS: %s", action, quote)
+		return explainf(err, "%s: cannot reach Alibaba Cloud DNS: %s", action, quote)
 	case alibaba.Throttled, alibaba.Busy, alibaba.Transient:
-		return fmt.Errorf("%s: Alibaba Cloud kept refusing the request (%s) until the request's deadline; cert-manager will retry", action, quote)
+		return explainf(err, "%s: Alibaba Cloud kept refusing the request (%s) until the request's deadline; cert-manager will retry", action, quote)
 	case alibaba.AccessKeyUnknown:
-		return fmt.Errorf("%s: Alibaba Cloud does not know the AccessKey id %s from %s (%s): check the id, and that the AccessKey was not deleted",
+		return explainf(err, "%s: Alibaba Cloud does not know the AccessKey id %s from %s (%s): check the id, and that the AccessKey was not deleted",
 			action, d.cred.MaskedID(), d.cred.IDSource, e.Code)
 	case alibaba.AccessKeyDisabled:
-		return fmt.Errorf("%s: the AccessKey %s from %s is disabled (%s): enable it in the RAM console or create a new one", action, d.cred.MaskedID(), d.cred.IDSource, e.Code)
+		return explainf(err, "%s: the AccessKey %s from %s is disabled (%s): enable it in the RAM console or create a new one", action, d.cred.MaskedID(), d.cred.IDSource, e.Code)
 	case alibaba.SecretMismatch:
-		return fmt.Errorf("%s: the AccessKey secret from %s does not belong to AccessKey %s (%s): put the AccessKey's own secret in that Secret",
+		return explainf(err, "%s: the AccessKey secret from %s does not belong to AccessKey %s (%s): put the AccessKey's own secret in that Secret",
 			action, d.cred.SecretSource, d.cred.MaskedID(), e.Code)
 	case alibaba.TokenRejected:
-		return fmt.Errorf("%s: the STS token from %s was refused (%s): STS tokens expire; issue a new one, or use an AccessKey or a role (roleArn) instead",
+		return explainf(err, "%s: the STS token from %s was refused (%s): STS tokens expire; issue a new one, or use an AccessKey or a role (roleArn) instead",
 			action, d.cred.TokenSource, quote)
 	case alibaba.ClockSkew:
-		return fmt.Errorf("%s: Alibaba Cloud refused the request's timestamp (%s): the webhook's clock is more than 15 minutes off; synchronise the node's clock (NTP)", action, e.Code)
+		return explainf(err, "%s: Alibaba Cloud refused the request's timestamp (%s): the webhook's clock is more than 15 minutes off; synchronise the node's clock (NTP)", action, e.Code)
 	case alibaba.PermissionMissing:
-		return fmt.Errorf("%s: the RAM policy of %s does not allow alidns:%s on domain %s (%s): grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord",
+		return explainf(err, "%s: the RAM policy of %s does not allow alidns:%s on domain %s (%s): grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord",
 			action, src, action, domain, e.Code)
 	case alibaba.DomainNotFound:
-		return &noZoneError{fmt.Sprintf("%s: domain %s is not in the Alibaba Cloud DNS account of %s (%s): add it there, or set domainName", action, domain, src, e.Code)}
+		return &noZoneError{cause: err, msg: fmt.Sprintf("%s: domain %s is not in the Alibaba Cloud DNS account of %s (%s): add it there, or set domainName", action, domain, src, e.Code)}
 	case alibaba.InvalidTTL:
-		return fmt.Errorf("%s: Alibaba Cloud refused the TTL for domain %s (%s); set ttl within that range", action, domain, quote)
+		return explainf(err, "%s: Alibaba Cloud refused the TTL for domain %s (%s); set ttl within that range", action, domain, quote)
 	case alibaba.CredentialsUnavailable:
-		return fmt.Errorf("%s: getting credentials for %s failed (%s)", action, src, quote)
+		return explainf(err, "%s: getting credentials for %s failed (%s)", action, src, quote)
 	}
-	return fmt.Errorf("%s: Alibaba Cloud refused the request for domain %s (%s)", action, domain, quote)
+	return explainf(err, "%s: Alibaba Cloud refused the request for domain %s (%s)", action, domain, quote)
 }

@@ -2,6 +2,7 @@ package solver
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/certbridge/certbridge/internal/secretref"
 )
@@ -33,9 +34,28 @@ func (e *configError) Error() string { return e.err.Error() }
 func (e *configError) Unwrap() error { return e.err }
 
 // noZoneError says that no zone of the account holds the name.
-type noZoneError struct{ msg string }
+type noZoneError struct {
+	msg   string
+	cause error
+}
 
 func (e *noZoneError) Error() string { return e.msg }
+func (e *noZoneError) Unwrap() error { return e.cause }
+
+// explained is the message a provider's error is worded into, keeping the
+// classified error (internal/cloudflare, internal/alibaba) as its cause, so
+// tests and callers can ask for the reason without reading the text.
+type explained struct {
+	msg   string
+	cause error
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.cause }
+
+func explainf(cause error, format string, args ...any) error {
+	return &explained{msg: fmt.Sprintf(format, args...), cause: cause}
+}
 
 // cleanUpSkipReason says why a failed CleanUp had nothing to remove, as the
 // metric's reason label.

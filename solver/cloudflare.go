@@ -255,7 +255,7 @@ func (d *cloudflareDNS) noZone(ctx context.Context, zerr *cloudflare.ZoneError) 
 	switch zerr.Problem {
 	case cloudflare.NotActive:
 		z := zerr.Zones[0]
-		return &noZoneError{fmt.Sprintf("zone %s (id %s) holds %s but its status is %q, not active: Cloudflare does not serve it, so a record there would never be seen. "+
+		return &noZoneError{cause: zerr, msg: fmt.Sprintf("zone %s (id %s) holds %s but its status is %q, not active: Cloudflare does not serve it, so a record there would never be seen. "+
 			"Finish its setup (point the domain's name servers at the ones the zone's Overview page names) or remove it from the account",
 			z.Name, z.ID, list, z.Status)}
 	case cloudflare.Ambiguous:
@@ -263,25 +263,25 @@ func (d *cloudflareDNS) noZone(ctx context.Context, zerr *cloudflare.ZoneError) 
 		for _, z := range zerr.Zones {
 			ids = append(ids, fmt.Sprintf("%s in account %q", z.ID, z.AccountName))
 		}
-		return fmt.Errorf("%d active zones named %s are visible to the credential from %s (%s); set zoneID in the config to the one that serves the name",
+		return explainf(zerr, "%d active zones named %s are visible to the credential from %s (%s); set zoneID in the config to the one that serves the name",
 			len(zerr.Zones), zerr.Zones[0].Name, d.cred.Source, strings.Join(ids, ", "))
 	}
 	detail := d.account.Explain(ctx, zerr, d.cred.IsToken())
 	switch {
 	case detail.TokenStatus != "":
-		return fmt.Errorf("no zone found for %s: Cloudflare reports the API token from %s as %s; create a new token and update the Secret",
+		return explainf(zerr, "no zone found for %s: Cloudflare reports the API token from %s as %s; create a new token and update the Secret",
 			list, d.cred.Source, detail.TokenStatus)
 	case d.cred.IsToken() && detail.VisibleZones == 0:
-		return &noZoneError{fmt.Sprintf("no zone found for %s: the API token from %s cannot read any zone. "+
+		return &noZoneError{cause: zerr, msg: fmt.Sprintf("no zone found for %s: the API token from %s cannot read any zone. "+
 			"Grant it the permission Zone → Zone → Read for the zone (or All zones), together with Zone → DNS → Edit",
 			list, d.cred.Source)}
 	case d.cred.IsToken():
-		return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to (as an active zone), "+
+		return &noZoneError{cause: zerr, msg: fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account the API token from %s belongs to (as an active zone), "+
 			"or the token lacks Zone → Zone → Read for it. Check that the domain's name servers are Cloudflare's and the zone is in this account; "+
 			"grant the token Zone → Zone → Read (and Zone → DNS → Edit) for the zone; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
 			list, d.cred.Source)}
 	}
-	return &noZoneError{fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s) as an active zone. "+
+	return &noZoneError{cause: zerr, msg: fmt.Sprintf("no zone found for %s: none of these zones is in the Cloudflare account of %s (%s) as an active zone. "+
 		"Check that the domain's name servers are Cloudflare's and the zone is in this account; for an _acme-challenge CNAME delegated to another zone, set zoneName or zoneID",
 		list, input.Quote(d.cred.Email), d.cred.Source)}
 }
@@ -307,44 +307,44 @@ func (d *cloudflareDNS) explain(err error, z cloudflare.Zone) error {
 	switch e.Reason {
 	case cloudflare.Unreachable:
 		if e.TimedOut() {
-			return fmt.Errorf("%s: no answer from Cloudflare within the request's deadline (%s); cert-manager will retry", doing, quote)
+			return explainf(err, "%s: no answer from Cloudflare within the request's deadline (%s); cert-manager will retry", doing, quote)
 		}
-		return fmt.Errorf("%s: cannot reach the Cloudflare API: %s", doing, quote)
+		return explainf(err, "%s: cannot reach the Cloudflare API: %s", doing, quote)
 	case cloudflare.RateLimited:
 		if e.Status == 0 {
-			return fmt.Errorf("%s: %s; cert-manager will retry the challenge later", doing, quote)
+			return explainf(err, "%s: %s; cert-manager will retry the challenge later", doing, quote)
 		}
-		return fmt.Errorf("%s: Cloudflare's rate limit was hit (%s) and its Retry-After is beyond this request's deadline; cert-manager will retry the challenge later", doing, quote)
+		return explainf(err, "%s: Cloudflare's rate limit was hit (%s) and its Retry-After is beyond this request's deadline; cert-manager will retry the challenge later", doing, quote)
 	case cloudflare.CredentialMalformed:
 		switch {
 		case e.Header == "Authorization" && cloudflare.LooksLikeGlobalAPIKey(d.cred.Token):
-			return fmt.Errorf("%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
+			return explainf(err, "%s: the value in %s looks like a Global API Key, not an API token (Cloudflare: %s). "+
 				"Move it to apiKeySecretRef and set email, or create an API token with Zone → Zone → Read and Zone → DNS → Edit and put that in the Secret", doing, src, quote)
 		case e.Header == "X-Auth-Key" && cloudflare.LooksLikeAPIToken(d.cred.Key):
-			return fmt.Errorf("%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
+			return explainf(err, "%s: the value in %s looks like an API token, not a Global API Key (Cloudflare: %s). "+
 				"Move it to apiTokenSecretRef and remove email", doing, src, quote)
 		case e.Header == "X-Auth-Email":
-			return fmt.Errorf("%s: Cloudflare rejected the email %s set in the config as malformed (%s)", doing, input.Quote(d.cred.Email), quote)
+			return explainf(err, "%s: Cloudflare rejected the email %s set in the config as malformed (%s)", doing, input.Quote(d.cred.Email), quote)
 		}
-		return fmt.Errorf("%s: Cloudflare rejected the credential from %s as malformed (%s); copy it again into the Secret", doing, src, quote)
+		return explainf(err, "%s: Cloudflare rejected the credential from %s as malformed (%s); copy it again into the Secret", doing, src, quote)
 	case cloudflare.CredentialRejected:
-		return fmt.Errorf("%s: Cloudflare rejected the credential from %s (%s): it is revoked, expired, restricted to other IP addresses, or mistyped. "+
+		return explainf(err, "%s: Cloudflare rejected the credential from %s (%s): it is revoked, expired, restricted to other IP addresses, or mistyped. "+
 			"Check it with `certbridge check`, or create a new one and update the Secret", doing, src, quote)
 	case cloudflare.InvalidTTL:
-		return fmt.Errorf("%s: Cloudflare refused the TTL %d (%s); set ttl to 1 (automatic) or 60–86400 (30 on Enterprise)", doing, d.cfg.ttl(), quote)
+		return explainf(err, "%s: Cloudflare refused the TTL %d (%s); set ttl to 1 (automatic) or 60–86400 (30 on Enterprise)", doing, d.cfg.ttl(), quote)
 	case cloudflare.ZoneNotFound:
 		if d.cfg.ZoneID != "" {
-			return fmt.Errorf("%s: zoneID %s is not a zone this credential can use (%s); check zoneID in the config", doing, d.cfg.ZoneID, quote)
+			return explainf(err, "%s: zoneID %s is not a zone this credential can use (%s); check zoneID in the config", doing, d.cfg.ZoneID, quote)
 		}
-		return fmt.Errorf("%s: zone %s no longer exists (%s); cert-manager will retry", doing, zoneName, quote)
+		return explainf(err, "%s: zone %s no longer exists (%s); cert-manager will retry", doing, zoneName, quote)
 	case cloudflare.PermissionMissing:
 		if e.Op == cloudflare.ListZones {
-			return fmt.Errorf("%s: the credential from %s may not list zones (%s); grant the token Zone → Zone → Read (or All zones)", doing, src, quote)
+			return explainf(err, "%s: the credential from %s may not list zones (%s); grant the token Zone → Zone → Read (or All zones)", doing, src, quote)
 		}
-		return fmt.Errorf("%s: the credential from %s can see zone %s but cannot edit its DNS records (%s); grant the token %s for zone %s",
+		return explainf(err, "%s: the credential from %s can see zone %s but cannot edit its DNS records (%s); grant the token %s for zone %s",
 			doing, src, zoneName, quote, e.Op.Permission(), zoneName)
 	case cloudflare.Transient:
-		return fmt.Errorf("%s: Cloudflare answered with a server error (%s); cert-manager will retry", doing, quote)
+		return explainf(err, "%s: Cloudflare answered with a server error (%s); cert-manager will retry", doing, quote)
 	}
-	return fmt.Errorf("%s: Cloudflare refused the request (%s)", doing, quote)
+	return explainf(err, "%s: Cloudflare refused the request (%s)", doing, quote)
 }

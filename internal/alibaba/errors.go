@@ -265,3 +265,17 @@ func contextErr(err error) error {
 	}
 	return nil
 }
+
+// ReasonOf names why err happened, in the words of Reason.String and
+// "no_domain" for a failed domain resolution; "" for neither. The solver
+// and `certbridge check` report the same reason for the same cause.
+func ReasonOf(err error) string {
+	var nd *NoDomainError
+	if errors.As(err, &nd) {
+		return "no_domain"
+	}
+	if e, ok := As(err); ok {
+		return e.Reason.String()
+	}
+	return ""
+}

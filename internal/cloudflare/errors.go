@@ -301,3 +301,18 @@ func (e *Error) requiresPermission() bool {
 	}
 	return false
 }
+
+// ReasonOf names why err happened, in the words of Reason.String and, for
+// a failed zone resolution, "no_zone", "zone_not_active" or
+// "zone_ambiguous"; "" for an error of neither kind. The solver and
+// `certbridge check` report the same reason for the same cause.
+func ReasonOf(err error) string {
+	var zerr *ZoneError
+	if errors.As(err, &zerr) {
+		return zerr.Problem.String()
+	}
+	if e, ok := As(err); ok {
+		return e.Reason.String()
+	}
+	return ""
+}

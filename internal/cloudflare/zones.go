@@ -69,6 +69,16 @@ const (
 	Ambiguous
 )
 
+func (p ZoneProblem) String() string {
+	switch p {
+	case NotActive:
+		return "zone_not_active"
+	case Ambiguous:
+		return "zone_ambiguous"
+	}
+	return "no_zone"
+}
+
 // ZoneError is a resolution that found no zone to write into. Callers
 // word it; Tried and Zones say what was seen.
 type ZoneError struct {

@@ -104,6 +104,17 @@ func (s *Server) SetZoneStatus(id, status string) {
 	}
 }
 
+// AllZones returns copies of every zone, ordered by name.
+func (s *Server) AllZones() []Zone {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	var out []Zone
+	for _, z := range s.zones {
+		out = append(out, *z)
+	}
+	return out
+}
+
 // RecordsIn returns a copy of the records of one zone.
 func (s *Server) RecordsIn(zoneID string) []Record {
 	s.state.mu.Lock()
