@@ -95,7 +95,7 @@ func (c *aliCheck) anyDomain(ctx context.Context) {
 		// actions the solver needs, DescribeDomainInfo is.
 		_, err := c.acct.Client.DomainInfo(ctx, "certbridge-check.invalid")
 		if alibaba.Is(err, alibaba.PermissionMissing) {
-			c.r.failBecause(alibaba.ReasonOf(err), label, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo (Forbidden.RAM)",
+			c.r.failBecause(alibaba.ReasonOf(err), label, "accepted, but the RAM policy allows neither alidns:DescribeDomains nor alidns:DescribeDomainInfo ("+aliQuote(err)+")",
 				aliFix(err, "", c.cred)+"; if the policy is limited to some domains, name them to check those")
 			return
 		}
@@ -126,7 +126,7 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 			c.writeTest(ctx, d)
 		}
 	case asNoDomain(err, &nd) && q.DomainName != "":
-		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account (InvalidDomainName.NoExist or IncorrectDomainUser)", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
 	case asNoDomain(err, &nd):
 		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+strings.Join(nd.Tried, ", ")+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")

@@ -112,7 +112,7 @@ func TestAliDNSCredentials(t *testing.T) {
 		{"F13 RAM policy without alidns", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": "LTAI5tNoDNSRights0000001", "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, []string{"example.com"}, false,
 			[]string{"Forbidden.RAM", "alidns:DescribeDomainInfo"}},
 		{"F13 domain not in the account", map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}, []string{"example.net"}, false,
-			[]string{"✗ domain example.net", "InvalidDomainName.NoExist"}},
+			[]string{"✗ domain example.net: not a domain of this account", "add it to Alibaba Cloud DNS there"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -311,7 +311,7 @@ func (s *Signers) pcaBackend(ctx context.Context, iss issuerlib.Issuer, namespac
 	if err != nil {
 		return nil, err
 	}
-	return s.cached(hash("pca", c.Hash(), spec.CAIdentifier, spec.RegionID), func() (backend, error) {
+	return s.cached("pca|"+c.Hash(spec.CAIdentifier, spec.RegionID), func() (backend, error) {
 		p, err := NewAlibabaPCAForSpec(s.opts, c, spec)
 		if err != nil {
 			return nil, err

@@ -6,8 +6,6 @@ package issuer
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -262,15 +260,6 @@ func equalTime(a, b *metav1.Time) bool {
 		return a == b
 	}
 	return a.Equal(b)
-}
-
-func hash(parts ...string) string {
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }
 
 // reference is the object an Event about a request is recorded on: a

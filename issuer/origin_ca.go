@@ -242,7 +242,7 @@ func (s *Signers) originBackend(ctx context.Context, iss issuerlib.Issuer, names
 	if err != nil {
 		return nil, err
 	}
-	return s.cached(hash("origin", token.Value, spec.RequestType), func() (backend, error) {
+	return s.cached("origin|"+cloudflare.Credential{Token: token.Value}.Hash()+"|"+spec.RequestType, func() (backend, error) {
 		return &originBackend{ca: NewOriginCA(s.opts.OriginCA, token.Value, token.String()), requestType: spec.RequestType}, nil
 	})
 }

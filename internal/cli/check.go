@@ -15,6 +15,7 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
 	"github.com/certbridge/certbridge/check"
+	"github.com/certbridge/certbridge/internal/alibaba"
 )
 
 func newCheckCommand() *cobra.Command {
@@ -68,7 +69,7 @@ func newCheckCommand() *cobra.Command {
 	}
 	alidns.Flags().StringSliceVar(&ali.Domains, "domain", nil, "domains that must be in the account (repeatable)")
 	alidns.Flags().BoolVar(&ali.WriteTest, "write-test", false, "also add and delete a uniquely named TXT record in each domain (without --domain: in the first domain of the account)")
-	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default alidns.aliyuncs.com)")
+	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default "+alibaba.DNSHost+"; host[:port] is HTTPS)")
 	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text or json")
 	creds.AddCommand(cloudflare, alidns)
 	cmd.AddCommand(creds, newCheckIssuerCommand(report))
@@ -153,7 +154,7 @@ The check reads the referenced Secrets with your credentials and never prints th
 	f.BoolVar(&o.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone a solver's credential reaches")
 	f.StringVar(&o.CloudflareAPIURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
 	f.StringVar(&o.AliDNSEndpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default: the solver's regionId endpoint)")
-	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default cas.aliyuncs.com)")
-	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for a PCA issuer's roleArn (default sts.aliyuncs.com)")
+	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default "+alibaba.PCAHost+")")
+	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for a PCA issuer's roleArn (default "+alibaba.STSHost+")")
 	return cmd
 }

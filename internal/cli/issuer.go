@@ -16,6 +16,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/certbridge/certbridge/internal/alibaba"
+	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
@@ -86,9 +87,9 @@ func newIssuerCommand() *cobra.Command {
 	f.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "cert-manager", "namespace of the cluster kinds' Secrets")
 	f.DurationVar(&o.MaxRetryDuration, "max-retry-duration", 2*time.Minute, "how long transient CA errors are retried before a request fails")
 	f.BoolVar(&o.AllowAmbientCredentials, "allow-ambient-credentials", true, "let the cluster kinds use the controller's own Alibaba Cloud identity (RRSA, ECS RAM role) when they name no Secret")
-	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", "https://api.cloudflare.com/client/v4/", "Cloudflare API base URL")
+	f.StringVar(&o.OriginCA.BaseURL, "cloudflare-api-url", cloudflare.ProductionURL, "Cloudflare API base URL")
 	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file replacing the embedded Cloudflare Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), should Cloudflare re-issue it")
-	f.StringVar(&pcaEndpoint, "alibaba-pca-endpoint", "", "replaces cas.aliyuncs.com (host[:port] is HTTPS; or an http:// or https:// URL)")
+	f.StringVar(&pcaEndpoint, "alibaba-pca-endpoint", "", "replaces "+alibaba.PCAHost+" (host[:port] is HTTPS; or an http:// or https:// URL)")
 	f.StringVar(&stsEndpoint, "alibaba-sts-endpoint", alibaba.STSHost, "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	f.IntVar(&o.MaxConcurrentSigns, "max-concurrent-signs", 8, "requests each issuer kind signs at once; a CA's throttling answers are retried within --max-retry-duration")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
