@@ -11,7 +11,12 @@ CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION := v3.22.0
 PEBBLE_VERSION := v2.10.1
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/certbridge
-KUBE_DIR := $(CACHE_DIR)/kubernetes-$(KUBERNETES_VERSION)
+# "-stamped": built with the version below, so `kubectl version` and the
+# API server's /version say v1.36.2 (unstamped: v0.0.0-master+$Format:%H$).
+KUBE_DIR := $(CACHE_DIR)/kubernetes-$(KUBERNETES_VERSION)-stamped
+KUBE_MINOR := $(word 2,$(subst ., ,$(KUBERNETES_VERSION)))
+KUBE_LDFLAGS := $(foreach pkg,k8s.io/component-base/version k8s.io/client-go/pkg/version,\
+  -X $(pkg).gitVersion=$(KUBERNETES_VERSION) -X $(pkg).gitMajor=1 -X $(pkg).gitMinor=$(KUBE_MINOR) -X $(pkg).gitTreeState=clean)
 ETCD_DIR := $(CACHE_DIR)/etcd-$(ETCD_VERSION)
 CONTROLLER_GEN := $(CACHE_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
 HELM_DIR := $(CACHE_DIR)/helm-$(HELM_VERSION)
@@ -94,7 +99,7 @@ tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(T
 $(KUBE_DIR)/%:
 	@mkdir -p $(KUBE_DIR)
 	@echo "building $* $(KUBERNETES_VERSION) into $(KUBE_DIR) (once; a few minutes on 2 cores)"
-	cd hack/tools/kube && CGO_ENABLED=0 go build -trimpath -o $@.tmp k8s.io/kubernetes/cmd/$*
+	cd hack/tools/kube && CGO_ENABLED=0 go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/cmd/$*
 	mv $@.tmp $@
 
 $(TEST_ASSET_ETCD):

@@ -267,7 +267,7 @@ stringData: {access-key-id: %s, access-key-secret: %s}
             accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}
             accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}`))
 			k.expect(t, 1, []string{"issuer/ali", "-n", ns},
-				"✗ solvers[0] domain of example.net: refused (Forbidden.RAM)",
+				"✗ solvers[0] domain of example.net: refused (Forbidden.RAM: User not authorized",
 				"fix: grant the RAM actions alidns:DescribeDomainInfo, alidns:AddDomainRecord, alidns:DescribeSubDomainRecords and alidns:DeleteDomainRecord")
 		})
 		t.Run("F22_cert_manager_service_account_not_bound", func(t *testing.T) {

@@ -253,6 +253,17 @@ func TestDemoOnce(t *testing.T) {
 		"Certificate demo/wildcard-example-com Ready", "SANs:    example.com, *.example.com", "issuer:  CN=Pebble Intermediate CA",
 		"Certificate demo/origin-example-com Ready", "SANs:    origin.example.com", "issuer:  CN=CloudFlare Origin SSL Certificate Authority",
 		"certificate.cert-manager.io/wildcard-example-com   True",
+		// What a newcomer needs to write their own Issuers against it.
+		"kubeconfig:     export KUBECONFIG=/", "kubectl:        /", "(Client Version: v1.36.2)",
+		"ACME server:    Pebble, directory https://127.0.0.1:", "Issuers set skipTLSVerify: true",
+		"Secret <namespace>/cloudflare-api-token (key api-token)", "Secret <namespace>/alidns-access-key", `e.g. in namespace "demo"`,
+		"Cloudflare:     zones example.com (simulated API http://127.0.0.1:", "Alibaba DNS:    domains example.net",
+		`Private CA:     sub-CA "e2e-sub-ca" for AlibabaPCAIssuer spec.caIdentifier`,
+		"webhook:        certbridge webhook for API group acme.certbridge.io, metrics http://127.0.0.1:", "/logs/certbridge-webhook.log",
+		"issuer:         certbridge issuer, metrics http://127.0.0.1:", "/logs/certbridge-issuer.log",
+		"The chart's Deployments show 0/2 and 0/1 ready: no kubelet runs here",
+		"waitInsteadOfSelfCheck: 0s", "groupName: acme.certbridge.io",
+		"Stopped. The logs are kept in /",
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)

@@ -131,6 +131,7 @@ type Cluster struct {
 	certManager                     *certManager
 	rendered                        []unstructured.Unstructured
 	webhookPort, webhookMetricsPort int
+	issuerMetricsPort               int
 	webhook                         *process
 	issuer                          *process
 	processes                       []*process
@@ -211,6 +212,18 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 func (c *Cluster) WebhookMetricsURL() string {
 	return "http://" + hostPort(c.webhookMetricsPort) + "/metrics"
 }
+
+// IssuerMetricsURL is the issuer's Prometheus endpoint.
+func (c *Cluster) IssuerMetricsURL() string {
+	return "http://" + hostPort(c.issuerMetricsPort) + "/metrics"
+}
+
+// KubectlPath is the kubectl the environment was built with.
+func (c *Cluster) KubectlPath() string { return c.opts.Kubectl }
+
+// LogFile is the log of a component: etcd, kube-apiserver, pebble,
+// certbridge-webhook, certbridge-issuer, cert-manager.
+func (c *Cluster) LogFile(component string) string { return filepath.Join(c.LogDir, component+".log") }
 
 // ModuleRoot is the certbridge checkout the environment was built from.
 func (c *Cluster) ModuleRoot() string { return c.opts.ModuleRoot }

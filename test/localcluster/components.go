@@ -250,6 +250,7 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 		return err
 	}
 	metrics, probes := ports[0], ports[1]
+	c.issuerMetricsPort = metrics
 	args, err := c.chartArgs(Release+"-issuer", map[string]string{
 		"--metrics-bind-address":      hostPort(metrics),
 		"--health-probe-bind-address": hostPort(probes),

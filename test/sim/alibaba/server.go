@@ -249,6 +249,17 @@ func (s *Server) AddDomain(name string, e Edition) Domain {
 	return *d
 }
 
+// AllDomains returns copies of the account's domains, ordered by name.
+func (s *Server) AllDomains() []Domain {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Domain
+	for _, d := range s.domains {
+		out = append(out, *d)
+	}
+	return out
+}
+
 // SetEdition changes a domain's edition (an upgrade or a lapsed subscription).
 func (s *Server) SetEdition(name string, e Edition) {
 	s.mu.Lock()

@@ -1,9 +1,10 @@
 // Command demo starts the local environment (test/localcluster), issues
 // a wildcard certificate through the cloudflare solver and an Origin CA
-// certificate, prints what cert-manager made and the certificates, and stays
-// up for exploring with kubectl until interrupted (or exits with --once).
+// certificate, prints what cert-manager made, the certificates, and what
+// a newcomer needs to write their own Issuers against it, then stays up
+// for exploring with kubectl until interrupted (or exits with --once).
 //
-//	make demo          # stays up; Ctrl-C stops it
+//	make demo          # stays up; Ctrl-C stops it (exit status 0)
 //	make demo ONCE=1   # exits after printing
 package main
 
@@ -14,6 +15,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/signal"
 	"strings"
 	"syscall"
@@ -35,7 +37,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, once bool) (err error) {
+func run(ctx context.Context, once bool) error {
 	dir, err := os.MkdirTemp("", "certbridge-demo-")
 	if err != nil {
 		return err
@@ -47,22 +49,17 @@ func run(ctx context.Context, once bool) (err error) {
 	opts.Progress = os.Stdout
 	c, err := localcluster.Start(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("%w (logs in %s)", err, c.LogDir)
+		return fmt.Errorf("%w (logs kept in %s)", err, dir)
 	}
+	// The logs outlive the run: they are what a newcomer reads afterwards.
+	defer fmt.Printf("\nStopped. The logs are kept in %s\n", c.LogDir)
 	defer c.Close()
-	// The directory is kept for a failure's logs, removed after success.
-	defer func() {
-		if err == nil {
-			c.Close()
-			os.RemoveAll(dir)
-		}
-	}()
 
 	if err := c.CreateNamespace(ctx, namespace); err != nil {
 		return err
 	}
-	// waitInsteadOfSelfCheck: 0s skips cert-manager's fixed 60 s wait after
-	// its DNS self-check; `make e2e` scenario a keeps the real self-check.
+	// waitInsteadOfSelfCheck: 0s skips cert-manager's DNS self-check and the
+	// 60 s it waits after it; `make e2e` scenario a keeps the real self-check.
 	manifest := c.CredentialSecrets(namespace) + "---" + c.ACMEIssuer(namespace, "cloudflare", true) + "---" +
 		localcluster.Certificate(namespace, "wildcard-example-com", "Issuer", "cert-manager.io", "acme-cloudflare", "example.com", "*.example.com") + "---" +
 		localcluster.OriginIssuer(namespace, "origin") + "---" +
@@ -85,13 +82,71 @@ func run(ctx context.Context, once bool) (err error) {
 		return err
 	}
 	fmt.Printf("\n$ kubectl get certificates,certificaterequests,orders,challenges -n %s\n%s", namespace, out)
+	printEnvironment(c)
 	if once {
 		return nil
 	}
-	fmt.Printf("\nThe environment stays up. Explore it with:\n  export KUBECONFIG=%s\n  kubectl get certificates -A\n"+
-		"Component logs are in %s. Ctrl-C stops everything.\n", c.AdminKubeconfig, c.LogDir)
+	fmt.Printf("\nThe environment stays up; Ctrl-C stops everything.\n")
 	<-ctx.Done()
 	return nil
+}
+
+// printEnvironment says what one needs to write one's own Issuers and
+// Certificates against the environment.
+func printEnvironment(c *localcluster.Cluster) {
+	version := "unknown version"
+	if out, err := exec.Command(c.KubectlPath(), "version", "--client").Output(); err == nil {
+		version = strings.TrimSpace(strings.Split(string(out), "\n")[0])
+	}
+	var zones, domains []string
+	for _, z := range c.Cloudflare.AllZones() {
+		zones = append(zones, z.Name)
+	}
+	for _, d := range c.Alibaba.AllDomains() {
+		domains = append(domains, d.Name)
+	}
+	fmt.Printf(`
+What runs here, to write your own Issuers and Certificates against:
+  kubeconfig:     export KUBECONFIG=%[1]s
+  kubectl:        %[2]s (%[3]s)
+  ACME server:    Pebble, directory %[4]s; its certificate is its own, so Issuers set skipTLSVerify: true
+  credentials:    Secret <namespace>/cloudflare-api-token (key api-token) and Secret <namespace>/alidns-access-key
+                  (keys access-key-id, access-key-secret), e.g. in namespace %[5]q; copy them into yours:
+                  kubectl get secret -n %[5]s cloudflare-api-token alidns-access-key -o yaml | sed 's/namespace: %[5]s/namespace: <yours>/' | kubectl apply -f -
+  Cloudflare:     zones %[6]s (simulated API %[7]s)
+  Alibaba DNS:    domains %[8]s (simulated API http://%[9]s)
+  Private CA:     sub-CA %[10]q for AlibabaPCAIssuer spec.caIdentifier (its root is %[11]q)
+  DNS:            the zones' authoritative server on %[12]s (UDP and TCP)
+  webhook:        certbridge webhook for API group %[13]s, metrics %[14]s, log %[15]s
+  issuer:         certbridge issuer, metrics %[16]s, log %[17]s
+  other logs:     %[18]s (etcd, kube-apiserver, cert-manager, pebble)
+
+The chart's Deployments show 0/2 and 0/1 ready: no kubelet runs here. The webhook and the issuer run as
+local processes with the Deployments' own arguments, under the chart's ServiceAccounts, and the chart's
+Service points the aggregated API at the webhook process.
+
+An Issuer of your own (namespace with the two Secrets above):
+
+apiVersion: cert-manager.io/v1
+kind: Issuer
+metadata: {name: pebble, namespace: <yours>}
+spec:
+  acme:
+    server: %[4]s
+    skipTLSVerify: true
+    privateKeySecretRef: {name: pebble-account}
+    solvers:
+      - dns01:
+          # Skips cert-manager's DNS self-check and the 60 s it waits after it; without it a
+          # Certificate takes about a minute per name.
+          waitInsteadOfSelfCheck: 0s
+          webhook:
+            groupName: %[13]s
+            solverName: cloudflare        # or alidns, with the alidns-access-key Secret
+            config: {apiTokenSecretRef: {name: cloudflare-api-token, key: api-token}}
+`, c.AdminKubeconfig, c.KubectlPath(), version, c.PebbleDirectory, namespace, strings.Join(zones, ", "), c.Cloudflare.URL(),
+		strings.Join(domains, ", "), c.Alibaba.Endpoint(), localcluster.PCASubCA, localcluster.PCARootCA, c.DNS.Addr,
+		localcluster.GroupName, c.WebhookMetricsURL(), c.LogFile("certbridge-webhook"), c.IssuerMetricsURL(), c.LogFile("certbridge-issuer"), c.LogDir)
 }
 
 func printChain(chain []byte) {
