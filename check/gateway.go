@@ -203,7 +203,11 @@ func (g *gatewayChecker) owner(ctx context.Context, label, namespace, name strin
 	crt := g.certificateFor(ctx, namespace, name, certName)
 	switch {
 	case crt == nil && certName != "":
-		g.r.fail(label, fmt.Sprintf("Secret %s/%s names Certificate %q (annotation %s), which does not exist in %q: nothing renews this Secret", namespace, name, certName, cmapi.CertificateNameKey, namespace),
+		issued := ""
+		if iss := annotations[cmapi.IssuerNameAnnotationKey]; iss != "" {
+			issued = fmt.Sprintf(" (it was issued by %s %s)", annotations[cmapi.IssuerKindAnnotationKey], iss)
+		}
+		g.r.fail(label, fmt.Sprintf("Secret %s/%s names Certificate %q (annotation %s), which does not exist in %q%s: nothing renews this Secret", namespace, name, certName, cmapi.CertificateNameKey, namespace, issued),
 			fmt.Sprintf("recreate Certificate %s/%s with spec.secretName: %s (for a Gateway with the %s annotation, gateway-shim recreates it)", namespace, certName, name, cmapi.IngressIssuerNameAnnotationKey))
 		return
 	case crt == nil && shim:
