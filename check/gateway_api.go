@@ -38,7 +38,9 @@ func (g *gatewayChecker) gatewayAPI(ctx context.Context, u *unstructured.Unstruc
 	for _, ls := range gw.Status.Listeners {
 		status[ls.Name] = ls.Conditions
 	}
-	terminating := 0
+	// terminating counts the listeners with a certificate at the gateway,
+	// passthrough those whose backend has it.
+	terminating, passthrough := 0, 0
 	for i, l := range gw.Spec.Listeners {
 		if l.Protocol != gwapi.HTTPSProtocolType && l.Protocol != gwapi.TLSProtocolType {
 			continue
@@ -52,6 +54,7 @@ func (g *gatewayChecker) gatewayAPI(ctx context.Context, u *unstructured.Unstruc
 		}
 		if l.TLS.Mode != nil && *l.TLS.Mode == gwapi.TLSModePassthrough {
 			g.r.pass(label, fmt.Sprintf("%s on port %d with TLS Passthrough: the backend presents its own certificate; nothing to check at the gateway", l.Protocol, l.Port))
+			passthrough++
 			continue
 		}
 		terminating++
@@ -82,7 +85,7 @@ func (g *gatewayChecker) gatewayAPI(ctx context.Context, u *unstructured.Unstruc
 			g.certificateRef(ctx, &gw, label, fmt.Sprintf("%s.tls.certificateRefs[%d]", field, j), ref, hosts, listenerShim && len(hosts) > 0, len(l.TLS.CertificateRefs) > 1, j)
 		}
 	}
-	if terminating == 0 {
+	if terminating == 0 && passthrough == 0 {
 		g.r.fail("listeners", "no listener terminates TLS (protocol HTTPS or TLS, mode Terminate)",
 			"add a listener with protocol: HTTPS, a hostname and tls.certificateRefs naming the Secret")
 	}

@@ -56,7 +56,9 @@ func (g *gatewayChecker) istio(ctx context.Context, u *unstructured.Unstructured
 		return
 	}
 	namespaces := g.istioWorkload(ctx, &gw)
-	terminating := 0
+	// terminating counts the servers with a certificate at the gateway,
+	// other those whose certificate is elsewhere (backend, mesh, file).
+	terminating, other := 0, 0
 	for i, srv := range gw.Spec.Servers {
 		if srv.TLS == nil {
 			continue
@@ -78,9 +80,11 @@ func (g *gatewayChecker) istio(ctx context.Context, u *unstructured.Unstructured
 				continue // an HTTP server redirecting to HTTPS
 			}
 			g.r.pass(label, fmt.Sprintf("TLS %s on port %d: the backend presents its own certificate; nothing to check at the gateway", mode, srv.Port.Number))
+			other++
 			continue
 		case "ISTIO_MUTUAL":
 			g.r.pass(label, fmt.Sprintf("TLS ISTIO_MUTUAL on port %d: Istio's own workload certificates; no Secret", srv.Port.Number))
+			other++
 			continue
 		case "SIMPLE", "MUTUAL", "OPTIONAL_MUTUAL":
 		default:
@@ -96,6 +100,7 @@ func (g *gatewayChecker) istio(ctx context.Context, u *unstructured.Unstructured
 		if len(names) == 0 {
 			if srv.TLS.ServerCertificate != "" {
 				g.r.pass(label, fmt.Sprintf("TLS %s with serverCertificate %s: a file in the gateway pod, not a Secret; not checked", mode, srv.TLS.ServerCertificate))
+				other++
 			} else {
 				g.r.fail(label, fmt.Sprintf("TLS %s without %s.credentialName: the gateway has no certificate to serve", mode, field),
 					fmt.Sprintf("set %s.credentialName to the name of the Secret the Certificate writes (its spec.secretName)", field))
@@ -137,7 +142,7 @@ func (g *gatewayChecker) istio(ctx context.Context, u *unstructured.Unstructured
 			}
 		}
 	}
-	if terminating == 0 {
+	if terminating == 0 && other == 0 {
 		g.r.fail("servers", "no server terminates TLS (tls.mode SIMPLE, MUTUAL or OPTIONAL_MUTUAL)",
 			"add a server with port protocol HTTPS, hosts, and tls: {mode: SIMPLE, credentialName: <secret>}")
 	}
