@@ -60,8 +60,8 @@ func ParseGatewayKind(s string) (string, error) {
 // check's caches (Secrets, Deployments) and Report.
 type gatewayChecker struct {
 	*checker
-	g   GatewayOptions
-	now time.Time
+	opts GatewayOptions
+	now  time.Time
 	// certificates by namespace, listed once
 	certificates map[string][]cmapi.Certificate
 	// issuers the gateway's Certificates use, in the order met
@@ -91,7 +91,7 @@ func Gateway(ctx context.Context, o GatewayOptions, name string) Report {
 	}
 	g := &gatewayChecker{
 		checker:      &checker{o: o.IssuerOptions, secrets: map[string]secretResult{}, deployments: map[string]*deploymentInfo{}},
-		g:            o,
+		opts:         o,
 		now:          now,
 		certificates: map[string][]cmapi.Certificate{},
 	}
@@ -275,7 +275,7 @@ func (g *gatewayChecker) useIssuer(namespace string, ref cmmeta.IssuerReference,
 // chainIssuers runs `check issuer` in-process for each issuer met, with its
 // findings under the issuer's name.
 func (g *gatewayChecker) chainIssuers(ctx context.Context) {
-	if !g.g.ChainIssuer {
+	if !g.opts.ChainIssuer {
 		return
 	}
 	if len(g.issuers) == 0 {
