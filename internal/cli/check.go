@@ -21,7 +21,7 @@ import (
 func newCheckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Tell why a credential or an issuer does not work, before creating a Certificate",
+		Short: "Tell why a credential, an issuer or the certificate of a gateway does not work",
 	}
 	creds := &cobra.Command{
 		Use:   "credentials",
