@@ -8,6 +8,7 @@ import (
 
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/metadata"
@@ -21,7 +22,7 @@ import (
 func newCheckCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
-		Short: "Tell why a credential or an issuer does not work, before creating a Certificate",
+		Short: "Tell why a credential, an issuer or the certificate of a gateway does not work",
 	}
 	creds := &cobra.Command{
 		Use:   "credentials",
@@ -72,7 +73,7 @@ func newCheckCommand() *cobra.Command {
 	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default "+alibaba.DNSHost+"; host[:port] is HTTPS)")
 	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "text or json")
 	creds.AddCommand(cloudflare, alidns)
-	cmd.AddCommand(creds, newCheckIssuerCommand(report))
+	cmd.AddCommand(creds, newCheckIssuerCommand(report), newCheckGatewayCommand(report))
 	return cmd
 }
 
@@ -106,33 +107,7 @@ The check reads the referenced Secrets with your credentials and never prints th
 			if err != nil {
 				return err
 			}
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			rules.ExplicitPath = kubeconfig
-			loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
-			cfg, err := loader.ClientConfig()
-			if err != nil {
-				return fmt.Errorf("kubeconfig: %w", err)
-			}
-			cfg.Timeout = 30 * time.Second
-			o.Namespace = nsFlag
-			if o.Namespace == "" {
-				if o.Namespace, _, err = loader.Namespace(); err != nil {
-					return fmt.Errorf("kubeconfig: %w", err)
-				}
-			}
-			if o.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
-				return err
-			}
-			if o.CertManager, err = cmclient.NewForConfig(cfg); err != nil {
-				return err
-			}
-			if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
-				return err
-			}
-			if o.Aggregator, err = aggregator.NewForConfig(cfg); err != nil {
-				return err
-			}
-			if o.Metadata, err = metadata.NewForConfig(cfg); err != nil {
+			if err := connect(&o, kubeconfig, kubeContext, nsFlag); err != nil {
 				return err
 			}
 			return report(cmd, check.Issuer(cmd.Context(), o, kind, name))
@@ -142,6 +117,45 @@ The check reads the referenced Secrets with your credentials and never prints th
 	f.StringVar(&kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
 	f.StringVar(&kubeContext, "context", "", "kubeconfig context to use (default: the current context)")
 	f.StringVarP(&nsFlag, "namespace", "n", "", "namespace of a namespaced issuer (default: the context's namespace)")
+	issuerFlags(f, &o)
+	return cmd
+}
+
+// connect fills o's clients from the kubeconfig as kubectl finds it, and
+// its namespace from -n or the context.
+func connect(o *check.IssuerOptions, kubeconfig, kubeContext, namespace string) error {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	loader := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext})
+	cfg, err := loader.ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	o.Namespace = namespace
+	if o.Namespace == "" {
+		if o.Namespace, _, err = loader.Namespace(); err != nil {
+			return fmt.Errorf("kubeconfig: %w", err)
+		}
+	}
+	if o.Kube, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.CertManager, err = cmclient.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.Dynamic, err = dynamic.NewForConfig(cfg); err != nil {
+		return err
+	}
+	if o.Aggregator, err = aggregator.NewForConfig(cfg); err != nil {
+		return err
+	}
+	o.Metadata, err = metadata.NewForConfig(cfg)
+	return err
+}
+
+// issuerFlags are check issuer's flags; check gateway --issuer takes them too.
+func issuerFlags(f *pflag.FlagSet, o *check.IssuerOptions) {
 	f.StringVar(&o.ClusterResourceNamespace, "cluster-resource-namespace", "",
 		"where the cluster kinds' Secrets live (default: the --cluster-resource-namespace of cert-manager's or the certbridge issuer's Deployment, else cert-manager)")
 	f.StringVar(&o.CertManagerNamespace, "cert-manager-namespace", "cert-manager", "namespace of cert-manager's controller Deployment")
@@ -156,5 +170,55 @@ The check reads the referenced Secrets with your credentials and never prints th
 	f.StringVar(&o.AliDNSEndpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default: the solver's regionId endpoint)")
 	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default "+alibaba.PCAHost+")")
 	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for a PCA issuer's roleArn (default "+alibaba.STSHost+")")
+}
+
+func newCheckGatewayCommand(report func(*cobra.Command, check.Report) error) *cobra.Command {
+	var (
+		o                                        check.GatewayOptions
+		kubeconfig, kubeContext, nsFlag, kindArg string
+	)
+	cmd := &cobra.Command{
+		Use:   "gateway <name>",
+		Short: "Check that an Istio or Gateway API Gateway can serve its certificates",
+		Long: `Check the last step of a certificate's way, the gateway. For each TLS listener of a Gateway API
+Gateway, or server of an Istio Gateway, it reports:
+
+- where the gateway reads the Secret, and why: the Gateway's namespace, another one with a
+  ReferenceGrant (Gateway API), or the namespace of the pods the selector matches (Istio); when the
+  Secret is not there, which namespaces hold a Secret of that name;
+- the Secret's keys for the TLS mode (MUTUAL and OPTIONAL_MUTUAL also need the client CA: ca.crt,
+  cacert, or a Secret <credentialName>-cacert), that the key matches the certificate and the chain
+  parses in order;
+- that the certificate covers every host of the listener or server and is valid now;
+- the cert-manager Certificate that writes the Secret, its Ready condition and issuer, and for a
+  Gateway API Gateway with the cert-manager.io/issuer annotation whether cert-manager's gateway-shim
+  acts (Gateway API support enabled in its controller Deployment, listener hostname set).
+
+With --issuer it goes on to check each issuer those Certificates use, as check issuer does. Every ✗
+line has its fix; the exit code is 0 only when all passed. The Secrets are read with your
+credentials and their values are never printed.`,
+		Example: `  certbridge check gateway bookinfo-gateway -n bookinfo
+  certbridge check gateway mtls-gateway -n bookinfo --kind networking.istio.io --issuer
+  certbridge check gateway bookinfo-gateway -n bookinfo -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			kind, err := check.ParseGatewayKind(kindArg)
+			if err != nil {
+				return err
+			}
+			o.Kind = kind
+			if err := connect(&o.IssuerOptions, kubeconfig, kubeContext, nsFlag); err != nil {
+				return err
+			}
+			return report(cmd, check.Gateway(cmd.Context(), o, args[0]))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
+	f.StringVar(&kubeContext, "context", "", "kubeconfig context to use (default: the current context)")
+	f.StringVarP(&nsFlag, "namespace", "n", "", "namespace of the Gateway (default: the context's namespace)")
+	f.StringVar(&kindArg, "kind", "", "gateway.networking.k8s.io (Gateway API) or networking.istio.io (Istio) (default: whichever Gateway of that name exists, Gateway API's first)")
+	f.BoolVar(&o.ChainIssuer, "issuer", false, "also check the issuer of each Certificate that writes the gateway's Secrets, as check issuer does")
+	issuerFlags(f, &o.IssuerOptions)
 	return cmd
 }

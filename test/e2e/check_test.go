@@ -327,15 +327,22 @@ type checkEnv struct {
 	env
 	// secrets are every credential value the output must not contain.
 	secrets []string
+	// command is the check run: "issuer" when empty, or "gateway".
+	command string
 }
 
-// expect runs `certbridge check issuer args…` against the cluster and the
-// simulators, and asserts its exit code, that stdout holds every want, and
-// that no credential value is on stdout or stderr. It returns stdout.
+// expect runs `certbridge check issuer args…` (or k.command) against the
+// cluster and the simulators, and asserts its exit code, that stdout holds
+// every want, and that no credential value nor private key is on stdout or
+// stderr. It returns stdout.
 func (k *checkEnv) expect(t *testing.T, code int, args []string, want ...string) string {
 	t.Helper()
 	c := k.c
-	full := append([]string{"check", "issuer"}, args...)
+	command := k.command
+	if command == "" {
+		command = "issuer"
+	}
+	full := append([]string{"check", command}, args...)
 	full = append(full, "--kubeconfig="+c.AdminKubeconfig, "--cloudflare-api-url="+c.Cloudflare.URL(),
 		"--alidns-endpoint=http://"+c.Alibaba.Endpoint(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint())
 	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
@@ -355,7 +362,7 @@ func (k *checkEnv) expect(t *testing.T, code int, args []string, want ...string)
 		got = exit.ExitCode()
 	}
 	out := stdout.String()
-	t.Logf("certbridge check issuer %s → exit %d in %s:\n%s%s", strings.Join(args, " "), got, time.Since(began).Round(time.Millisecond), out, stderr.String())
+	t.Logf("certbridge check %s %s → exit %d in %s:\n%s%s", command, strings.Join(args, " "), got, time.Since(began).Round(time.Millisecond), out, stderr.String())
 	if got != code {
 		t.Errorf("exit code %d, want %d", got, code)
 	}
@@ -368,6 +375,9 @@ func (k *checkEnv) expect(t *testing.T, code int, args []string, want ...string)
 		if s != "" && (strings.Contains(out, s) || strings.Contains(stderr.String(), s)) {
 			t.Errorf("the output holds a credential value (%d characters)", len(s))
 		}
+	}
+	if strings.Contains(out+stderr.String(), "PRIVATE KEY") {
+		t.Errorf("the output holds a PEM private key")
 	}
 	if code != 0 && !strings.Contains(stderr.String(), "some checks failed") {
 		t.Errorf("stderr lacks the failure summary: %q", stderr.String())

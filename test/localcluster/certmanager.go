@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -173,8 +174,59 @@ func (c *Cluster) StartCertManager(ctx context.Context, serviceAccount string) e
 		shared.GWShared.Start(runCtx.Done())
 	}
 	c.certManager = m
+	if err := c.describeCertManager(ctx, serviceAccount); err != nil {
+		return err
+	}
 	c.step("cert-manager controllers running in-process as system:serviceaccount:%s:%s", CertManagerNamespace, serviceAccount)
 	return nil
+}
+
+// describeCertManager applies the Deployment cert-manager's chart would
+// make for the controllers this process runs: its labels, ServiceAccount and
+// the flags of the options above. Nothing runs it (there is no
+// kube-controller-manager); it is what tools that read a cluster, such as
+// certbridge check, find there.
+func (c *Cluster) describeCertManager(ctx context.Context, serviceAccount string) error {
+	out, err := execGo(ctx, c.opts.ModuleRoot, "list", "-m", "-f", "{{.Version}}", "github.com/cert-manager/cert-manager").Output()
+	if err != nil {
+		return fmt.Errorf("go list -m github.com/cert-manager/cert-manager: %w", err)
+	}
+	c.CertManagerVersion = strings.TrimSpace(string(out))
+	return c.ApplyYAML(ctx, CertManagerDeployment(CertManagerNamespace, serviceAccount, c.CertManagerVersion,
+		"--cluster-resource-namespace=$(POD_NAMESPACE)", "--enable-gateway-api", "--max-concurrent-challenges=60",
+		"--dns01-recursive-nameservers="+c.DNS.Addr))
+}
+
+// CertManagerDeployment is a manifest of cert-manager's controller
+// Deployment as its chart names and labels it, running version with args.
+func CertManagerDeployment(namespace, serviceAccount, version string, args ...string) string {
+	quoted := make([]string, 0, len(args))
+	for _, a := range args {
+		quoted = append(quoted, fmt.Sprintf("%q", a))
+	}
+	return fmt.Sprintf(`
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: cert-manager
+  namespace: %[1]s
+  labels: {app: cert-manager, app.kubernetes.io/name: cert-manager, app.kubernetes.io/instance: cert-manager, app.kubernetes.io/component: controller}
+spec:
+  selector:
+    matchLabels: {app.kubernetes.io/name: cert-manager, app.kubernetes.io/instance: cert-manager, app.kubernetes.io/component: controller}
+  template:
+    metadata:
+      labels: {app: cert-manager, app.kubernetes.io/name: cert-manager, app.kubernetes.io/instance: cert-manager, app.kubernetes.io/component: controller}
+    spec:
+      serviceAccountName: %[2]s
+      containers:
+        - name: cert-manager-controller
+          image: quay.io/jetstack/cert-manager-controller:%[3]s
+          args: [%[4]s]
+          env:
+            - name: POD_NAMESPACE
+              valueFrom: {fieldRef: {fieldPath: metadata.namespace}}
+`, namespace, serviceAccount, version, strings.Join(quoted, ", "))
 }
 
 // startCAInjector runs cert-manager's cainjector in-process for APIServices,

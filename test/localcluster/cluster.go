@@ -124,6 +124,10 @@ type Cluster struct {
 	// looks for each of them.
 	CloudflareToken, AliAccessKeyID, AliAccessKeySecret string
 
+	// CertManagerVersion is the version of cert-manager's module the
+	// controllers run from, as in go.mod.
+	CertManagerVersion string
+
 	// PebbleDirectory is the ACME directory URL; PebbleRoots its roots.
 	PebbleDirectory  string
 	pebbleManagement string

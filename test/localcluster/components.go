@@ -19,6 +19,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	// Istio's CRDs are read from this module's directory (installCRDs); the
+	// import keeps it in go.mod, at the version go.sum pins.
+	_ "istio.io/api/label"
+
 	"github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 	"github.com/certbridge/certbridge/test/sim/dnsserver"
@@ -53,8 +57,8 @@ func (c *Cluster) CreateNamespace(ctx context.Context, name string) error {
 	return nil
 }
 
-// installCRDs applies cert-manager's CRDs and Gateway API's standard CRDs
-// from their Go modules.
+// installCRDs applies cert-manager's CRDs, Gateway API's standard CRDs and
+// Istio's CRDs from their Go modules.
 func (c *Cluster) installCRDs(ctx context.Context) error {
 	cm, err := c.moduleDir(ctx, "github.com/cert-manager/cert-manager")
 	if err != nil {
@@ -64,7 +68,12 @@ func (c *Cluster) installCRDs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, dir := range []string{filepath.Join(cm, "deploy", "crds"), filepath.Join(gw, "config", "crd", "standard")} {
+	istio, err := c.moduleDir(ctx, "istio.io/api")
+	if err != nil {
+		return err
+	}
+	for _, dir := range []string{filepath.Join(cm, "deploy", "crds"), filepath.Join(gw, "config", "crd", "standard"),
+		filepath.Join(istio, "kubernetes", "customresourcedefinitions.gen.yaml")} {
 		if _, err := c.Kubectl(ctx, nil, "apply", "--server-side", "-f", dir); err != nil {
 			return err
 		}
