@@ -133,3 +133,19 @@ func TestAliDNSCredentials(t *testing.T) {
 		}
 	})
 }
+
+// An endpoint without a scheme is HTTPS, as for the webhook; pointed at a
+// plain-HTTP server, the finding says so in the transport's own words and
+// names the endpoint, where it once said "refused ()".
+func TestAliDNSCredentials_EndpointErrorKeepsItsCause(t *testing.T) {
+	s := alisim.Start()
+	t.Cleanup(s.Close)
+	const id, secret = "LTAI5tEndpointCause00001", "endpointCauseAccessKeySecret00"
+	s.AddAccessKey(alisim.AccessKey{ID: id, Secret: secret, Policy: alisim.AllowAll})
+	vars := map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret}
+	r := check.AliDNSCredentials(context.Background(), env(vars), check.AliDNSOptions{Endpoint: s.Endpoint()})
+	assertReport(t, r, false, []string{"✗ AccessKey LTAI****: refused (no answer from https://" + s.Endpoint() + ": ",
+		"server gave HTTP response to HTTPS client", "check --alidns-endpoint (https://" + s.Endpoint() + ")", "needs http://"}, secret, id)
+	r = check.AliDNSCredentials(context.Background(), env(vars), check.AliDNSOptions{Endpoint: "ftp://" + s.Endpoint()})
+	assertReport(t, r, false, []string{"✗ endpoint: --alidns-endpoint", "the scheme must be http or https"}, secret)
+}

@@ -210,3 +210,26 @@ func TestAlibabaPCA_KeyAlgorithmMismatch(t *testing.T) {
 		t.Errorf("want one DescribeCACertificate and no signing call, got %v", calls)
 	}
 }
+
+// An unreachable Private CA is named with the transport's own words, and
+// retried (not a terminal failure).
+func TestAlibabaPCA_UnreachableKeepsItsCause(t *testing.T) {
+	s, _ := pcaEnv(t)
+	p, err := issuer.NewAlibabaPCA(alibaba.Options{PCA: alibaba.Endpoint{Scheme: "HTTPS", Host: s.Endpoint()}},
+		alibaba.Credential{AccessKeyID: pcaKeyID, AccessKeySecret: pcaKeySecret}, "", "sub-1", "Secret istio-system/pca-key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Check(context.Background())
+	if err == nil || classify(err) != transient {
+		t.Fatalf("want a transient error, got %v", err)
+	}
+	for _, want := range []string{"cannot reach Private CA: no answer from https://" + s.Endpoint(), "server gave HTTP response to HTTPS client", "retrying"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), pcaKeyID) {
+		t.Error("the error holds the AccessKey id")
+	}
+}

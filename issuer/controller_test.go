@@ -251,9 +251,27 @@ func TestControllers(t *testing.T) {
 			t.Fatal(err)
 		}
 		issuerReady(iss, metav1.ConditionTrue, "")
+		// The sub-CA's key algorithm, which requests must match, is in the
+		// status (and so in kubectl's Key Algorithm column).
+		testutil.Eventually(t, 30*time.Second, "status.ca of the PCA issuer", func() (bool, string) {
+			var got api.AlibabaPCAIssuer
+			if err := e.c.Get(ctx, client.ObjectKeyFromObject(iss), &got); err != nil {
+				t.Fatal(err)
+			}
+			ca := got.Status.CA
+			return ca != nil && ca.KeyAlgorithm == "RSA_2048" && ca.State == "ISSUE" && ca.RemainingCertificates > 0 && ca.NotAfter != nil &&
+				len(got.Status.Conditions) > 0, fmt.Sprintf("%+v", got.Status)
+		})
 		e.request(t, "istio-system", "istiod", dnsCSR(t, rsaKey, "istiod.istio-system.svc"), time.Hour,
 			cmmeta.IssuerReference{Name: "pca", Kind: "AlibabaPCAIssuer", Group: "certbridge.io"})
 		verifies(t, e.waitRequest(t, "istio-system", "istiod", cmmeta.ConditionTrue, ""), "istiod.istio-system.svc")
+		// An ECDSA request to the RSA sub-CA fails at once, for good.
+		e.request(t, "istio-system", "istiod-ecdsa", dnsCSR(t, ecKey, "istiod.istio-system.svc"), time.Hour,
+			cmmeta.IssuerReference{Name: "pca", Kind: "AlibabaPCAIssuer", Group: "certbridge.io"})
+		failed := e.waitRequest(t, "istio-system", "istiod-ecdsa", cmmeta.ConditionFalse, cmapi.CertificateRequestReasonFailed)
+		if msg := readyMessage(failed); !strings.Contains(msg, "ECDSA P-256") || !strings.Contains(msg, "RSA_2048") {
+			t.Errorf("the failed request does not name both algorithms: %s", msg)
+		}
 	})
 
 	t.Run("F20 a root CA cannot issue", func(t *testing.T) {

@@ -537,3 +537,18 @@ func TestAliDNS_F17_ThrottlingIsRetried(t *testing.T) {
 		}
 	})
 }
+
+// A transport failure keeps its cause and the endpoint, without the
+// request URL (it carries the AccessKey id and signature).
+func TestAliDNS_EndpointErrorKeepsItsCause(t *testing.T) {
+	e := newAliEnv(t)
+	e.opts.DNS = endpoint(t, e.sim.Endpoint()) // no scheme: HTTPS, at a plain-HTTP server
+	e.solver = e.newSolver()
+	id, secret, cfg := e.accessKey(alisim.AllowAll)
+	err := e.present(cfg, acmeKey())
+	assertMessage(t, err, "cannot reach Alibaba Cloud DNS: no answer from https://"+e.sim.Endpoint(), "server gave HTTP response to HTTPS client")
+	assertNoAliSecrets(t, id, secret, err, e.logs)
+	if strings.Contains(err.Error(), "Signature") || strings.Contains(err.Error(), "?") {
+		t.Errorf("the error shows the request URL: %v", err)
+	}
+}
