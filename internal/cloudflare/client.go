@@ -158,6 +158,9 @@ func throttle(b *ratelimit.Budget) option.Middleware {
 		res, err := next(req)
 		release()
 		observe(req, res, err, time.Since(start))
+		if err == nil {
+			followCount(b, res.Header)
+		}
 		if err != nil || res.StatusCode != http.StatusTooManyRequests {
 			return res, err
 		}
@@ -173,6 +176,22 @@ func throttle(b *ratelimit.Budget) option.Middleware {
 			metrics.RateLimitWait.WithLabelValues("cloudflare").Add(wait.Seconds())
 		}
 		return res, nil
+	}
+}
+
+// followCount brings the budget in line with Cloudflare's own count of the
+// user's quota, which every client of the user spends: other replicas,
+// clusters and tools. Fields that do not parse are ignored: the local
+// window still holds.
+func followCount(b *ratelimit.Budget, h http.Header) {
+	remaining, err := ratelimit.ParseRatelimit(strings.Join(h.Values("Ratelimit"), ", "))
+	if err != nil || len(remaining) == 0 {
+		return
+	}
+	policies, _ := ratelimit.ParsePolicy(strings.Join(h.Values("Ratelimit-Policy"), ", "))
+	b.Observe(remaining, policies)
+	for _, r := range remaining {
+		metrics.QuotaRemaining.WithLabelValues("cloudflare", r.Policy).Set(float64(r.Remaining))
 	}
 }
 

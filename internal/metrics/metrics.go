@@ -31,6 +31,27 @@ var (
 		Help: "Seconds spent waiting for rate limits, by provider.",
 	}, []string{"provider"})
 
+	// QuotaRemaining is what the provider last said is left of the
+	// account's quota (Cloudflare's Ratelimit field), by policy.
+	QuotaRemaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "certbridge", Name: "provider_quota_remaining",
+		Help: "Requests left of the account's quota as the provider last counted them (all its clients together), by provider and policy.",
+	}, []string{"provider", "policy"})
+
+	// RateLimit is the adaptive request rate per second a provider's
+	// action is held to (Alibaba Cloud DNS).
+	RateLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "certbridge", Name: "provider_rate_limit_per_second",
+		Help: "The request rate per second certbridge holds itself to, adapted to the provider's throttling, by provider and action.",
+	}, []string{"provider", "action"})
+
+	// BatchSize is the number of record changes per Cloudflare batch call.
+	BatchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Namespace: "certbridge", Name: "provider_batch_size",
+		Help:    "Record changes sent in one call (1: a single call), by provider.",
+		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200},
+	}, []string{"provider"})
+
 	// Challenges counts Present and CleanUp calls by outcome.
 	Challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "certbridge", Name: "challenges_total",
@@ -53,7 +74,7 @@ var (
 
 // Register adds the solver metrics to r.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, Challenges, CleanupsSkipped} {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, QuotaRemaining, RateLimit, BatchSize, Challenges, CleanupsSkipped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

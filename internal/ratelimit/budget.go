@@ -16,6 +16,10 @@ import (
 // provider stamps it somewhere in between, so the slot never frees before the
 // provider's count drops. A 429 blocks the budget until its Retry-After, so
 // concurrent calls with the same credential wait instead of piling on.
+//
+// The provider's own count comes first when it sends one (Observe): it
+// covers every client of the account — other replicas, other clusters,
+// other tools — which no local window can see.
 type Budget struct {
 	limit  int
 	window time.Duration
@@ -24,6 +28,19 @@ type Budget struct {
 	mu           sync.Mutex
 	slots        []*slot // oldest first
 	blockedUntil time.Time
+	// views are the provider's counts by policy name, from its answers.
+	views map[string]*view
+}
+
+// view is the provider's count of one policy as its last answer gave it.
+type view struct {
+	remaining int
+	resetAt   time.Time
+	quota     int
+	// admitted counts the requests admitted since the count was taken: the
+	// provider may not have counted them yet.
+	admitted  int
+	lastAdmit time.Time
 }
 
 type slot struct {
@@ -94,6 +111,9 @@ func (b *Budget) take() (*slot, time.Time) {
 	if now.Before(b.blockedUntil) {
 		return nil, b.blockedUntil
 	}
+	if next := b.admitByViews(now); !next.IsZero() {
+		return nil, next
+	}
 	kept := b.slots[:0]
 	var next time.Time
 	for _, s := range b.slots {
@@ -114,7 +134,89 @@ func (b *Budget) take() (*slot, time.Time) {
 	}
 	s := &slot{}
 	b.slots = append(b.slots, s)
+	for _, v := range b.views {
+		v.admitted++
+		v.lastAdmit = now
+	}
 	return s, time.Time{}
+}
+
+// Reserve is the share of a quota left unspent for the account's other
+// clients and the requests in flight everywhere.
+const Reserve = 0.02
+
+// paceBelow is the share of a quota below which requests are spread over
+// the time left instead of sent at once.
+const paceBelow = 0.5
+
+// admitByViews applies the provider's counts: nothing is sent once only the
+// reserve is left, and below half of the quota requests are spread evenly
+// over the time to the reset. Spreading what is left over the time left,
+// recomputed from every answer, holds any number of uncoordinated clients
+// of one account within its quota: each one's rate shrinks as the shared
+// count does. It returns when to look again, or zero to admit.
+func (b *Budget) admitByViews(now time.Time) time.Time {
+	var next time.Time
+	later := func(t time.Time) {
+		if t.After(next) {
+			next = t
+		}
+	}
+	for name, v := range b.views {
+		if !now.Before(v.resetAt) {
+			delete(b.views, name) // the window reset: wait for the next count
+			continue
+		}
+		quota := v.quota
+		if quota <= 0 {
+			quota = max(v.remaining, b.limit)
+		}
+		reserve := max(1, int(float64(quota)*Reserve))
+		avail := v.remaining - v.admitted - reserve
+		switch {
+		case avail <= 0:
+			later(v.resetAt)
+		case float64(avail) < float64(quota)*paceBelow:
+			gap := v.resetAt.Sub(now) / time.Duration(avail)
+			if at := v.lastAdmit.Add(gap); now.Before(at) {
+				later(at)
+			}
+		}
+	}
+	return next
+}
+
+// Observe brings the budget in line with the provider's own count, from an
+// answer's Ratelimit (and Ratelimit-Policy) fields.
+func (b *Budget) Observe(remaining []Remaining, policies []Policy) {
+	if b == nil || len(remaining) == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := b.now()
+	if b.views == nil {
+		b.views = map[string]*view{}
+	}
+	inFlight := 0
+	for _, s := range b.slots {
+		if s.done.IsZero() {
+			inFlight++
+		}
+	}
+	for _, r := range remaining {
+		v, ok := b.views[r.Policy]
+		if !ok {
+			v = &view{}
+			b.views[r.Policy] = v
+		}
+		v.remaining, v.resetAt, v.admitted = r.Remaining, now.Add(r.Reset), inFlight
+		for _, p := range policies {
+			if p.Policy == r.Policy {
+				v.quota = p.Quota
+			}
+		}
+	}
 }
 
 func (b *Budget) release(s *slot) {

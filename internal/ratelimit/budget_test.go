@@ -93,3 +93,74 @@ func TestBudget(t *testing.T) {
 		}
 	})
 }
+
+// The provider's count covers other clients of the account: a budget that
+// has spent nothing itself still stops when the count says the quota is
+// gone, and spreads what is left once it runs low.
+func TestBudgetFollowsTheProvidersCount(t *testing.T) {
+	t.Run("a foreign client spent the quota: wait for the reset", func(t *testing.T) {
+		b, clock := newTestBudget(1200, 5*time.Minute)
+		b.Observe([]Remaining{{"default", 20, 30 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
+		s, next := b.take()
+		if s != nil {
+			t.Fatal("admitted with 20 left of 1200: that is within the reserve (24)")
+		}
+		if want := clock.now().Add(30 * time.Second); !next.Equal(want) {
+			t.Errorf("next at %v, want the reset %v", next, want)
+		}
+		clock.advance(30 * time.Second)
+		if s, _ := b.take(); s == nil {
+			t.Error("not admitted after the reset")
+		}
+	})
+	t.Run("plenty left: sent at once", func(t *testing.T) {
+		b, _ := newTestBudget(1200, 5*time.Minute)
+		b.Observe([]Remaining{{"default", 1100, 200 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
+		for i := range 50 {
+			if s, _ := b.take(); s == nil {
+				t.Fatalf("request %d held back with most of the quota left", i)
+			}
+		}
+	})
+	t.Run("below half: spread over the time left", func(t *testing.T) {
+		b, clock := newTestBudget(1200, 5*time.Minute)
+		b.Observe([]Remaining{{"default", 124, 100 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
+		if s, _ := b.take(); s == nil {
+			t.Fatal("the first request after a count is held back")
+		}
+		s, next := b.take()
+		if s != nil {
+			t.Fatal("a second request at once, with 99 left for 100 s")
+		}
+		// 124 - 1 admitted - 24 reserve = 99 left over 100 s.
+		if gap := next.Sub(clock.now()); gap < time.Second || gap > 1100*time.Millisecond {
+			t.Errorf("gap %v, want about 100s/99", gap)
+		}
+	})
+	t.Run("requests admitted since the count are counted against it", func(t *testing.T) {
+		b, _ := newTestBudget(1200, 5*time.Minute)
+		b.Observe([]Remaining{{"default", 30, time.Hour}}, []Policy{{"default", 1200, time.Hour}})
+		admitted := 0
+		for range 10 {
+			if s, _ := b.take(); s != nil {
+				admitted++
+			}
+		}
+		// 30 - 24 reserve = 6, paced: the first at once, the rest later.
+		if admitted != 1 {
+			t.Errorf("%d admitted at once, want 1", admitted)
+		}
+	})
+	t.Run("without a count the local window holds", func(t *testing.T) {
+		b, _ := newTestBudget(3, time.Minute)
+		b.Observe(nil, nil)
+		for range 3 {
+			if s, _ := b.take(); s == nil {
+				t.Fatal("held back within the local window")
+			}
+		}
+		if s, _ := b.take(); s != nil {
+			t.Error("a fourth request admitted past the local window")
+		}
+	})
+}

@@ -2,6 +2,7 @@ package cloudflare
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -38,8 +39,9 @@ type Fault struct {
 	Header http.Header
 }
 
-// RateLimit is the per-user request budget: Limit calls per Window. Exceeding
-// it blocks every call for Window, as Cloudflare does (429, code 971).
+// RateLimit is the per-user request quota: Limit calls per Window, for all
+// the user's clients together. Exceeding it blocks every call for Window,
+// as Cloudflare does (429, code 971).
 type RateLimit struct {
 	Limit  int
 	Window time.Duration
@@ -58,7 +60,8 @@ type Server struct {
 	calls      simkit.Counter
 	faults     simkit.Queue[Fault]
 	limit      RateLimit
-	recent     []time.Time
+	windowEnd  time.Time
+	count      int
 	blockedTil time.Time
 	rejected   int
 	now        func() time.Time
@@ -160,7 +163,7 @@ func (s *Server) AddGlobalKey(email, key string) {
 func (s *Server) SetRateLimit(l RateLimit) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limit, s.recent, s.blockedTil = l, nil, time.Time{}
+	s.limit, s.windowEnd, s.count, s.blockedTil = l, time.Time{}, 0, time.Time{}
 }
 
 // InjectFault queues a fault; faults apply in the order injected.
@@ -303,8 +306,13 @@ func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
 	return true
 }
 
-// admit enforces the rate limit: a sliding window of Limit calls per Window;
-// the call that exceeds it blocks the user for a whole Window.
+// admit counts the call against the user's quota, shared by every client
+// of the user: a fixed window of Limit calls per Window from the first
+// call; the call that exceeds it blocks the user for a whole Window (429,
+// code 971), as Cloudflare does. Every answer carries Ratelimit and
+// Ratelimit-Policy with the count, in the structured-field form Cloudflare
+// sends (the reference does not say whether Cloudflare's window is fixed
+// or sliding; a fixed one is what its "seconds to the reset" describes).
 func (s *Server) admit(w http.ResponseWriter) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -312,27 +320,25 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 		return true
 	}
 	now := s.now()
-	cut := 0
-	for cut < len(s.recent) && now.Sub(s.recent[cut]) >= s.limit.Window {
-		cut++
+	if !now.Before(s.windowEnd) {
+		s.windowEnd, s.count = now.Add(s.limit.Window), 0
 	}
-	s.recent = s.recent[cut:]
-	if now.Before(s.blockedTil) || len(s.recent) >= s.limit.Limit {
+	secs := func(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+	w.Header().Set("Ratelimit-Policy", fmt.Sprintf(`"default";q=%d;w=%d`, s.limit.Limit, secs(s.limit.Window)))
+	if now.Before(s.blockedTil) || s.count >= s.limit.Limit {
 		if !now.Before(s.blockedTil) {
 			s.blockedTil = now.Add(s.limit.Window)
+			s.windowEnd = s.blockedTil // the next window starts after the block
 		}
 		s.rejected++
-		wait := s.blockedTil.Sub(now)
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-		w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(s.limit.Limit))
-		w.Header().Set("X-Ratelimit-Remaining", "0")
-		w.Header().Set("X-Ratelimit-Reset", s.blockedTil.UTC().Format(http.TimeFormat))
+		wait := secs(s.blockedTil.Sub(now))
+		w.Header().Set("Retry-After", strconv.Itoa(wait))
+		w.Header().Set("Ratelimit", fmt.Sprintf(`"default";r=0;t=%d`, wait))
 		writeError(w, http.StatusTooManyRequests, errItem(971, "Please wait and consider throttling your request speed"))
 		return false
 	}
-	s.recent = append(s.recent, now)
-	w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(s.limit.Limit))
-	w.Header().Set("X-Ratelimit-Remaining", strconv.Itoa(s.limit.Limit-len(s.recent)))
+	s.count++
+	w.Header().Set("Ratelimit", fmt.Sprintf(`"default";r=%d;t=%d`, s.limit.Limit-s.count, secs(s.windowEnd.Sub(now))))
 	return true
 }
 
