@@ -31,11 +31,27 @@ export TEST_ASSET_PEBBLE := $(PEBBLE_DIR)/pebble
 BIN_DIR ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
 LDFLAGS := -s -w -X github.com/certbridge/certbridge/internal/version.Version=$(VERSION)
+# One command builds every certbridge binary: make build, the Dockerfile (which
+# runs make build) and make image. -trimpath and -buildvcs=false keep paths and
+# the work tree's state (an untracked file) out of it, so the same commit
+# gives the same bytes.
+GO_BUILD = CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags '$(LDFLAGS)'
+
+# make image names the image as the chart's defaults do (image.repository, and
+# image.tag's default, the chart's appVersion), so a loaded tarball is what
+# helm install pulls. Its digest depends on neither name.
+IMAGE_REPO ?= ghcr.io/certbridge/certbridge
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$$/\1/p' charts/certbridge/Chart.yaml)
+IMAGE_DIR ?= $(BIN_DIR)/image
+IMAGE_SOURCE := https://github.com/certbridge/certbridge
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The commit's time stamps the image, so the digest does not change with the day.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 GO_TEST_FLAGS ?= -race -count=1
 # The end-to-end tests and the demo run the binary `make build` makes.
 export CERTBRIDGE_BINARY := $(abspath $(BIN_DIR))/certbridge
 
-.PHONY: all build test e2e demo verify generate tools env conformance-live bench sim clean-tools help
+.PHONY: all build image image-push test e2e demo verify generate tools env conformance-live bench sim clean-tools help
 
 all: build
 
@@ -43,7 +59,21 @@ help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build bin/certbridge with the version stamped in
-	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN_DIR)/certbridge .
+	$(GO_BUILD) -o $(BIN_DIR)/certbridge .
+
+# No container engine: the binaries are cross-compiled and hack/image lays
+# them on an empty base with go-containerregistry.
+image: ## build linux/amd64 + linux/arm64 images without a container engine: bin/image/oci (OCI layout), bin/image/*.tar (docker load, kind load)
+	GOOS=linux GOARCH=amd64 $(GO_BUILD) -o $(IMAGE_DIR)/linux_amd64/certbridge .
+	GOOS=linux GOARCH=arm64 $(GO_BUILD) -o $(IMAGE_DIR)/linux_arm64/certbridge .
+	@go run ./hack/image build --dir $(IMAGE_DIR) --name $(IMAGE_REPO):$(IMAGE_TAG) \
+	  --version $(VERSION) --revision $(REVISION) --source $(IMAGE_SOURCE) --source-date-epoch $(SOURCE_DATE_EPOCH) \
+	  linux/amd64=$(IMAGE_DIR)/linux_amd64/certbridge linux/arm64=$(IMAGE_DIR)/linux_arm64/certbridge
+
+image-push: ## make image, then push both platforms and their SBOMs: make image-push IMAGE=<registry>/<repository>:<tag>
+	@test -n "$(IMAGE)" || { echo "set IMAGE=<registry>/<repository>:<tag> to push to, e.g. make image-push IMAGE=registry.example.com/certbridge:$(IMAGE_TAG)"; exit 1; }
+	@$(MAKE) --no-print-directory image
+	@go run ./hack/image push --dir $(IMAGE_DIR) $(IMAGE)
 
 test: tools build ## run every test: unit, simulators, conformance, chart checks (real kube-apiserver + etcd), then make e2e
 	@mkdir -p $(BIN_DIR)

@@ -502,6 +502,7 @@ func TestUnknownValuesFail(t *testing.T) {
 		{"nested typo", "webhook.secretNamespace=team-a", "'secretNamespace'"},
 		{"typo two levels down", "metrics.serviceMonitor.enable=true", "'enable'"},
 		{"groupName without a dot", "groupName=acme", "/groupName"},
+		{"a tag as image.digest", "image.digest=v1.2.3", "/image/digest"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
