@@ -165,12 +165,13 @@ func (d *cloudflareDNS) PresentTXT(ctx context.Context, fqdn, value string) erro
 	if err != nil {
 		return err
 	}
-	rec, err := d.account.Client.CreateTXT(ctx, z.ID, fqdn, dnstxt.Quote(value), d.cfg.ttl(), recordComment)
+	record := cloudflare.TXTRecord{Name: fqdn, Content: dnstxt.Quote(value), TTL: d.cfg.ttl(), Comment: recordComment}
+	rec, err := d.account.Batch.Create(ctx, z.ID, record)
 	if d.staleZone(z, err) {
 		if z, err = d.zone(ctx, fqdn); err != nil {
 			return err
 		}
-		rec, err = d.account.Client.CreateTXT(ctx, z.ID, fqdn, dnstxt.Quote(value), d.cfg.ttl(), recordComment)
+		rec, err = d.account.Batch.Create(ctx, z.ID, record)
 	}
 	switch {
 	case cloudflare.Is(err, cloudflare.Duplicate):
@@ -192,18 +193,18 @@ func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, fqdn, value string) erro
 		return err
 	}
 	if id, ok := d.provider.records.Take(d.recordKey(z.ID, fqdn, value)); ok {
-		err := d.account.Client.DeleteRecord(ctx, z.ID, id)
+		err := d.account.Batch.Delete(ctx, z.ID, id)
 		if err == nil || cloudflare.Is(err, cloudflare.RecordNotFound) {
 			return nil
 		}
 		return d.explain(err, z)
 	}
-	records, err := d.account.Client.ListTXT(ctx, z.ID, fqdn)
+	records, err := d.account.Batch.ListTXT(ctx, z.ID, fqdn)
 	if d.staleZone(z, err) {
 		if z, err = d.zone(ctx, fqdn); err != nil {
 			return err
 		}
-		records, err = d.account.Client.ListTXT(ctx, z.ID, fqdn)
+		records, err = d.account.Batch.ListTXT(ctx, z.ID, fqdn)
 	}
 	if err != nil {
 		return d.explain(err, z)
@@ -215,7 +216,7 @@ func (d *cloudflareDNS) CleanUpTXT(ctx context.Context, fqdn, value string) erro
 		if dnstxt.Value(r.Content) != value {
 			continue
 		}
-		if err := d.account.Client.DeleteRecord(ctx, z.ID, r.ID); err != nil && !cloudflare.Is(err, cloudflare.RecordNotFound) {
+		if err := d.account.Batch.Delete(ctx, z.ID, r.ID); err != nil && !cloudflare.Is(err, cloudflare.RecordNotFound) {
 			errs = append(errs, d.explain(err, z))
 		}
 	}

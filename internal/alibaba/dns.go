@@ -21,7 +21,9 @@ type DNSClient struct {
 	clients  *pool[*alidns.Client]
 	endpoint Endpoint
 	secrets  []string
-	budgets  map[string]*ratelimit.Budget
+	// rates pace each action at a rate that adapts to throttling, so that
+	// several replicas of one account hold its documented QPS together.
+	rates map[string]*ratelimit.Adaptive
 }
 
 // NewDNSClient builds the client for a credential; region selects the
@@ -49,32 +51,44 @@ func NewDNSClient(o Options, c Credential, region string) (*DNSClient, error) {
 	if err != nil {
 		return nil, classify("client", endpoint, c.secrets(), err)
 	}
-	budgets := map[string]*ratelimit.Budget{}
-	for action, qps := range o.qps() {
-		budgets[action] = ratelimit.New(qps, time.Second)
-	}
-	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), budgets: budgets}, nil
+	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), rates: adaptiveRates(o.qps())}, nil
 }
 
 // Endpoint is where the client's calls go.
 func (d *DNSClient) Endpoint() Endpoint { return d.endpoint }
 
-// call runs one action within its budget, retrying what Retryable says
+// adaptiveRates paces each action of qps at a rate adapted to throttling.
+func adaptiveRates(qps map[string]int) map[string]*ratelimit.Adaptive {
+	rates := map[string]*ratelimit.Adaptive{}
+	for action, n := range qps {
+		gauge := metrics.RateLimit.WithLabelValues("alidns", action)
+		rates[action] = ratelimit.NewAdaptive(n, gauge.Set)
+	}
+	return rates
+}
+
+// call runs one action at its adaptive rate, retrying what Retryable says
 // with backoff until ctx's deadline.
 func (d *DNSClient) call(ctx context.Context, action string, req timeouts, do func(*alidns.Client) error) error {
+	rate := d.rates[action]
 	for attempt := 0; ; attempt++ {
 		waitStart := time.Now()
-		release, err := d.budgets[action].Acquire(ctx)
+		err := rate.Acquire(ctx)
 		metrics.RateLimitWait.WithLabelValues("alidns").Add(time.Since(waitStart).Seconds())
 		if err != nil {
 			return classify(action, d.endpoint, d.secrets, err)
 		}
 		start := time.Now()
 		err = d.clients.with(ctx, req, do)
-		release()
 		err = classify(action, d.endpoint, d.secrets, err)
 		observe("alidns", action, err, time.Since(start))
 		e, failed := As(err)
+		switch {
+		case failed && e.Reason == Throttled:
+			rate.Throttled()
+		case !failed:
+			rate.Accepted()
+		}
 		if !failed || !e.Retryable() {
 			return err
 		}

@@ -7,10 +7,12 @@ import (
 )
 
 // Account is what is kept per credential: its client, with the
-// credential's request budget, and its zone resolver.
+// credential's request budget, its zone resolver, and its batcher of
+// record changes.
 type Account struct {
 	Client *Client
 	Zones  *Resolver
+	Batch  *Batcher
 }
 
 // Accounts hands out one Account per credential, keyed by the credential's
@@ -36,7 +38,7 @@ func NewAccounts(o Options) *Accounts {
 func (a *Accounts) For(c Credential) *Account {
 	return a.m.GetOrCreate(c.Hash(), func() *Account {
 		client := NewClient(a.opts, c)
-		return &Account{Client: client, Zones: NewResolver(client)}
+		return &Account{Client: client, Zones: NewResolver(client), Batch: NewBatcher(client, a.opts.Batch)}
 	})
 }
 

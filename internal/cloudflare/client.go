@@ -49,6 +49,8 @@ type Options struct {
 	// Limit is the client-side budget per credential; zero means
 	// DocumentedLimit, a negative Limit.Limit disables it.
 	Limit ratelimit.Limit
+	// Batch tunes how record changes share calls.
+	Batch BatchOptions
 }
 
 func (o Options) withDefaults() Options {
@@ -356,17 +358,9 @@ func (c *Client) ListTXT(ctx context.Context, zoneID, name string) ([]Record, er
 // CreateTXT creates a TXT record holding content (already quoted as the
 // API asks) and returns it.
 func (c *Client) CreateTXT(ctx context.Context, zoneID, name, content string, ttl int, comment string) (Record, error) {
-	var body dns.TXTRecordParam
-	body.Name.Value, body.Name.Present = name, true
-	body.Type.Value, body.Type.Present = dns.TXTRecordTypeTXT, true
-	body.Content.Value, body.Content.Present = content, true
-	body.TTL.Value, body.TTL.Present = dns.TTL(ttl), true
-	if comment != "" {
-		body.Comment.Value, body.Comment.Present = comment, true
-	}
 	var p dns.RecordNewParams
 	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-	p.Body = body
+	p.Body = TXTRecord{Name: name, Content: content, TTL: ttl, Comment: comment}.param()
 	res, err := c.records.New(ctx, p)
 	if err != nil {
 		return Record{}, classify(CreateRecord, err)
@@ -381,6 +375,88 @@ func (c *Client) DeleteRecord(ctx context.Context, zoneID, id string) error {
 	_, err := c.records.Delete(ctx, id, p)
 	return classify(DeleteRecord, err)
 }
+
+// TXTRecord is a TXT record to create: content already quoted as the API
+// asks.
+type TXTRecord struct {
+	Name, Content string
+	TTL           int
+	Comment       string
+}
+
+func (r TXTRecord) param() dns.TXTRecordParam {
+	var body dns.TXTRecordParam
+	body.Name.Value, body.Name.Present = r.Name, true
+	body.Type.Value, body.Type.Present = dns.TXTRecordTypeTXT, true
+	body.Content.Value, body.Content.Present = r.Content, true
+	body.TTL.Value, body.TTL.Present = dns.TTL(r.TTL), true
+	if r.Comment != "" {
+		body.Comment.Value, body.Comment.Present = r.Comment, true
+	}
+	return body
+}
+
+// Batch deletes records by ID, then creates records, in one transaction:
+// all or nothing. It returns the created records in order.
+func (c *Client) Batch(ctx context.Context, zoneID string, deletes []string, posts []TXTRecord) ([]Record, error) {
+	var p dns.RecordBatchParams
+	p.ZoneID.Value, p.ZoneID.Present = zoneID, true
+	if len(deletes) > 0 {
+		var ds []dns.RecordBatchParamsDelete
+		for _, id := range deletes {
+			var d dns.RecordBatchParamsDelete
+			d.ID.Value, d.ID.Present = id, true
+			ds = append(ds, d)
+		}
+		p.Deletes.Value, p.Deletes.Present = ds, true
+	}
+	if len(posts) > 0 {
+		var ps []dns.RecordBatchParamsPostUnion
+		for _, r := range posts {
+			ps = append(ps, r.param())
+		}
+		p.Posts.Value, p.Posts.Present = ps, true
+	}
+	res, err := c.records.Batch(ctx, p)
+	if err != nil {
+		return nil, classify(BatchRecords, err)
+	}
+	var out []Record
+	for _, r := range res.Posts {
+		out = append(out, Record{ID: r.ID, Name: r.Name, Content: r.Content})
+	}
+	return out, nil
+}
+
+// ListTXTBelow returns every TXT record of the zone whose name starts with
+// prefix (e.g. "_acme-challenge."): one listing for many names.
+func (c *Client) ListTXTBelow(ctx context.Context, zoneID, prefix string) ([]Record, error) {
+	var out []Record
+	for page := 1; ; page++ {
+		var p dns.RecordListParams
+		p.ZoneID.Value, p.ZoneID.Present = zoneID, true
+		p.Type.Value, p.Type.Present = dns.RecordListParamsTypeTXT, true
+		p.Name.Present = true
+		p.Name.Value.Startswith.Value, p.Name.Value.Startswith.Present = prefix, true
+		p.Page.Value, p.Page.Present = float64(page), true
+		p.PerPage.Value, p.PerPage.Present = listBelowPerPage, true
+		res, err := c.records.List(ctx, p)
+		if err != nil {
+			return nil, classify(ListRecords, err)
+		}
+		for _, r := range res.Result {
+			out = append(out, Record{ID: r.ID, Name: r.Name, Content: r.Content})
+		}
+		total, known := resultInfoInt(res.ResultInfo.JSON.ExtraFields, "total_pages")
+		if len(res.Result) < listBelowPerPage || (known && page >= total) {
+			return out, nil
+		}
+	}
+}
+
+// listBelowPerPage is a page of a zone's challenge records: a mass renewal's
+// worth in one call.
+const listBelowPerPage = 1000
 
 // Origin CA request types, as the API names them.
 const (

@@ -64,6 +64,7 @@ type Server struct {
 	count      int
 	blockedTil time.Time
 	rejected   int
+	batches    int
 	now        func() time.Time
 }
 
@@ -188,6 +189,13 @@ func (s *Server) TotalCalls() int {
 	return n
 }
 
+// Batches counts the batch calls that were applied or refused whole.
+func (s *Server) Batches() int {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	return s.batches
+}
+
 // Rejected counts the calls answered 429 by the rate limit.
 func (s *Server) Rejected() int {
 	s.mu.Lock()
@@ -240,6 +248,7 @@ var routes = []route{
 	{http.MethodGet, regexp.MustCompile(`^/zones$`), "GET /zones", (*Server).listZones},
 	{http.MethodGet, regexp.MustCompile(`^/zones/([^/]+)/dns_records$`), "GET /zones/{zone_id}/dns_records", (*Server).listRecords},
 	{http.MethodPost, regexp.MustCompile(`^/zones/([^/]+)/dns_records$`), "POST /zones/{zone_id}/dns_records", (*Server).createRecord},
+	{http.MethodPost, regexp.MustCompile(`^/zones/([^/]+)/dns_records/batch$`), "POST /zones/{zone_id}/dns_records/batch", (*Server).batchRecords},
 	{http.MethodGet, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "GET /zones/{zone_id}/dns_records/{id}", (*Server).getRecord},
 	{http.MethodDelete, regexp.MustCompile(`^/zones/([^/]+)/dns_records/([^/]+)$`), "DELETE /zones/{zone_id}/dns_records/{id}", (*Server).deleteRecord},
 	{http.MethodPost, regexp.MustCompile(`^/certificates$`), "POST /certificates", (*Server).createOriginCert},

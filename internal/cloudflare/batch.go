@@ -1,0 +1,280 @@
+package cloudflare
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/certbridge/certbridge/internal/dnsname"
+	"github.com/certbridge/certbridge/internal/metrics"
+)
+
+// Batching. Record changes for one zone of one credential that are waiting
+// at the same time go out as one call of the batch endpoint (deletes, then
+// posts; one transaction; at most MaxBatch changes): a mass renewal's
+// challenges share calls instead of spending one each from the account's
+// quota.
+//
+// Nothing waits for a batch that nothing else will join: a change for an
+// idle zone is sent at once, on its own, as a single call. Changes that
+// arrive while a call for the zone is under way queue and go together
+// when it returns (group commit). Only while the zone is busy — a change
+// came within the last ActiveFor — does a new call first wait Window for
+// more changes to join it.
+//
+// A batch is all or nothing, so one challenge's refused record must not
+// fail the others': when a batch fails, each of its changes is sent again
+// on its own, and gets the meaning a single call gives it (an identical
+// record already there is a success for Present, a record already gone is
+// one for CleanUp).
+//
+// CleanUp's lookups are shared too: a replica that did not create a record
+// lists the zone's TXT records below "_acme-challenge." once for all the
+// names waiting, instead of once per name.
+
+// BatchOptions tune batching.
+type BatchOptions struct {
+	// Max is how many changes one call carries; 0 means MaxBatch, 1 turns
+	// batching off.
+	Max int
+	// Window is how long a call for a busy zone waits for more changes.
+	Window time.Duration
+}
+
+// MaxBatch is the batch endpoint's size limit on Free zones.
+const MaxBatch = 200
+
+// ActiveFor is how recently a zone must have seen a change to count as
+// busy, so that a call waits Window for others to join.
+const ActiveFor = time.Second
+
+// Batcher coalesces one credential's record changes and lookups per zone;
+// safe for concurrent use.
+type Batcher struct {
+	client *Client
+	max    int
+	window time.Duration
+	now    func() time.Time
+
+	mu    sync.Mutex
+	lanes map[string]*lane // by zone ID, then "|list" for lookups
+}
+
+// lane is one zone's queue: of changes, or of lookups.
+type lane struct {
+	queue  []*change
+	busy   bool
+	lastAt time.Time
+}
+
+// change is a record change, or a lookup, waiting for its call.
+type change struct {
+	ctx context.Context
+	// One of: a record to create, the ID of one to delete, a name to list.
+	post   *TXTRecord
+	delete string
+	list   string
+	// taken is set once the change is in a call; a change whose caller
+	// gave up before is dropped.
+	taken atomic.Bool
+	done  chan struct{}
+	rec   Record
+	recs  []Record
+	err   error
+}
+
+// NewBatcher batches client's calls.
+func NewBatcher(client *Client, o BatchOptions) *Batcher {
+	if o.Max <= 0 || o.Max > MaxBatch {
+		o.Max = MaxBatch
+	}
+	return &Batcher{client: client, max: o.Max, window: o.Window, now: time.Now, lanes: map[string]*lane{}}
+}
+
+// Create creates a TXT record, alone or in a batch.
+func (b *Batcher) Create(ctx context.Context, zoneID string, r TXTRecord) (Record, error) {
+	c := b.submit(ctx, zoneID, &change{ctx: ctx, post: &r})
+	return c.rec, c.err
+}
+
+// Delete deletes a record by ID, alone or in a batch.
+func (b *Batcher) Delete(ctx context.Context, zoneID, id string) error {
+	return b.submit(ctx, zoneID, &change{ctx: ctx, delete: id}).err
+}
+
+// ListTXT returns the TXT records named exactly name, with one listing for
+// every name waiting when names are below "_acme-challenge.".
+func (b *Batcher) ListTXT(ctx context.Context, zoneID, name string) ([]Record, error) {
+	c := b.submit(ctx, zoneID+"|list", &change{ctx: ctx, list: dnsname.Canonical(name)})
+	return c.recs, c.err
+}
+
+// submit queues a change and waits for its answer, or for ctx.
+func (b *Batcher) submit(ctx context.Context, key string, c *change) *change {
+	c.done = make(chan struct{})
+	b.mu.Lock()
+	l, ok := b.lanes[key]
+	if !ok {
+		l = &lane{}
+		b.lanes[key] = l
+	}
+	l.queue = append(l.queue, c)
+	now := b.now()
+	if !l.busy {
+		l.busy = true
+		wait := time.Duration(0)
+		if now.Sub(l.lastAt) < ActiveFor {
+			wait = b.window
+		}
+		go b.drain(key, l, wait)
+	}
+	l.lastAt = now
+	b.mu.Unlock()
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+		if c.taken.CompareAndSwap(false, true) {
+			c.err = classify(opOf(c), ctx.Err())
+			return c
+		}
+		<-c.done // in a call already: its answer decides
+	}
+	return c
+}
+
+// drain sends the lane's changes until it is empty, up to max a call.
+func (b *Batcher) drain(key string, l *lane, wait time.Duration) {
+	if wait > 0 {
+		time.Sleep(wait)
+	}
+	zoneID, _, _ := strings.Cut(key, "|")
+	for {
+		b.mu.Lock()
+		var batch []*change
+		for len(l.queue) > 0 && len(batch) < b.max {
+			c := l.queue[0]
+			l.queue = l.queue[1:]
+			if c.taken.CompareAndSwap(false, true) {
+				batch = append(batch, c)
+			}
+		}
+		if len(batch) == 0 {
+			l.busy = false // kept: its lastAt tells a busy zone from an idle one
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		if batch[0].list != "" {
+			b.lookups(zoneID, batch)
+		} else {
+			b.changes(zoneID, batch)
+		}
+	}
+}
+
+// changes sends record changes: one alone as a single call, several as a
+// batch, falling back to single calls when the batch fails.
+func (b *Batcher) changes(zoneID string, batch []*change) {
+	metrics.BatchSize.WithLabelValues("cloudflare").Observe(float64(len(batch)))
+	if len(batch) > 1 {
+		var deletes []string
+		var posts []TXTRecord
+		for _, c := range batch {
+			if c.post != nil {
+				posts = append(posts, *c.post)
+			} else {
+				deletes = append(deletes, c.delete)
+			}
+		}
+		ctx, cancel := sharedContext(batch)
+		created, err := b.client.Batch(ctx, zoneID, deletes, posts)
+		cancel()
+		if err == nil && len(created) == len(posts) {
+			i := 0
+			for _, c := range batch {
+				if c.post != nil {
+					c.rec = created[i]
+					i++
+				}
+				close(c.done)
+			}
+			return
+		}
+	}
+	var wg sync.WaitGroup
+	for _, c := range batch {
+		wg.Go(func() {
+			if c.post != nil {
+				c.rec, c.err = b.client.CreateTXT(c.ctx, zoneID, c.post.Name, c.post.Content, c.post.TTL, c.post.Comment)
+			} else {
+				c.err = b.client.DeleteRecord(c.ctx, zoneID, c.delete)
+			}
+			close(c.done)
+		})
+	}
+	wg.Wait()
+}
+
+// challengePrefix is what cert-manager's DNS01 record names start with.
+const challengePrefix = "_acme-challenge."
+
+// lookups answers name listings: several names below "_acme-challenge."
+// with one listing of the zone's challenge records, others one by one.
+func (b *Batcher) lookups(zoneID string, batch []*change) {
+	var shared []*change
+	var wg sync.WaitGroup
+	for _, c := range batch {
+		if len(batch) > 1 && strings.HasPrefix(c.list, challengePrefix) {
+			shared = append(shared, c)
+			continue
+		}
+		wg.Go(func() {
+			c.recs, c.err = b.client.ListTXT(c.ctx, zoneID, c.list)
+			close(c.done)
+		})
+	}
+	if len(shared) > 0 {
+		ctx, cancel := sharedContext(shared)
+		all, err := b.client.ListTXTBelow(ctx, zoneID, challengePrefix)
+		cancel()
+		for _, c := range shared {
+			c.err = err
+			for _, r := range all {
+				if dnsname.Canonical(r.Name) == c.list {
+					c.recs = append(c.recs, r)
+				}
+			}
+			close(c.done)
+		}
+	}
+	wg.Wait()
+}
+
+// sharedContext is the context of a call made for several callers: it
+// lasts as long as the latest of their deadlines, and no caller giving up
+// cancels it for the others.
+func sharedContext(batch []*change) (context.Context, context.CancelFunc) {
+	var latest time.Time
+	for _, c := range batch {
+		d, ok := c.ctx.Deadline()
+		if !ok {
+			return context.WithCancel(context.WithoutCancel(c.ctx))
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(context.WithoutCancel(batch[0].ctx), latest)
+}
+
+func opOf(c *change) Operation {
+	switch {
+	case c.post != nil:
+		return CreateRecord
+	case c.list != "":
+		return ListRecords
+	}
+	return DeleteRecord
+}
