@@ -31,6 +31,8 @@ import (
 
 type webhookFlags struct {
 	groupName          string
+	batchWindow        time.Duration
+	batchMax           int
 	cloudflareAPIURL   string
 	aliDNSEndpoint     string
 	alibabaSTSEndpoint string
@@ -49,6 +51,10 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
+	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", 20*time.Millisecond,
+		"while a zone is busy, how long a Cloudflare write waits for others to share its batch call (a write to an idle zone goes out at once)")
+	fs.IntVar(&f.batchMax, "cloudflare-batch-max", cloudflare.MaxBatch,
+		"record changes one Cloudflare batch call carries at most (200 on Free zones; 1 turns batching off)")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
 }
@@ -90,7 +96,8 @@ func newWebhookCommand() *cobra.Command {
 			}
 			opts := solver.Options{Log: log, Timeout: f.timeout}
 			server := newSolverServerCommand(f.groupName,
-				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL}),
+				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL,
+					Batch: cloudflare.BatchOptions{Window: f.batchWindow, Max: f.batchMax}}),
 				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}))
 			server.Short = cmd.Short
 			f.add(server.Flags())

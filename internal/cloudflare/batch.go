@@ -20,9 +20,10 @@ import (
 // Nothing waits for a batch that nothing else will join: a change for an
 // idle zone is sent at once, on its own, as a single call. Changes that
 // arrive while a call for the zone is under way queue and go together
-// when it returns (group commit). Only while the zone is busy — a change
-// came within the last ActiveFor — does a new call first wait Window for
-// more changes to join it.
+// when it returns (group commit). Only while the zone is busy — at least
+// two other changes came within the last ActiveFor, as in a renewal wave,
+// not a lone challenge's Present and CleanUp — does a new call first wait
+// Window for more changes to join it.
 //
 // A batch is all or nothing, so one challenge's refused record must not
 // fail the others': when a batch fails, each of its changes is sent again
@@ -37,7 +38,7 @@ import (
 // BatchOptions tune batching.
 type BatchOptions struct {
 	// Max is how many changes one call carries; 0 means MaxBatch, 1 turns
-	// batching off.
+	// batching off (every change its own call, at once).
 	Max int
 	// Window is how long a call for a busy zone waits for more changes.
 	Window time.Duration
@@ -46,7 +47,7 @@ type BatchOptions struct {
 // MaxBatch is the batch endpoint's size limit on Free zones.
 const MaxBatch = 200
 
-// ActiveFor is how recently a zone must have seen a change to count as
+// ActiveFor is how recent the changes are that make a zone count as
 // busy, so that a call waits Window for others to join.
 const ActiveFor = time.Second
 
@@ -64,9 +65,30 @@ type Batcher struct {
 
 // lane is one zone's queue: of changes, or of lookups.
 type lane struct {
-	queue  []*change
-	busy   bool
-	lastAt time.Time
+	queue []*change
+	busy  bool
+	// recent are the times of the last changes, to tell a zone in a
+	// renewal wave from one a lone challenge's Present and CleanUp touch.
+	recent []time.Time
+}
+
+// busyAfter is how many other changes within ActiveFor make a zone busy.
+const busyAfter = 2
+
+// active records a change at now and reports whether the zone is busy.
+func (l *lane) active(now time.Time) bool {
+	kept := l.recent[:0]
+	for _, t := range l.recent {
+		if now.Sub(t) < ActiveFor {
+			kept = append(kept, t)
+		}
+	}
+	busy := len(kept) >= busyAfter
+	if len(kept) >= 2*busyAfter {
+		kept = kept[1:] // a few are enough to tell
+	}
+	l.recent = append(kept, now)
+	return busy
 }
 
 // change is a record change, or a lookup, waiting for its call.
@@ -95,18 +117,27 @@ func NewBatcher(client *Client, o BatchOptions) *Batcher {
 
 // Create creates a TXT record, alone or in a batch.
 func (b *Batcher) Create(ctx context.Context, zoneID string, r TXTRecord) (Record, error) {
+	if b.max == 1 {
+		return b.client.CreateTXT(ctx, zoneID, r.Name, r.Content, r.TTL, r.Comment)
+	}
 	c := b.submit(ctx, zoneID, &change{ctx: ctx, post: &r})
 	return c.rec, c.err
 }
 
 // Delete deletes a record by ID, alone or in a batch.
 func (b *Batcher) Delete(ctx context.Context, zoneID, id string) error {
+	if b.max == 1 {
+		return b.client.DeleteRecord(ctx, zoneID, id)
+	}
 	return b.submit(ctx, zoneID, &change{ctx: ctx, delete: id}).err
 }
 
 // ListTXT returns the TXT records named exactly name, with one listing for
 // every name waiting when names are below "_acme-challenge.".
 func (b *Batcher) ListTXT(ctx context.Context, zoneID, name string) ([]Record, error) {
+	if b.max == 1 {
+		return b.client.ListTXT(ctx, zoneID, name)
+	}
 	c := b.submit(ctx, zoneID+"|list", &change{ctx: ctx, list: dnsname.Canonical(name)})
 	return c.recs, c.err
 }
@@ -121,16 +152,15 @@ func (b *Batcher) submit(ctx context.Context, key string, c *change) *change {
 		b.lanes[key] = l
 	}
 	l.queue = append(l.queue, c)
-	now := b.now()
+	busy := l.active(b.now())
 	if !l.busy {
 		l.busy = true
 		wait := time.Duration(0)
-		if now.Sub(l.lastAt) < ActiveFor {
+		if busy {
 			wait = b.window
 		}
 		go b.drain(key, l, wait)
 	}
-	l.lastAt = now
 	b.mu.Unlock()
 	select {
 	case <-c.done:
@@ -161,7 +191,7 @@ func (b *Batcher) drain(key string, l *lane, wait time.Duration) {
 			}
 		}
 		if len(batch) == 0 {
-			l.busy = false // kept: its lastAt tells a busy zone from an idle one
+			l.busy = false // kept: its recent changes tell a busy zone from an idle one
 			b.mu.Unlock()
 			return
 		}

@@ -51,6 +51,10 @@ type Options struct {
 	Limit ratelimit.Limit
 	// Batch tunes how record changes share calls.
 	Batch BatchOptions
+	// LocalWindowOnly ignores Cloudflare's own count of the quota and keeps
+	// to the local window alone, as certbridge did before it followed the
+	// count; `make bench` sets it to compare. The webhook never does.
+	LocalWindowOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -129,7 +133,7 @@ func NewClient(o Options, c Credential) *Client {
 		option.WithBaseURL(o.BaseURL),
 		option.WithHTTPClient(o.HTTPClient),
 		option.WithMaxRetries(o.MaxRetries),
-		option.WithMiddleware(throttle(budget)),
+		option.WithMiddleware(throttle(budget, !o.LocalWindowOnly)),
 	}
 	if c.IsToken() {
 		opts = append(opts, option.WithAPIToken(c.Token))
@@ -148,7 +152,7 @@ func NewClient(o Options, c Credential) *Client {
 // against Cloudflare's quota too) and records each attempt's metrics. On a
 // 429 it holds the budget back until Retry-After, and stops the SDK from
 // retrying when that is past the call's deadline.
-func throttle(b *ratelimit.Budget) option.Middleware {
+func throttle(b *ratelimit.Budget, followProvider bool) option.Middleware {
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 		waitStart := time.Now()
 		release, err := b.Acquire(req.Context())
@@ -160,7 +164,7 @@ func throttle(b *ratelimit.Budget) option.Middleware {
 		res, err := next(req)
 		release()
 		observe(req, res, err, time.Since(start))
-		if err == nil {
+		if err == nil && followProvider {
 			followCount(b, res.Header)
 		}
 		if err != nil || res.StatusCode != http.StatusTooManyRequests {

@@ -30,6 +30,8 @@ type Budget struct {
 	blockedUntil time.Time
 	// views are the provider's counts by policy name, from its answers.
 	views map[string]*view
+	// answered counts the requests whose answers came back.
+	answered int
 }
 
 // view is the provider's count of one policy as its last answer gave it.
@@ -41,7 +43,17 @@ type view struct {
 	// provider may not have counted them yet.
 	admitted  int
 	lastAdmit time.Time
+	// othersRate estimates, in requests per second, what the account's
+	// other clients spend: the count's fall beyond this budget's own
+	// answered requests, sampled every sampleEvery.
+	othersRate      float64
+	sampleAt        time.Time
+	sampleRemaining int
+	sampleAnswered  int
 }
+
+// sampleEvery is how often the others' rate is estimated.
+const sampleEvery = 250 * time.Millisecond
 
 type slot struct {
 	done time.Time // zero while the request is in flight
@@ -150,11 +162,15 @@ const Reserve = 0.02
 const paceBelow = 0.5
 
 // admitByViews applies the provider's counts: nothing is sent once only the
-// reserve is left, and below half of the quota requests are spread evenly
-// over the time to the reset. Spreading what is left over the time left,
-// recomputed from every answer, holds any number of uncoordinated clients
-// of one account within its quota: each one's rate shrinks as the shared
-// count does. It returns when to look again, or zero to admit.
+// reserve and what the account's other clients will spend before the reset
+// (at the rate the count shows them spending) are left, and below half of
+// the quota requests are spread evenly over the time to the reset.
+//
+// Each client of the account that does this leaves the others their share:
+// with n of them spending at rate ρ each, one paces at (r/T) − (n−1)ρ, which
+// settles at ρ = r/(nT): together they spend what is left exactly by the
+// reset, and a foreign client's steady spending is left to it. It returns
+// when to look again, or zero to admit.
 func (b *Budget) admitByViews(now time.Time) time.Time {
 	var next time.Time
 	later := func(t time.Time) {
@@ -172,7 +188,9 @@ func (b *Budget) admitByViews(now time.Time) time.Time {
 			quota = max(v.remaining, b.limit)
 		}
 		reserve := max(1, int(float64(quota)*Reserve))
-		avail := v.remaining - v.admitted - reserve
+		// Leave what the others will spend before the reset.
+		others := int(v.othersRate * v.resetAt.Sub(now).Seconds())
+		avail := v.remaining - v.admitted - reserve - others
 		switch {
 		case avail <= 0:
 			later(v.resetAt)
@@ -206,9 +224,18 @@ func (b *Budget) Observe(remaining []Remaining, policies []Policy) {
 	}
 	for _, r := range remaining {
 		v, ok := b.views[r.Policy]
-		if !ok {
-			v = &view{}
+		switch {
+		case !ok:
+			v = &view{sampleAt: now, sampleRemaining: r.Remaining, sampleAnswered: b.answered}
 			b.views[r.Policy] = v
+		case r.Remaining > v.sampleRemaining:
+			// A new window: start the sample again, keep the estimate.
+			v.sampleAt, v.sampleRemaining, v.sampleAnswered = now, r.Remaining, b.answered
+		case now.Sub(v.sampleAt) >= sampleEvery:
+			spent := v.sampleRemaining - r.Remaining - (b.answered - v.sampleAnswered)
+			rate := float64(max(spent, 0)) / now.Sub(v.sampleAt).Seconds()
+			v.othersRate = (v.othersRate + rate) / 2
+			v.sampleAt, v.sampleRemaining, v.sampleAnswered = now, r.Remaining, b.answered
 		}
 		v.remaining, v.resetAt, v.admitted = r.Remaining, now.Add(r.Reset), inFlight
 		for _, p := range policies {
@@ -223,6 +250,7 @@ func (b *Budget) release(s *slot) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	s.done = b.now()
+	b.answered++
 }
 
 // BlockUntil holds every request back until t (the provider's Retry-After).

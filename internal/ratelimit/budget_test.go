@@ -164,3 +164,35 @@ func TestBudgetFollowsTheProvidersCount(t *testing.T) {
 		}
 	})
 }
+
+// A foreign client spending steadily is seen in the count's fall beyond
+// the budget's own answered requests, and its share until the reset is
+// left to it.
+func TestBudgetLeavesTheOthersTheirShare(t *testing.T) {
+	b, clock := newTestBudget(1200, 5*time.Minute)
+	policy := []Policy{{"default", 1200, 5 * time.Minute}}
+	remaining := 1000
+	b.Observe([]Remaining{{"default", remaining, 100 * time.Second}}, policy)
+	// For two seconds the count falls by 5 per second without a request of
+	// this budget: another client spends 5 per second.
+	for range 8 {
+		clock.advance(250 * time.Millisecond)
+		remaining -= 1
+		b.Observe([]Remaining{{"default", remaining, 100 * time.Second}}, policy)
+	}
+	b.mu.Lock()
+	rate := b.views["default"].othersRate
+	b.mu.Unlock()
+	if rate < 3 || rate > 5 {
+		t.Fatalf("the others' rate is estimated at %.1f per second, want about 4", rate)
+	}
+	// About 4/s × 100 s is the others' until the reset, 24 the reserve.
+	b.Observe([]Remaining{{"default", 410, 100 * time.Second}}, policy)
+	if s, _ := b.take(); s != nil {
+		t.Error("admitted although what is left is the others' share until the reset")
+	}
+	b.Observe([]Remaining{{"default", 500, 100 * time.Second}}, policy)
+	if s, _ := b.take(); s == nil {
+		t.Error("held back although about 80 beyond the others' share are left")
+	}
+}

@@ -64,6 +64,7 @@ type Server struct {
 	count      int
 	blockedTil time.Time
 	rejected   int
+	rejectedBy map[string]int // by API token
 	batches    int
 	now        func() time.Time
 }
@@ -189,6 +190,13 @@ func (s *Server) TotalCalls() int {
 	return n
 }
 
+// RejectedFor counts the 429s one API token was answered.
+func (s *Server) RejectedFor(token string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rejectedBy[token]
+}
+
 // Batches counts the batch calls that were applied or refused whole.
 func (s *Server) Batches() int {
 	s.state.mu.Lock()
@@ -289,7 +297,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !s.admit(w) {
+	if !s.admit(w, p) {
 		return
 	}
 	rt.handle(s, w, r, p, args)
@@ -322,7 +330,7 @@ func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
 // Ratelimit-Policy with the count, in the structured-field form Cloudflare
 // sends (the reference does not say whether Cloudflare's window is fixed
 // or sliding; a fixed one is what its "seconds to the reset" describes).
-func (s *Server) admit(w http.ResponseWriter) bool {
+func (s *Server) admit(w http.ResponseWriter, p principal) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.limit.Limit == 0 {
@@ -340,6 +348,12 @@ func (s *Server) admit(w http.ResponseWriter) bool {
 			s.windowEnd = s.blockedTil // the next window starts after the block
 		}
 		s.rejected++
+		if p.token != nil {
+			if s.rejectedBy == nil {
+				s.rejectedBy = map[string]int{}
+			}
+			s.rejectedBy[p.token.Value]++
+		}
 		wait := secs(s.blockedTil.Sub(now))
 		w.Header().Set("Retry-After", strconv.Itoa(wait))
 		w.Header().Set("Ratelimit", fmt.Sprintf(`"default";r=0;t=%d`, wait))
