@@ -231,3 +231,58 @@ func (ss Sources) owner(name string) (Source, string, bool) {
 	}
 	return best, apex, best != nil
 }
+
+// Static is a fixed copy of some zones, other than a simulator's: what a
+// split-horizon resolver answers from its internal view, or what a
+// nameserver a zone no longer uses still serves. It holds the zones named
+// by Apexes, with the TXT and CNAME records given (names lower case, no
+// trailing dot).
+type Static struct {
+	Apexes []string
+	TXTs   map[string][]string
+	CNAMEs map[string]string
+}
+
+var _ Source = Static{}
+
+// Zone implements Source.
+func (s Static) Zone(name string) (string, bool) {
+	best := ""
+	for _, a := range s.Apexes {
+		if (name == a || strings.HasSuffix(name, "."+a)) && len(a) > len(best) {
+			best = a
+		}
+	}
+	return best, best != ""
+}
+
+// TXT implements Source: each value as one string.
+func (s Static) TXT(name string) [][]string {
+	var out [][]string
+	for _, v := range s.TXTs[name] {
+		out = append(out, []string{v})
+	}
+	return out
+}
+
+// CNAME implements Source.
+func (s Static) CNAME(name string) (string, bool) {
+	t, ok := s.CNAMEs[name]
+	return t, ok
+}
+
+// Exists implements Source.
+func (s Static) Exists(name string) bool {
+	below := func(n string) bool { return n == name || strings.HasSuffix(n, "."+name) }
+	for n := range s.TXTs {
+		if below(n) {
+			return true
+		}
+	}
+	for n := range s.CNAMEs {
+		if below(n) {
+			return true
+		}
+	}
+	return false
+}

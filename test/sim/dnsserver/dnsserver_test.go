@@ -153,3 +153,33 @@ func TestCNAMEChains(t *testing.T) {
 		t.Errorf("a loop is followed %d times, want %d: %s", len(r.Answer), maxCNAMEs, describe(r))
 	}
 }
+
+// Static serves what it is given and nothing of anyone else's.
+func TestStatic(t *testing.T) {
+	srv, err := Start(Static{Apexes: []string{"example.com"},
+		TXTs:   map[string][]string{"_acme-challenge.www.example.com": {"internal"}},
+		CNAMEs: map[string]string{"_acme-challenge.app.example.com": "_acme-challenge.www.example.com"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	for name, want := range map[string]string{
+		"_acme-challenge.app.example.com.": "internal", "_acme-challenge.www.example.com.": "internal", "_acme-challenge.x.example.com.": "",
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(name, dns.TypeTXT)
+		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, srv.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		if n := len(r.Answer); n > 0 {
+			if txt, ok := r.Answer[n-1].(*dns.TXT); ok {
+				got = txt.Txt[0]
+			}
+		}
+		if got != want || (want == "" && r.Rcode != dns.RcodeNameError) {
+			t.Errorf("%s: %q rcode %d, want %q", name, got, r.Rcode, want)
+		}
+	}
+}
