@@ -425,7 +425,7 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 		c.r.fail(label, fmt.Sprintf("the NS records of %s through %s: %v", unfqdn(selfZone), by, err), fix)
 		return
 	}
-	var serving, lame []string
+	var serving []string
 	for _, ns := range servers {
 		a := ask(ctx, selfZone, dns.TypeSOA, ns.addr)
 		if a.err == nil && a.rcode == dns.RcodeSuccess && a.aa {
@@ -436,7 +436,6 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 		if a.err == nil && a.rcode == dns.RcodeSuccess {
 			what = "an answer that is not authoritative"
 		}
-		lame = append(lame, ns.host)
 		fix := delegationFix
 		if a.err != nil && !ns.mapped {
 			fix = "if " + ns.host + " is reachable from cert-manager but not from here, pass --authoritative-nameserver " + ns.host + "=<address>:53 to ask it where it is reachable; otherwise " + delegationFix
