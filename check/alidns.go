@@ -36,6 +36,13 @@ type AliDNSOptions struct {
 // classification: that Alibaba Cloud accepts it, and that each domain is in
 // its account (F3, F13).
 func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOptions) Report {
+	r, _ := aliDNSCredentials(ctx, env, o)
+	return r
+}
+
+// aliDNSCredentials is AliDNSCredentials, with a writer for the
+// credential's account when its client could be built (nil otherwise).
+func aliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOptions) (Report, *aliWriter) {
 	r := Report{Target: "Alibaba Cloud DNS credentials from the environment"}
 	if len(o.Sources) > 0 {
 		r.Target = "Alibaba Cloud DNS credential from " + strings.Join(sortedValues(o.Sources), ", ")
@@ -46,24 +53,25 @@ func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 	if !hasID || !hasSecret {
 		r.fail("credential", "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET must both be set",
 			"export both (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)")
-		return r
+		return r, nil
 	}
 	endpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", o.Endpoint)
 	if err != nil {
 		r.fail("endpoint", err.Error(), "give --alidns-endpoint as host[:port], or an http:// or https:// URL")
-		return r
+		return r, nil
 	}
 	cred := alibaba.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token,
 		IDSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_ID"], SecretSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]}
 	acct, err := alibaba.NewDNSAccounts(alibaba.Options{DNS: endpoint}).For(cred, o.RegionID)
 	if err != nil {
 		r.fail("credential", aliQuote(err), "check the values")
-		return r
+		return r, nil
 	}
 	c := aliCheck{r: &r, acct: acct, cred: cred, write: o.WriteTest, tested: map[string]bool{}}
+	w := &aliWriter{acct: acct, cred: cred}
 	if len(o.Domains) == 0 && len(o.Names) == 0 {
 		c.anyDomain(ctx)
-		return r
+		return r, w
 	}
 	for _, d := range o.Domains {
 		name := dnsname.Canonical(d)
@@ -72,7 +80,7 @@ func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 	for _, n := range distinctNames(o.Names) {
 		c.resolve(ctx, "domain of "+n, alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
 	}
-	return r
+	return r, w
 }
 
 // aliCheck is one credential's domain checks.
@@ -194,4 +202,50 @@ func aliFix(err error, domain string, cred alibaba.Credential) string {
 		return "check --alidns-endpoint (" + e.Endpoint.String() + ") and connectivity to it: a plain-HTTP endpoint needs http://"
 	}
 	return "retry; if it persists, check connectivity to Alibaba Cloud DNS"
+}
+
+// aliWriter writes where the alidns solver writes: the domain
+// internal/alibaba resolves for a record's name with the solver's
+// domainName, for the propagation check.
+type aliWriter struct {
+	acct       *alibaba.DNSAccount
+	cred       alibaba.Credential
+	domainName string
+}
+
+var _ zoneWriter = (*aliWriter)(nil)
+
+func (w *aliWriter) resolution() string {
+	if w.domainName != "" {
+		return "the solver's domainName"
+	}
+	return "the alidns solver's domain resolution"
+}
+
+func (w *aliWriter) zone(ctx context.Context, fqdn string) (writtenZone, error) {
+	d, err := w.acct.Domains.Resolve(ctx, alibaba.DomainQuery{Name: dnsname.Canonical(fqdn), DomainName: w.domainName})
+	if err != nil {
+		return writtenZone{}, err
+	}
+	return writtenZone{name: d.Name, minTTL: d.MinTTL}, nil
+}
+
+func (w *aliWriter) addTXT(ctx context.Context, z writtenZone, fqdn, value string) (func(context.Context) error, error) {
+	rr := dnsname.Relative(fqdn, z.name)
+	id, err := w.acct.Client.AddTXT(ctx, z.name, rr, value, max(z.minTTL, 600))
+	if e, ok := alibaba.As(err); ok && e.Reason == alibaba.InvalidTTL && e.MinTTL > 0 {
+		id, err = w.acct.Client.AddTXT(ctx, z.name, rr, value, e.MinTTL)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return w.acct.Client.DeleteRecord(ctx, id) }, nil
+}
+
+func (w *aliWriter) failure(err error, domain string) (string, string, string) {
+	var nd *alibaba.NoDomainError
+	if asNoDomain(err, &nd) {
+		return "no domain to write into: " + nd.Error(), "see the domain line of this solver above; set domainName to the domain the record belongs in", alibaba.ReasonOf(err)
+	}
+	return aliQuote(err), aliFix(err, domain, w.cred), alibaba.ReasonOf(err)
 }

@@ -37,6 +37,14 @@ type CloudflareOptions struct {
 // accepts it, and that it finds each zone as the solver will (F3, F4, F5,
 // F6, F7, F11).
 func CloudflareCredentials(ctx context.Context, env func(string) string, o CloudflareOptions) Report {
+	r, _ := cloudflareCredentials(ctx, env, o)
+	return r
+}
+
+// cloudflareCredentials is CloudflareCredentials, with the credential's
+// account when Cloudflare accepted it (nil otherwise), for the checks that
+// go on to write where the solver writes.
+func cloudflareCredentials(ctx context.Context, env func(string) string, o CloudflareOptions) (Report, *cloudflare.Account) {
 	r := Report{Target: "Cloudflare credentials from the environment"}
 	if len(o.Sources) > 0 {
 		r.Target = "Cloudflare credential from " + strings.Join(sortedValues(o.Sources), ", ")
@@ -49,21 +57,21 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 	case isToken && cloudflare.LooksLikeGlobalAPIKey(token):
 		r.failBecause(cloudflare.CredentialMalformed.String(), label("CLOUDFLARE_API_TOKEN", o.Sources), "looks like a Global API Key, not an API token",
 			"a Global API Key goes in apiKeySecretRef together with email (CLOUDFLARE_API_KEY with CLOUDFLARE_EMAIL), or create an API token with Zone → Zone → Read and Zone → DNS → Edit")
-		return r
+		return r, nil
 	case isToken:
 		cred = cloudflare.Credential{Token: token, Source: o.Sources["CLOUDFLARE_API_TOKEN"]}
 	case isKey && email != "":
 		cred = cloudflare.Credential{Key: key, Email: email, Source: o.Sources["CLOUDFLARE_API_KEY"]}
 	case isKey:
 		r.fail(label("CLOUDFLARE_EMAIL", o.Sources), "not set", "a Global API Key is used with its account's email: set CLOUDFLARE_EMAIL (email in a solver config)")
-		return r
+		return r, nil
 	default:
 		r.fail("credential", "neither CLOUDFLARE_API_TOKEN nor CLOUDFLARE_API_KEY is set", "export CLOUDFLARE_API_TOKEN=<token> (or CLOUDFLARE_API_KEY and CLOUDFLARE_EMAIL)")
-		return r
+		return r, nil
 	}
 	acct := cloudflare.NewAccounts(cloudflare.Options{BaseURL: o.BaseURL, MaxRetries: 1}).For(cred)
 	if cred.IsToken() && !checkToken(ctx, &r, acct.Client, cred.Source) {
-		return r
+		return r, nil
 	}
 	c := cfCheck{r: &r, acct: acct, write: o.WriteTest, tested: map[string]bool{}}
 	switch {
@@ -78,7 +86,7 @@ func CloudflareCredentials(ctx context.Context, env func(string) string, o Cloud
 	for _, n := range distinctNames(o.Names) {
 		c.resolve(ctx, "zone of "+n, cloudflare.ZoneQuery{Name: "_acme-challenge." + n}, n)
 	}
-	return r
+	return r, acct
 }
 
 // checkToken reports the API token's status; false stops the check.
@@ -270,4 +278,48 @@ func cfFix(err error, zone string) string {
 		return "the zone no longer exists: check the zone in the dashboard"
 	}
 	return "retry; if it persists, check connectivity to the Cloudflare API"
+}
+
+// cfWriter writes where the cloudflare solver writes: the zone
+// internal/cloudflare resolves for a record's name with the solver's
+// zoneName or zoneID, for the propagation check.
+type cfWriter struct {
+	acct             *cloudflare.Account
+	zoneName, zoneID string
+}
+
+var _ zoneWriter = cfWriter{}
+
+func (w cfWriter) resolution() string {
+	switch {
+	case w.zoneID != "":
+		return "the solver's zoneID"
+	case w.zoneName != "":
+		return "the solver's zoneName"
+	}
+	return "the cloudflare solver's zone resolution"
+}
+
+func (w cfWriter) zone(ctx context.Context, fqdn string) (writtenZone, error) {
+	z, err := w.acct.Zones.Resolve(ctx, cloudflare.ZoneQuery{Name: dnsname.Canonical(fqdn), ZoneName: w.zoneName, ZoneID: w.zoneID})
+	if err != nil {
+		return writtenZone{}, err
+	}
+	return writtenZone{name: z.Name, id: z.ID}, nil
+}
+
+func (w cfWriter) addTXT(ctx context.Context, z writtenZone, fqdn, value string) (func(context.Context) error, error) {
+	rec, err := w.acct.Client.CreateTXT(ctx, z.id, dnsname.Canonical(fqdn), `"`+value+`"`, 60, "certbridge check --propagation")
+	if err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context) error { return w.acct.Client.DeleteRecord(ctx, z.id, rec.ID) }, nil
+}
+
+func (w cfWriter) failure(err error, zone string) (string, string, string) {
+	var zerr *cloudflare.ZoneError
+	if asZoneError(err, &zerr) {
+		return "no zone to write into: " + zerr.Error(), "see the zone line of this solver above; set zoneName or zoneID to the zone the record belongs in", zerr.Problem.String()
+	}
+	return quote(err), cfFix(err, zone), cloudflare.ReasonOf(err)
 }

@@ -217,7 +217,7 @@ func (g *gatewayChecker) gatewayShim(ctx context.Context, gw *gwapi.Gateway) boo
 			"pass --cert-manager-namespace with the namespace cert-manager's controller runs in")
 		return true
 	}
-	on, why := gatewayAPIEnabled(d.args, dep.image, dep.config(ctx, g))
+	on, why := gatewayAPIEnabled(d.args, dep.image, dep.config(ctx, g.checker))
 	where := fmt.Sprintf("cert-manager's Deployment %s/%s %s", d.namespace, d.name, why)
 	if on {
 		g.r.pass(label, where+"; "+what)

@@ -35,11 +35,17 @@ type controllerConfig struct {
 		Enabled *bool `json:"enabled"`
 	} `json:"gatewayAPI"`
 	FeatureGates map[string]bool `json:"featureGates"`
+	// ACMEDNS01Config holds the self-check's resolvers (check issuer's
+	// propagation check).
+	ACMEDNS01Config struct {
+		RecursiveNameservers     []string `json:"recursiveNameservers"`
+		RecursiveNameserversOnly *bool    `json:"recursiveNameserversOnly"`
+	} `json:"acmeDNS01Config"`
 }
 
 // certManagerController finds cert-manager's controller Deployment as
 // check issuer does, with its image and --config file.
-func (g *gatewayChecker) certManagerController(ctx context.Context) (*deploymentInfo, *controllerDeployment) {
+func (g *checker) certManagerController(ctx context.Context) (*deploymentInfo, *controllerDeployment) {
 	d := g.certManagerDeployment(ctx)
 	if d == nil {
 		return nil, nil
@@ -79,7 +85,7 @@ func (g *gatewayChecker) certManagerController(ctx context.Context) (*deployment
 }
 
 // config reads the controller's --config file, if it is in a ConfigMap.
-func (cd *controllerDeployment) config(ctx context.Context, g *gatewayChecker) *controllerConfig {
+func (cd *controllerDeployment) config(ctx context.Context, g *checker) *controllerConfig {
 	if cd == nil || cd.configMap == "" {
 		return nil
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
@@ -112,8 +113,25 @@ type IssuerOptions struct {
 	AlibabaPCAEndpoint string
 	AlibabaSTSEndpoint string
 	// WriteTest makes the solvers' credential checks create and delete a
-	// uniquely named TXT record in each zone.
+	// uniquely named TXT record in each zone, and implies Propagation, which
+	// then also writes a test record where each name's record goes and
+	// watches it show at every nameserver.
 	WriteTest bool
+	// Propagation resolves each name a solver serves as cert-manager's
+	// controller does, and checks that the webhook writes where its
+	// self-check and the ACME server look (propagation.go).
+	Propagation bool
+	// RecursiveNameservers and RecursiveNameserversOnly are cert-manager's
+	// --dns01-recursive-nameservers and --dns01-recursive-nameservers-only;
+	// nil: read from its controller Deployment (or --config file).
+	RecursiveNameservers     []string
+	RecursiveNameserversOnly *bool
+	// NameserverAddresses asks an authoritative nameserver (by its NS
+	// name) at host:port instead of at its name's address, port 53.
+	NameserverAddresses map[string]string
+	// PropagationTimeout bounds how long the test record may take to show;
+	// DefaultPropagationTimeout when 0.
+	PropagationTimeout time.Duration
 }
 
 // checker holds what one run has learnt about the cluster.
@@ -124,6 +142,8 @@ type checker struct {
 	secrets map[string]secretResult
 	// deployments found by label, by selector
 	deployments map[string]*deploymentInfo
+	// dns01 is how cert-manager self-checks, once found.
+	dns01 *selfCheck
 }
 
 type secretResult struct {

@@ -100,8 +100,9 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 	var (
 		refs []secretVar
 		env  = map[string]string{}
-		// credential asks the provider, once every value was read.
-		credential func(env map[string]string, sources map[string]string)
+		// credential asks the provider, once every value was read, and
+		// returns what writes as the solver does (nil: not from here).
+		credential func(env map[string]string, sources map[string]string) zoneWriter
 	)
 	switch wh.SolverName {
 	case "cloudflare":
@@ -114,7 +115,7 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		if cfg.Email != "" {
 			env["CLOUDFLARE_EMAIL"] = strings.TrimSpace(cfg.Email)
 		}
-		credential = func(env, sources map[string]string) {
+		credential = func(env, sources map[string]string) zoneWriter {
 			o := CloudflareOptions{BaseURL: c.o.CloudflareAPIURL, WriteTest: c.o.WriteTest, Sources: sources}
 			switch {
 			case cfg.ZoneID != "":
@@ -124,7 +125,12 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 			default:
 				o.Names = names
 			}
-			c.append(prefix, CloudflareCredentials(ctx, mapEnv(env), o))
+			r, acct := cloudflareCredentials(ctx, mapEnv(env), o)
+			c.append(prefix, r)
+			if acct == nil {
+				return nil
+			}
+			return cfWriter{acct: acct, zoneName: cfg.ZoneName, zoneID: cfg.ZoneID}
 		}
 	case "alidns":
 		cfg, err := solver.ParseAliDNSConfig(wh.Config)
@@ -135,14 +141,14 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		refs = []secretVar{{"accessKeyIdSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_ID", cfg.AccessKeyIDSecretRef},
 			{"accessKeySecretSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", cfg.AccessKeySecretSecretRef},
 			{"securityTokenSecretRef", "ALIBABA_CLOUD_SECURITY_TOKEN", cfg.SecurityTokenSecretRef}}
-		credential = func(env, sources map[string]string) {
+		credential = func(env, sources map[string]string) zoneWriter {
 			if cfg.AccessKeyIDSecretRef == nil {
 				c.aliAmbient(ctx, prefix, namespace)
-				return
+				return nil
 			}
 			if cfg.RoleARN != "" {
 				c.r.pass(prefix+" credential", "the AccessKey assumes role "+cfg.RoleARN+"; the role's permissions are not checked from here")
-				return
+				return nil
 			}
 			o := AliDNSOptions{Endpoint: c.o.AliDNSEndpoint, RegionID: cfg.RegionID, WriteTest: c.o.WriteTest, Sources: sources}
 			if cfg.DomainName != "" {
@@ -150,7 +156,13 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 			} else {
 				o.Names = names
 			}
-			c.append(prefix, AliDNSCredentials(ctx, mapEnv(env), o))
+			r, w := aliDNSCredentials(ctx, mapEnv(env), o)
+			c.append(prefix, r)
+			if w == nil {
+				return nil
+			}
+			w.domainName = cfg.DomainName
+			return w
 		}
 	}
 	summary := "valid " + wh.SolverName + " config"
@@ -185,8 +197,12 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		env[rf.variable] = v
 		sources[rf.variable] = fmt.Sprintf("Secret %s/%s key %q (%s)", namespace, rf.sel.Name, rf.sel.Key, rf.field)
 	}
+	var w zoneWriter
 	if complete {
-		credential(env, sources)
+		w = credential(env, sources)
+	}
+	if c.o.Propagation || c.o.WriteTest {
+		c.propagation(ctx, prefix, s, names, w)
 	}
 	return secretNames
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"time"
 
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
@@ -165,7 +166,19 @@ func issuerFlags(f *pflag.FlagSet, o *check.IssuerOptions) {
 		"the webhook's ServiceAccount as <namespace>/<name> (default: named like the Service of the Issuer's APIService)")
 	f.StringVar(&o.IssuerServiceAccount, "issuer-service-account", "",
 		"the certbridge issuer's ServiceAccount as <namespace>/<name> (default: its Deployment's, else <webhook namespace>/<prefix>-issuer, else cert-manager/certbridge-issuer)")
-	f.BoolVar(&o.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone a solver's credential reaches")
+	f.BoolVar(&o.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone a solver's credential reaches; implies --propagation, "+
+		"and writes a test record where each name's record goes, watching it show at every nameserver")
+	f.BoolVar(&o.Propagation, "propagation", false, "resolve _acme-challenge.<name> for each name of a solver's selector as cert-manager's controller does: "+
+		"the CNAME chain and cnameStrategy, the zone the record must go to and the webhook's, the zone's authoritative nameservers")
+	f.StringSliceVar(&o.RecursiveNameservers, "dns01-recursive-nameservers", nil,
+		"cert-manager's --dns01-recursive-nameservers (host:port or https:// DoH) (default: its controller Deployment's, else its --config file's, else this machine's resolvers)")
+	f.Var(optionalBool{&o.RecursiveNameserversOnly}, "dns01-recursive-nameservers-only",
+		"cert-manager's --dns01-recursive-nameservers-only (default: its controller Deployment's, else its --config file's, else false)")
+	f.Lookup("dns01-recursive-nameservers-only").NoOptDefVal = "true"
+	f.StringToStringVar(&o.NameserverAddresses, "authoritative-nameserver", nil,
+		"<NS name>=<host:port>: ask that authoritative nameserver there instead of at its name's address on port 53 (repeatable), e.g. where it is reachable only through a tunnel")
+	f.DurationVar(&o.PropagationTimeout, "propagation-timeout", check.DefaultPropagationTimeout,
+		"with --write-test, how long the test record may take to show at every nameserver")
 	f.StringVar(&o.CloudflareAPIURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
 	f.StringVar(&o.AliDNSEndpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default: the solver's regionId endpoint)")
 	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default "+alibaba.PCAHost+")")
@@ -222,3 +235,25 @@ credentials and their values are never printed.`,
 	issuerFlags(f, &o.IssuerOptions)
 	return cmd
 }
+
+// optionalBool is a bool flag that stays nil unless given, so a default
+// read from the cluster applies when it is not.
+type optionalBool struct{ p **bool }
+
+func (b optionalBool) String() string {
+	if b.p == nil || *b.p == nil {
+		return ""
+	}
+	return strconv.FormatBool(**b.p)
+}
+
+func (b optionalBool) Set(v string) error {
+	parsed, err := strconv.ParseBool(v)
+	if err != nil {
+		return err
+	}
+	*b.p = &parsed
+	return nil
+}
+
+func (optionalBool) Type() string { return "bool" }

@@ -20,6 +20,7 @@ import (
 	"github.com/certbridge/certbridge/test/localcluster"
 	"github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/sim/dnsserver"
 )
 
 // TestCheckIssuer runs `certbridge check issuer` — the real binary, against
@@ -48,6 +49,25 @@ func TestCheckIssuer(t *testing.T) {
 	c.Alibaba.AddAccessKey(alibaba.AccessKey{ID: noDNSKeyID, Secret: noDNSKeyValue, Policy: alibaba.Policy{Actions: []string{"yundun-cert:*"}}})
 	k.secrets = append(k.secrets, globalKey, noZoneRead, readOnly, unknownToken, noDNSKeyValue)
 
+	// For the propagation checks: _acme-challenge.app.example.com delegated
+	// by CNAME into the Alibaba account; a split-horizon resolver whose
+	// internal copy of the zones has none of their records; a nameserver of
+	// a previous provider still serving an old copy of example.com.
+	if _, err := c.DelegateACMEChallenge(ctx, "app.example.com", localcluster.DelegationDomain); err != nil {
+		t.Fatal(err)
+	}
+	split, err := dnsserver.Start(dnsserver.Static{Apexes: []string{localcluster.CloudflareZone, localcluster.AliDNSDomain, localcluster.DelegationDomain}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(split.Close)
+	stale, err := dnsserver.Start(dnsserver.Static{Apexes: []string{localcluster.CloudflareZone}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stale.Close)
+	nameservers := c.AuthoritativeNameserverFlags(nil)
+
 	t.Run("parallel", func(t *testing.T) {
 		t.Run("acme_issuer_all_pass", func(t *testing.T) {
 			t.Parallel()
@@ -69,7 +89,7 @@ func TestCheckIssuer(t *testing.T) {
             accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}
             accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}`))
 			k.waitIssuerReady(t, "cert-manager.io", "v1", "issuers", ns, "ok")
-			out := k.expect(t, 0, []string{"issuer/ok", "-n", ns, "--write-test"},
+			out := k.expect(t, 0, append([]string{"issuer/ok", "-n", ns, "--write-test"}, nameservers...),
 				`✓ secret namespace: "check-ok": an Issuer's solvers read Secrets from the Issuer's own namespace`,
 				`✓ solvers[0] config: valid cloudflare config (apiTokenSecretRef); selector: www.example.com`,
 				`✓ solvers[0] apiTokenSecretRef: Secret check-ok/cloudflare-api-token has the key "api-token"`,
@@ -103,6 +123,80 @@ func TestCheckIssuer(t *testing.T) {
 			if !report.Passed || report.Target != "Issuer check-ok/ok" || len(report.Findings) < 10 {
 				t.Errorf("-o json: passed %v, target %q, %d findings:\n%s", report.Passed, report.Target, len(report.Findings), js)
 			}
+		})
+		// The propagation check (--propagation, implied by --write-test):
+		// one run where everything is where cert-manager and the ACME server
+		// look, including a CNAME followed into the other provider, then one
+		// run per way the record is written where they do not look.
+		t.Run("propagation_all_pass_with_delegated_cname", func(t *testing.T) {
+			t.Parallel()
+			const ns = "check-prop-ok"
+			k.namespace(t, ns, true)
+			k.apply(t, acmeIssuerYAML(ns, "prop", c.PebbleDirectory, `
+    - selector: {dnsNames: [prop.example.com]}
+      dns01:
+        webhook:
+          groupName: `+localcluster.GroupName+`
+          solverName: cloudflare
+          config: {apiTokenSecretRef: {name: cloudflare-api-token, key: api-token}}
+    - selector: {dnsNames: [app.example.com]}
+      dns01:
+        cnameStrategy: Follow
+        webhook:
+          groupName: `+localcluster.GroupName+`
+          solverName: alidns
+          config:
+            accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}
+            accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}
+            domainName: `+localcluster.DelegationDomain))
+			k.waitIssuerReady(t, "cert-manager.io", "v1", "issuers", ns, "prop")
+			dnsAddr := c.DNS.Addr
+			out := k.expect(t, 0, append([]string{"issuer/prop", "-n", ns, "--write-test"}, nameservers...),
+				"✓ DNS01 self-check: cert-manager asks only "+dnsAddr+" (the --dns01-recursive-nameservers of cert-manager's Deployment cert-manager/cert-manager) for each TXT record, and every one of them must answer it (--dns01-recursive-nameservers-only=true of cert-manager's Deployment cert-manager/cert-manager)",
+				"✓ solvers[0] CNAME of prop.example.com: _acme-challenge.prop.example.com is no CNAME ("+dnsAddr+" answered); the webhook is asked to write it as it is",
+				"✓ solvers[0] record zone of prop.example.com: the webhook writes _acme-challenge.prop.example.com into example.com (the cloudflare solver's zone resolution), the zone DNS serves it from (its SOA through "+dnsAddr+")",
+				"✓ solvers[0] nameservers of prop.example.com: zone example.com (_acme-challenge.prop.example.com's zone; its NS records through "+dnsAddr+"): ns1.example.com (at "+dnsAddr+", from --authoritative-nameserver), ns2.example.com (at "+dnsAddr+", from --authoritative-nameserver) answer for it authoritatively",
+				"✓ solvers[0] propagation of prop.example.com: a test TXT record written at _acme-challenge.prop.example.com into example.com, then deleted, was visible at ns1.example.com ",
+				"✓ solvers[1] CNAME of app.example.com: _acme-challenge.app.example.com CNAME _acme-challenge.acme-delegation.example.net (through "+dnsAddr+"); cnameStrategy: Follow, so cert-manager asks the webhook to write _acme-challenge.acme-delegation.example.net",
+				"✓ solvers[1] record zone of app.example.com: the webhook writes _acme-challenge.acme-delegation.example.net into acme-delegation.example.net (the solver's domainName), the zone DNS serves it from",
+				"✓ solvers[1] propagation of app.example.com: a test TXT record written at _acme-challenge.acme-delegation.example.net into acme-delegation.example.net, then deleted, was visible at ns1.acme-delegation.example.net ")
+			if strings.Contains(out, "✗") {
+				t.Errorf("a ✗ line in an all-✓ run:\n%s", out)
+			}
+		})
+		t.Run("propagation_cname_without_cname_strategy_follow", func(t *testing.T) {
+			t.Parallel()
+			const ns = "check-prop-cname"
+			k.namespace(t, ns, true)
+			k.apply(t, cloudflareIssuer(ns, localcluster.GroupName, "api-token", "app.example.com"))
+			k.expect(t, 1, append([]string{"issuer/cf", "-n", ns, "--propagation"}, nameservers...),
+				"✗ solvers[0] CNAME of app.example.com: _acme-challenge.app.example.com CNAME _acme-challenge.acme-delegation.example.net (through "+c.DNS.Addr+"), but the solver has no cnameStrategy: Follow, so cert-manager asks the webhook to write _acme-challenge.app.example.com itself, beside the CNAME, where no resolver looks",
+				`and the Challenge stays at: DNS record for "app.example.com" not yet propagated`,
+				"fix: set cnameStrategy: Follow on this solver (spec.acme.solvers[…].dns01.cnameStrategy), on a solver whose credential reaches acme-delegation.example.net, where the chain ends, with its zoneName (alidns: domainName): acme-delegation.example.net and a selector for app.example.com; this solver's credential does not reach that zone")
+		})
+		t.Run("propagation_split_horizon_resolver", func(t *testing.T) {
+			t.Parallel()
+			const ns = "check-prop-split"
+			k.namespace(t, ns, true)
+			k.apply(t, cloudflareIssuer(ns, localcluster.GroupName, "api-token", "split.example.com"))
+			// cert-manager's self-check asking the cluster's DNS, which has
+			// its own copy of example.com: as if its Deployment named it.
+			k.expect(t, 1, append([]string{"issuer/cf", "-n", ns, "--write-test", "--propagation-timeout=3s", "--dns01-recursive-nameservers=" + split.Addr}, nameservers...),
+				"✓ DNS01 self-check: cert-manager asks only "+split.Addr+" (given by --dns01-recursive-nameservers)",
+				"✗ solvers[0] propagation of split.example.com through "+split.Addr+": the test TXT record written at _acme-challenge.split.example.com into example.com was not visible through "+split.Addr+" within 3s: it answered NXDOMAIN, while every authoritative nameserver serves it: this resolver sees another version of the zone (split-horizon DNS) or holds a stale negative cache",
+				"fix: point cert-manager's self-check at resolvers that see the public zone: run its controller with --dns01-recursive-nameservers=8.8.8.8:53,1.1.1.1:53 --dns01-recursive-nameservers-only (cert-manager's Helm chart: dns01RecursiveNameservers: \"8.8.8.8:53,1.1.1.1:53\", dns01RecursiveNameserversOnly: true); or set waitInsteadOfSelfCheck (e.g. 2m) on the solver to skip the self-check (cert-manager v1.21)",
+				"✓ solvers[0] propagation of split.example.com: a test TXT record written at _acme-challenge.split.example.com into example.com, then deleted, was visible at ns1.example.com ")
+		})
+		t.Run("propagation_record_invisible_at_one_nameserver", func(t *testing.T) {
+			t.Parallel()
+			const ns = "check-prop-stale"
+			k.namespace(t, ns, true)
+			k.apply(t, cloudflareIssuer(ns, localcluster.GroupName, "api-token", "stale.example.com"))
+			flags := c.AuthoritativeNameserverFlags(map[string]string{"ns2.example.com": stale.Addr})
+			k.expect(t, 1, append([]string{"issuer/cf", "-n", ns, "--write-test", "--propagation-timeout=3s"}, flags...),
+				"✗ solvers[0] propagation of stale.example.com at ns2.example.com: the test TXT record written at _acme-challenge.stale.example.com into example.com was not visible at ns2.example.com (at "+stale.Addr+", from --authoritative-nameserver) within 3s: it answered NXDOMAIN, while other nameservers of the zone serve it: this one serves another copy of the zone, and the ACME server's resolvers may ask it and fail the challenge",
+				"fix: repair the delegation: the zone's NS records, at its parent (the registrar or the parent zone) and in the zone itself, must list only nameservers that serve the zone the provider writes into; remove nameservers of a previous provider or secondaries that no longer transfer it",
+				"✓ solvers[0] propagation of stale.example.com: a test TXT record written at _acme-challenge.stale.example.com into example.com, then deleted, was visible at ns1.example.com ")
 		})
 		t.Run("cloudflare_origin_issuer_all_pass", func(t *testing.T) {
 			t.Parallel()

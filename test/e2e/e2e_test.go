@@ -33,8 +33,8 @@ func TestEndToEnd(t *testing.T) {
 	e := startEnv(t, 15*time.Minute)
 
 	// The scenarios use separate namespaces and names and run side by side;
-	// a keeps cert-manager's real DNS self-check and its fixed 60 s wait, so
-	// it takes the longest.
+	// a and k keep cert-manager's real DNS self-check and its fixed 60 s
+	// wait, so they take the longest.
 	t.Run("parallel", func(t *testing.T) {
 		t.Run("a_cloudflare_apex_and_wildcard_with_self_check", e.scenarioA)
 		t.Run("b_alidns_apex_and_wildcard", e.scenarioB)
@@ -44,6 +44,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("h_config_typo_fixed_in_the_issuer_reaches_ready", e.scenarioH)
 		t.Run("i_wrong_secret_key_fixed_in_the_issuer_reaches_ready", e.scenarioI)
 		t.Run("j_wrong_group_name_F23_found_and_released_by_check", e.scenarioJ)
+		t.Run("k_delegated_acme_challenge_cname_into_alidns_with_self_check", e.scenarioK)
+		t.Run("l_istio_gateway_simple_and_mutual_from_private_ca", e.scenarioL)
 	})
 	// e restarts cert-manager under another ServiceAccount, so it runs alone.
 	t.Run("e_cert_manager_service_account_not_in_chart_F22", e.scenarioE)

@@ -194,7 +194,8 @@ func (c *Cluster) describeCertManager(ctx context.Context, serviceAccount string
 	c.CertManagerVersion = strings.TrimSpace(string(out))
 	return c.ApplyYAML(ctx, CertManagerDeployment(CertManagerNamespace, serviceAccount, c.CertManagerVersion,
 		"--cluster-resource-namespace=$(POD_NAMESPACE)", "--enable-gateway-api", "--max-concurrent-challenges=60",
-		"--dns01-recursive-nameservers="+c.DNS.Addr))
+		// DNS01CheckAuthoritative: false above is this flag.
+		"--dns01-recursive-nameservers="+c.DNS.Addr, "--dns01-recursive-nameservers-only"))
 }
 
 // CertManagerDeployment is a manifest of cert-manager's controller

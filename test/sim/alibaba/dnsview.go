@@ -64,3 +64,14 @@ func (s *Server) served(name string) []Record {
 	}
 	return out
 }
+
+// CNAME implements dnsserver.Source: a CNAME record (AddDomainRecord with
+// Type CNAME) at name in the domain serving it, its value as the target.
+func (s *Server) CNAME(name string) (string, bool) {
+	for _, r := range s.served(name) {
+		if r.Type == "CNAME" && r.FQDN() == canonical(name) {
+			return canonical(r.Value), true
+		}
+	}
+	return "", false
+}

@@ -410,20 +410,32 @@ func TestDNSServer(t *testing.T) {
 	if _, err := add(t, akClient(t, s), "_acme-challenge", "token-value", 600); err != nil {
 		t.Fatal(err)
 	}
+	// A CNAME added with AddDomainRecord is served, and followed.
+	req := alidns.CreateAddDomainRecordRequest()
+	req.DomainName, req.RR, req.Type, req.Value = "example.com", "_acme-challenge.app", "CNAME", "_acme-challenge.example.com"
+	if _, err := akClient(t, s).AddDomainRecord(req); err != nil {
+		t.Fatal(err)
+	}
+	if apex, ok := s.Zone("_acme-challenge.app.example.com"); !ok || apex != "example.com" {
+		t.Errorf("zone of the CNAME's name: %q %v", apex, ok)
+	}
 	srv, err := dnsserver.Start(s)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(srv.Close)
 	for _, proto := range []string{"udp", "tcp"} {
-		m := new(mdns.Msg)
-		m.SetQuestion("_acme-challenge.example.com.", mdns.TypeTXT)
-		r, _, err := (&mdns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(m, srv.Addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(r.Answer) != 1 || r.Answer[0].(*mdns.TXT).Txt[0] != "token-value" {
-			t.Fatalf("%s: answer %v", proto, r.Answer)
+		for _, name := range []string{"_acme-challenge.example.com.", "_acme-challenge.app.example.com."} {
+			m := new(mdns.Msg)
+			m.SetQuestion(name, mdns.TypeTXT)
+			r, _, err := (&mdns.Client{Net: proto, Timeout: 2 * time.Second}).Exchange(m, srv.Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last := len(r.Answer) - 1
+			if last < 0 || r.Answer[last].(*mdns.TXT).Txt[0] != "token-value" || (name != "_acme-challenge.example.com." && last != 1) {
+				t.Fatalf("%s %s: answer %v", proto, name, r.Answer)
+			}
 		}
 	}
 }

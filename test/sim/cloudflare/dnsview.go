@@ -59,3 +59,22 @@ func (s *Server) Exists(name string) bool {
 	}
 	return false
 }
+
+// CNAME implements dnsserver.Source: a CNAME record stored at name in the
+// zone serving it (created through the record API like any other record),
+// its content as the target.
+func (s *Server) CNAME(name string) (string, bool) {
+	s.state.mu.Lock()
+	defer s.state.mu.Unlock()
+	name = canonicalName(name)
+	z := s.servingZone(name)
+	if z == nil {
+		return "", false
+	}
+	for _, rec := range s.records[z.ID] {
+		if rec.Name == name && rec.Type == "CNAME" {
+			return canonicalName(rec.Content), true
+		}
+	}
+	return "", false
+}

@@ -421,6 +421,26 @@ func TestDNSServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A CNAME made through the record API is stored as any record is, and
+	// served: _acme-challenge.app.example.com → _acme-challenge.example.com.
+	var cname dns.CNAMERecordParam
+	cname.Name.Value, cname.Name.Present = "_acme-challenge.app.example.com", true
+	cname.Type.Value, cname.Type.Present = dns.CNAMERecordTypeCNAME, true
+	cname.Content.Value, cname.Content.Present = "_acme-challenge.example.com", true
+	cname.TTL.Value, cname.TTL.Present = 1, true
+	var p dns.RecordNewParams
+	p.ZoneID.Value, p.ZoneID.Present = z.ID, true
+	p.Body = cname
+	if _, err := svc.New(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	if stored := s.Records("_acme-challenge.app.example.com"); len(stored) != 1 || stored[0].Type != "CNAME" || stored[0].Content != "_acme-challenge.example.com" {
+		t.Fatalf("stored: %+v", stored)
+	}
+	// Zone resolution is untouched by the CNAME: the name is still example.com's.
+	if apex, ok := s.Zone("_acme-challenge.app.example.com"); !ok || apex != "example.com" {
+		t.Errorf("zone of the CNAME's name: %q %v", apex, ok)
+	}
 	srv, err := dnsserver.Start(s)
 	if err != nil {
 		t.Fatal(err)
@@ -459,6 +479,13 @@ func TestDNSServer(t *testing.T) {
 			}
 			if r := ask("example.com", mdns.TypeNS); len(r.Answer) != 2 {
 				t.Errorf("NS at the apex: %v", r.Answer)
+			}
+			r = ask("_acme-challenge.app.example.com", mdns.TypeTXT)
+			if len(r.Answer) != 4 || r.Answer[0].(*mdns.CNAME).Target != "_acme-challenge.example.com." || r.Answer[1].Header().Name != "_acme-challenge.example.com." {
+				t.Errorf("TXT at the CNAME: %v", r.Answer)
+			}
+			if r := ask("_acme-challenge.app.example.com", mdns.TypeCNAME); len(r.Answer) != 1 {
+				t.Errorf("CNAME query: %v", r.Answer)
 			}
 			if r := ask("example.org", mdns.TypeTXT); r.Rcode != mdns.RcodeRefused {
 				t.Errorf("outside the served zones: rcode %d, want REFUSED", r.Rcode)
