@@ -279,10 +279,10 @@ func PCACredential(ctx context.Context, o Options, secrets secretref.Reader, spe
 		}
 		return c, nil
 	case a.AccessKeyIDSecretRef != nil || a.AccessKeySecretSecretRef != nil:
-		return c, signer.PermanentError{Err: errors.New("set both spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef, or neither")}
+		return c, errors.New("set both spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef, or neither")
 	case !cluster || !o.AllowAmbientCredentials:
-		return c, signer.PermanentError{Err: errors.New("no credentials: set spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef. " +
-			"Ambient credentials (RRSA, the ECS RAM role) are used only by the cluster kinds, and only when the controller allows them (--allow-ambient-credentials)")}
+		return c, errors.New("no credentials: set spec.auth.accessKeyIdSecretRef and spec.auth.accessKeySecretSecretRef. " +
+			"Ambient credentials (RRSA, the ECS RAM role) are used only by the cluster kinds, and only when the controller allows them (--allow-ambient-credentials)")
 	}
 	var err error
 	c.Ambient, err = alibaba.AmbientFromEnv(o.Alibaba.Getenv)

@@ -144,10 +144,27 @@ func (s *Signers) Check(ctx context.Context, iss issuerlib.Issuer) (CheckResult,
 	}
 	b, err := k.backend(s, ctx, iss, s.secretNamespace(k, iss), k.cluster)
 	if err != nil {
-		return CheckResult{}, prefixed(k.prefix, err)
+		return CheckResult{}, prefixed(k.prefix, checkError(err))
 	}
 	res, err := b.check(ctx)
-	return res, prefixed(k.prefix, err)
+	return res, prefixed(k.prefix, checkError(err))
+}
+
+// checkError is how Check reports a broken issuer: a plain error, so the
+// issuer is retried with backoff and becomes Ready as soon as what it
+// names is fixed (a Secret created, a grant added). issuer-lib would mark
+// a PermanentError from Check as failed until the spec changes; those are
+// for requests that can never be signed, from Sign only.
+func checkError(err error) error {
+	var permanent signer.PermanentError
+	var broken signer.IssuerError
+	switch {
+	case errors.As(err, &permanent):
+		return permanent.Err
+	case errors.As(err, &broken):
+		return broken.Err
+	}
+	return err
 }
 
 func (s *Signers) check(ctx context.Context, iss issuerlib.Issuer) error {
@@ -172,12 +189,9 @@ func (s *Signers) sign(ctx context.Context, cr signer.CertificateRequestObject, 
 	}
 	b, err := k.backend(s, ctx, iss, s.secretNamespace(k, iss), k.cluster)
 	if err != nil {
-		// Sign reports a broken issuer as such, whatever its backend said.
-		var permanent signer.PermanentError
-		if !errors.As(err, &permanent) {
-			err = signer.IssuerError{Err: err}
-		}
-		return signer.PEMBundle{}, prefixed(k.prefix, err)
+		// A backend that cannot be built is a broken issuer, not a bad
+		// request: the request waits for the issuer to be fixed.
+		return signer.PEMBundle{}, prefixed(k.prefix, signer.IssuerError{Err: checkError(err)})
 	}
 	bundle, err = b.sign(ctx, s, cr, details)
 	return bundle, prefixed(k.prefix, err)

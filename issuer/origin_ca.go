@@ -227,10 +227,10 @@ var ServiceKeyRefused = errors.New("spec.auth.serviceKeyRef is an Origin CA serv
 // cluster kind). Service keys are refused (F19).
 func OriginToken(ctx context.Context, secrets secretref.Reader, spec api.CloudflareOriginIssuerSpec, namespace string) (secretref.Value, error) {
 	if spec.Auth.ServiceKeyRef != nil {
-		return secretref.Value{}, signer.PermanentError{Err: ServiceKeyRefused}
+		return secretref.Value{}, ServiceKeyRefused
 	}
 	if spec.Auth.TokenRef == nil {
-		return secretref.Value{}, signer.PermanentError{Err: errors.New("set spec.auth.tokenRef to a Secret key holding an API token with Zone → SSL and Certificates → Edit")}
+		return secretref.Value{}, errors.New("set spec.auth.tokenRef to a Secret key holding an API token with Zone → SSL and Certificates → Edit")
 	}
 	return secrets.Read(ctx, namespace, spec.Auth.TokenRef.Name, spec.Auth.TokenRef.Key, "spec.auth.tokenRef")
 }
