@@ -979,8 +979,9 @@ func readYAML(t *testing.T, path string) map[string]any {
 	return out
 }
 
-// Every value is in values.yaml, in the schema and in the README's table,
-// and the value the solver's RBAC error names (F12) exists.
+// Every value is in values.yaml, in the schema and in the table of
+// docs/configuration.md, and the value the solver's RBAC error names (F12)
+// exists.
 func TestValuesDocumented(t *testing.T) {
 	values := valuePaths("", readYAML(t, filepath.Join(chartDir, "values.yaml")))
 	schema := schemaPaths("", readYAML(t, filepath.Join(chartDir, "values.schema.json")))
@@ -1000,11 +1001,14 @@ func TestValuesDocumented(t *testing.T) {
 			t.Errorf("values.yaml has %s, which the schema does not describe", v)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(readme), "\n## Helm chart\n")
+	_, section, found := strings.Cut(string(doc), "\n## Chart values\n")
+	if !found {
+		t.Fatal("docs/configuration.md has no section \"## Chart values\"")
+	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	var documented []string
 	for _, line := range strings.Split(section, "\n") {
@@ -1014,7 +1018,7 @@ func TestValuesDocumented(t *testing.T) {
 	}
 	slices.Sort(documented)
 	if !slices.Equal(values, documented) {
-		t.Errorf("the README's Helm chart table does not list exactly the values:\nvalues.yaml: %q\nREADME:      %q", values, documented)
+		t.Errorf("the chart values table of docs/configuration.md does not list exactly the values:\nvalues.yaml: %q\ndocs:        %q", values, documented)
 	}
 	if !slices.Contains(values, solver.SecretAccessValue) {
 		t.Errorf("values.yaml has no %s, which the solver's RBAC errors tell users to set", solver.SecretAccessValue)
