@@ -10,6 +10,8 @@ ETCD_VERSION := v3.6.16
 CONTROLLER_GEN_VERSION := v0.23.0
 HELM_VERSION := v3.22.0
 PEBBLE_VERSION := v2.10.1
+# promtool of Prometheus v3.16.0 (its Go module is v0.316.0), for the chart's alert rules.
+PROMTOOL_VERSION := v0.316.0
 CACHE_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/certbridge
 # "-stamped": built with the version below, so `kubectl version` and the
 # API server's /version say v1.36.2 (unstamped: v0.0.0-master+$Format:%H$).
@@ -21,12 +23,14 @@ ETCD_DIR := $(CACHE_DIR)/etcd-$(ETCD_VERSION)
 CONTROLLER_GEN := $(CACHE_DIR)/controller-gen-$(CONTROLLER_GEN_VERSION)/controller-gen
 HELM_DIR := $(CACHE_DIR)/helm-$(HELM_VERSION)
 PEBBLE_DIR := $(CACHE_DIR)/pebble-$(PEBBLE_VERSION)
+PROMTOOL_DIR := $(CACHE_DIR)/promtool-$(PROMTOOL_VERSION)
 
 export TEST_ASSET_KUBE_APISERVER := $(KUBE_DIR)/kube-apiserver
 export TEST_ASSET_KUBECTL := $(KUBE_DIR)/kubectl
 export TEST_ASSET_ETCD := $(ETCD_DIR)/etcd
 export TEST_ASSET_HELM := $(HELM_DIR)/helm
 export TEST_ASSET_PEBBLE := $(PEBBLE_DIR)/pebble
+export TEST_ASSET_PROMTOOL := $(PROMTOOL_DIR)/promtool
 
 BIN_DIR ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
@@ -56,7 +60,7 @@ export CERTBRIDGE_BINARY := $(abspath $(BIN_DIR))/certbridge
 all: build
 
 help: ## list targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 build: ## build bin/certbridge with the version stamped in
 	$(GO_BUILD) -o $(BIN_DIR)/certbridge .
@@ -114,13 +118,14 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged, no pr
 	cd hack/tools/controller-gen && go mod tidy -diff
 	cd hack/tools/helm && go mod tidy -diff
 	cd hack/tools/pebble && go mod tidy -diff
+	cd hack/tools/promtool && go mod tidy -diff
 	@out=$$(go list -f '{{.ImportPath}} {{join .Deps " "}}' $$(go list ./... | grep -v '/test/') | \
 	  awk '{for (i = 2; i <= NF; i++) if ($$i ~ /^github.com\/certbridge\/certbridge\/test\//) print "  " $$1 " imports " $$i}'); \
 	  if [ -n "$$out" ]; then echo "production packages must not import the test harness under test/:"; echo "$$out"; exit 1; fi
 	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
-tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) ## build the pinned control-plane binaries, helm and Pebble once
+tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) $(TEST_ASSET_PROMTOOL) ## build the pinned control-plane binaries, helm, Pebble and promtool once
 
 # k8s.io/kubernetes replaces its staging modules with relative paths, so
 # `go install` refuses it; hack/tools/kube pins each staging module instead.
@@ -150,8 +155,17 @@ $(TEST_ASSET_PEBBLE):
 	cd hack/tools/pebble && CGO_ENABLED=0 go build -trimpath -o $@.tmp github.com/letsencrypt/pebble/v2/cmd/pebble
 	mv $@.tmp $@
 
+# promtool checks the chart's PrometheusRule and runs its unit tests
+# (charts/testdata/alerts_test.yaml). Prometheus's module is large: the first
+# build takes several minutes on 2 cores.
+$(TEST_ASSET_PROMTOOL):
+	@mkdir -p $(PROMTOOL_DIR)
+	@echo "building promtool $(PROMTOOL_VERSION) into $(PROMTOOL_DIR) (once; several minutes on 2 cores)"
+	cd hack/tools/promtool && CGO_ENABLED=0 go build -trimpath -o $@.tmp github.com/prometheus/prometheus/cmd/promtool
+	mv $@.tmp $@
+
 env: tools ## print the exports that let `go test` run single tests: eval "$$(make -s env)"
-	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM) TEST_ASSET_PEBBLE=$(TEST_ASSET_PEBBLE) CERTBRIDGE_BINARY=$(CERTBRIDGE_BINARY)"
+	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM) TEST_ASSET_PEBBLE=$(TEST_ASSET_PEBBLE) TEST_ASSET_PROMTOOL=$(TEST_ASSET_PROMTOOL) CERTBRIDGE_BINARY=$(CERTBRIDGE_BINARY)"
 
 conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOKEN and/or ALIBABA_CLOUD_ACCESS_KEY_ID+_SECRET, with TEST_ZONE_NAME
 	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }
@@ -165,4 +179,4 @@ sim: ## run the simulators on loopback and print their addresses
 	go run ./test/sim/cmd/sim
 
 clean-tools: ## forget the cached tool binaries
-	rm -rf $(KUBE_DIR) $(ETCD_DIR) $(HELM_DIR) $(PEBBLE_DIR) $(dir $(CONTROLLER_GEN))
+	rm -rf $(KUBE_DIR) $(ETCD_DIR) $(HELM_DIR) $(PEBBLE_DIR) $(PROMTOOL_DIR) $(dir $(CONTROLLER_GEN))

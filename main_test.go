@@ -1,13 +1,18 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -185,5 +190,109 @@ func TestIssuerCommand(t *testing.T) {
 			t.Fatalf("healthz %d, readyz %d, metrics %d, lease %v; logs:\n%s", health, ready, code, leaseErr, logs.String())
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// outsidePointers match references to notes that live outside the
+// repository, which users never see: the folder of shared notes and the
+// files in it, and their lettered sections. The repository's own words are
+// in docs/. The patterns are built from pieces so that this file, which the
+// test reads too, does not match them.
+var outsidePointers = func() []*regexp.Regexp {
+	folder := "sh" + "ared/"
+	var out []*regexp.Regexp
+	for _, p := range []string{
+		// the folder as a path of its own, not an element inside a longer
+		// path such as a Go import path
+		`(^|[^A-Za-z0-9_./-])(\.{1,2}/)?` + folder,
+		"API-" + "REFERENCE",
+		"FAIL" + "URES\\.md",
+		"STY" + "LE\\.md",
+		"E2E-" + "NOTES",
+		"\u00a7" + "[A-D]",
+	} {
+		// (?m): ^ is a line's start also when the whole file is matched
+		out = append(out, regexp.MustCompile("(?m)"+p))
+	}
+	return out
+}()
+
+// Every tracked file stands on its own: no comment, test name, doc or
+// script points at notes outside the repository.
+func TestNoPointersOutsideTheRepository(t *testing.T) {
+	out, err := exec.Command("git", "ls-files", "-z").Output()
+	if err != nil {
+		t.Skipf("not a git checkout: %v", err)
+	}
+	files := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if len(files) < 10 {
+		t.Fatalf("git ls-files lists %d files; want the repository's", len(files))
+	}
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // deleted in the work tree, not yet committed
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.IndexByte(raw, 0) >= 0 || !slices.ContainsFunc(outsidePointers, func(p *regexp.Regexp) bool { return p.Match(raw) }) {
+			continue // binary, or clean: only a file that matches is read line by line
+		}
+		for i, line := range strings.Split(string(raw), "\n") {
+			for _, p := range outsidePointers {
+				if m := p.FindString(line); m != "" {
+					t.Errorf("%s:%d points outside the repository (%q): %s; say it in the project's own words, or point into docs/",
+						f, i+1, strings.TrimSpace(m), strings.TrimSpace(line))
+				}
+			}
+		}
+	}
+}
+
+// The README's Layout lists every package on a line of its own, and nothing
+// that is not one.
+func TestReadmeLayoutMatchesGoList(t *testing.T) {
+	out, err := exec.Command("go", "list", "-tags", "e2e", "./...").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const module = "github.com/certbridge/certbridge"
+	want := map[string]bool{}
+	for _, pkg := range strings.Fields(string(out)) {
+		if pkg == module {
+			want["main.go"] = true
+			continue
+		}
+		want[strings.TrimPrefix(pkg, module+"/")+"/"] = true
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(readme), "\n## Layout\n")
+	if !ok {
+		t.Fatal("README.md has no Layout section")
+	}
+	_, block, _ := strings.Cut(section, "```\n")
+	block, _, _ = strings.Cut(block, "```")
+	listed := map[string]bool{}
+	for _, line := range strings.Split(block, "\n") {
+		if line == "" || strings.HasPrefix(line, " ") {
+			continue // a continuation of the line above
+		}
+		name := strings.Fields(line)[0]
+		if listed[name] {
+			t.Errorf("README Layout lists %s twice", name)
+		}
+		listed[name] = true
+		if !want[name] {
+			t.Errorf("README Layout lists %s, which go list does not", name)
+		}
+	}
+	for name := range want {
+		if !listed[name] {
+			t.Errorf("README Layout lacks the package %s", name)
+		}
 	}
 }

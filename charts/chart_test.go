@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	certificatesv1 "k8s.io/api/certificates/v1"
@@ -47,6 +49,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
+	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 	"github.com/certbridge/certbridge/solver"
@@ -116,14 +119,14 @@ var (
 				"CustomResourceDefinition//alibabapcaissuers.certbridge.io",
 				"CustomResourceDefinition//clusteralibabapcaissuers.certbridge.io",
 			},
-			absent: []string{"ServiceMonitor/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook"},
+			absent: []string{"ServiceMonitor/certbridge/certbridge", "PrometheusRule/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook"},
 		},
 	}
 	custom = chartCase{
 		name: "non-default values", release: "edge", namespace: "edge-system",
 		set: []string{
 			"webhook.secretNamespaces={team-a,team-b}", "crds.enabled=false", "issuer.enabled=false",
-			"metrics.serviceMonitor.enabled=true", "networkPolicy.enabled=true", "groupName=acme.example.com",
+			"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "networkPolicy.enabled=true", "groupName=acme.example.com",
 			"certManager.serviceAccountName=cert-manager-controller",
 		},
 		want: want{
@@ -134,7 +137,7 @@ var (
 				"APIService//v1alpha1.acme.example.com", "Certificate/edge-system/edge-certbridge-webhook-tls",
 				"Role/team-a/edge-certbridge-webhook:secret-reader", "RoleBinding/team-a/edge-certbridge-webhook:secret-reader",
 				"Role/team-b/edge-certbridge-webhook:secret-reader", "RoleBinding/team-b/edge-certbridge-webhook:secret-reader",
-				"ServiceMonitor/edge-system/edge-certbridge", "NetworkPolicy/edge-system/edge-certbridge-webhook",
+				"ServiceMonitor/edge-system/edge-certbridge", "PrometheusRule/edge-system/edge-certbridge", "NetworkPolicy/edge-system/edge-certbridge-webhook",
 			},
 			absent: []string{
 				"ClusterRole//edge-certbridge-webhook:secret-reader", "Deployment/edge-system/edge-certbridge-issuer",
@@ -501,6 +504,7 @@ func TestUnknownValuesFail(t *testing.T) {
 		{"top-level typo", "webhok.replicas=3", "'webhok'"},
 		{"nested typo", "webhook.secretNamespace=team-a", "'secretNamespace'"},
 		{"typo two levels down", "metrics.serviceMonitor.enable=true", "'enable'"},
+		{"typo in the PrometheusRule's values", "metrics.prometheusRule.label.team=x", "'label'"},
 		{"groupName without a dot", "groupName=acme", "/groupName"},
 		{"a tag as image.digest", "image.digest=v1.2.3", "/image/digest"},
 	} {
@@ -629,8 +633,8 @@ func TestAPIServer(t *testing.T) {
 	}
 	renders := map[string]manifest{}
 	for _, tc := range cases {
-		// No cluster has the ServiceMonitor CRD here; the rest must apply.
-		renders[tc.name] = tc.render(t).without("ServiceMonitor")
+		// No cluster has the Prometheus Operator's CRDs here; the rest must apply.
+		renders[tc.name] = tc.render(t).without("ServiceMonitor", "PrometheusRule")
 	}
 
 	for _, tc := range cases {
@@ -979,8 +983,9 @@ func readYAML(t *testing.T, path string) map[string]any {
 	return out
 }
 
-// Every value is in values.yaml, in the schema and in the README's table,
-// and the value the solver's RBAC error names (F12) exists.
+// Every value is in values.yaml, in the schema and in the table of
+// docs/configuration.md, and the value the solver's RBAC error names (F12)
+// exists.
 func TestValuesDocumented(t *testing.T) {
 	values := valuePaths("", readYAML(t, filepath.Join(chartDir, "values.yaml")))
 	schema := schemaPaths("", readYAML(t, filepath.Join(chartDir, "values.schema.json")))
@@ -1000,11 +1005,14 @@ func TestValuesDocumented(t *testing.T) {
 			t.Errorf("values.yaml has %s, which the schema does not describe", v)
 		}
 	}
-	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(readme), "\n## Helm chart\n")
+	_, section, found := strings.Cut(string(doc), "\n## Chart values\n")
+	if !found {
+		t.Fatal("docs/configuration.md has no section \"## Chart values\"")
+	}
 	section, _, _ = strings.Cut(section, "\n## ")
 	var documented []string
 	for _, line := range strings.Split(section, "\n") {
@@ -1014,9 +1022,137 @@ func TestValuesDocumented(t *testing.T) {
 	}
 	slices.Sort(documented)
 	if !slices.Equal(values, documented) {
-		t.Errorf("the README's Helm chart table does not list exactly the values:\nvalues.yaml: %q\nREADME:      %q", values, documented)
+		t.Errorf("the chart values table of docs/configuration.md does not list exactly the values:\nvalues.yaml: %q\ndocs:        %q", values, documented)
 	}
 	if !slices.Contains(values, solver.SecretAccessValue) {
 		t.Errorf("values.yaml has no %s, which the solver's RBAC errors tell users to set", solver.SecretAccessValue)
 	}
+}
+
+// metricNames are the series certbridge's processes expose: the webhook
+// registers metrics.Register's collectors, the issuer metrics.Certificates.
+func metricNames(t *testing.T) map[string]bool {
+	t.Helper()
+	d := &describer{names: map[string]bool{}}
+	if err := metrics.Register(d); err != nil {
+		t.Fatal(err)
+	}
+	d.MustRegister(metrics.Certificates)
+	return d.names
+}
+
+var fqName = regexp.MustCompile(`fqName: "([^"]+)"`)
+
+// describer is a prometheus.Registerer that keeps the names of what is
+// registered with it.
+type describer struct{ names map[string]bool }
+
+func (d *describer) Register(c prometheus.Collector) error {
+	descs := make(chan *prometheus.Desc)
+	go func() { c.Describe(descs); close(descs) }()
+	for desc := range descs {
+		if m := fqName.FindStringSubmatch(desc.String()); m != nil {
+			d.names[m[1]] = true
+		}
+	}
+	return nil
+}
+
+func (d *describer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = d.Register(c)
+	}
+}
+
+func (d *describer) Unregister(prometheus.Collector) bool { return false }
+
+var seriesName = regexp.MustCompile(`\bcertbridge_[a-z_]+\b`)
+
+// The PrometheusRule (metrics.prometheusRule.enabled): its rules pass
+// promtool's check and the unit tests of every alert in
+// testdata/alerts_test.yaml, name only metrics certbridge exposes, and follow
+// the release's names; without the ServiceMonitor whose series they select,
+// the render fails saying so.
+func TestPrometheusRule(t *testing.T) {
+	promtool := asset(t, "TEST_ASSET_PROMTOOL")
+	c := defaults
+	c.set = []string{"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true"}
+	rule := c.render(t).must(t, "PrometheusRule", c.namespace, "certbridge")
+	groups, _, err := unstructured.NestedSlice(rule.Object, "spec", "groups")
+	if err != nil || len(groups) == 0 {
+		t.Fatalf("the PrometheusRule has no spec.groups: %v", err)
+	}
+	names := metricNames(t)
+	var alerts []string
+	for _, g := range groups {
+		rules, _, _ := unstructured.NestedSlice(g.(map[string]any), "rules")
+		for _, r := range rules {
+			r := r.(map[string]any)
+			alerts = append(alerts, fmt.Sprint(r["alert"]))
+			expr := fmt.Sprint(r["expr"])
+			for _, name := range seriesName.FindAllString(expr, -1) {
+				if !names[name] {
+					t.Errorf("alert %s uses %s, which certbridge does not expose (internal/metrics)", r["alert"], name)
+				}
+			}
+			for _, job := range []string{`job="certbridge-webhook"`, `job="certbridge-issuer-metrics"`} {
+				if strings.Contains(expr, job) && !strings.Contains(expr, job+`, namespace="certbridge"`) {
+					t.Errorf("alert %s selects %s in any namespace: %s", r["alert"], job, expr)
+				}
+			}
+		}
+	}
+	want := []string{"CertbridgeChallengesFailing", "CertbridgeCloudflareQuotaLow", "CertbridgeCloudflareRateLimited",
+		"CertbridgeIssuerSigningFailing", "CertbridgeWebhookReplicaDown", "CertbridgeWebhookDown", "CertbridgeIssuerDown"}
+	if !slices.Equal(alerts, want) {
+		t.Errorf("alerts %q, want %q (docs/operations.md describes each)", alerts, want)
+	}
+
+	dir := t.TempDir()
+	raw, err := yaml.Marshal(map[string]any{"groups": groups})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(filepath.Join("testdata", "alerts_test.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, content := range map[string][]byte{"rules.yaml": raw, "alerts_test.yaml": tests} {
+		if err := os.WriteFile(filepath.Join(dir, name), content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, args := range [][]string{{"check", "rules", "rules.yaml"}, {"test", "rules", "alerts_test.yaml"}} {
+		cmd := exec.Command(promtool, args...)
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Errorf("promtool %s: %v\n%s\nrules:\n%s", strings.Join(args, " "), err, out, raw)
+		}
+	}
+
+	t.Run("without the issuer, no issuer alerts", func(t *testing.T) {
+		c := c
+		c.set = append(slices.Clone(c.set), "issuer.enabled=false")
+		raw, _ := yaml.Marshal(c.render(t).must(t, "PrometheusRule", c.namespace, "certbridge").Object)
+		for _, alert := range []string{"CertbridgeIssuerSigningFailing", "CertbridgeIssuerDown", "issuer-metrics"} {
+			if strings.Contains(string(raw), alert) {
+				t.Errorf("issuer.enabled=false still renders %s", alert)
+			}
+		}
+	})
+	t.Run("without the ServiceMonitor the render fails, saying why", func(t *testing.T) {
+		c := defaults
+		c.set = []string{"metrics.prometheusRule.enabled=true"}
+		_, err := c.helm(t, "template")
+		if err == nil || !strings.Contains(err.Error(), "metrics.prometheusRule.enabled needs metrics.serviceMonitor.enabled") {
+			t.Fatalf("want the render refused naming metrics.serviceMonitor.enabled, got %v", err)
+		}
+	})
+	t.Run("labels", func(t *testing.T) {
+		c := c
+		c.set = append(slices.Clone(c.set), "metrics.prometheusRule.labels.release=prometheus")
+		if got := c.render(t).must(t, "PrometheusRule", c.namespace, "certbridge").GetLabels()["release"]; got != "prometheus" {
+			t.Errorf("metrics.prometheusRule.labels: label release is %q, want prometheus", got)
+		}
+	})
 }

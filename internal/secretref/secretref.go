@@ -1,6 +1,6 @@
 // Package secretref reads credentials from Secrets for the solvers and the
-// issuer, with the messages users need when that fails (FAILURES.md F1, F2,
-// F3, F12): which Secret, which namespace and why that one, which keys exist,
+// issuer, with the messages users need when that fails (docs/failures.md:
+// F1, F2, F3, F12): which Secret, which namespace and why that one, which keys exist,
 // who lacks RBAC and how to grant it. A value never appears in a message or
 // a log line.
 package secretref

@@ -57,7 +57,7 @@ func (e *env) scenarioI(t *testing.T) {
 }
 
 // j: F23 — the Issuer names an API group the webhook does not serve. The
-// Challenge's exact message is the README's troubleshooting row; after the
+// Challenge's exact message is a row of docs/troubleshooting.md; after the
 // fix the old Challenge cannot be cleaned up (cert-manager reaches no
 // webhook for that group), `certbridge check issuer` finds it and prints the
 // command that releases it; running that command is the only other step.
@@ -69,12 +69,12 @@ func (e *env) scenarioJ(t *testing.T) {
 	e.certificate(t, ns, "j-example-com", "acme-cloudflare", "j.example.com")
 	reason := e.waitChallengeReason(t, ns, 3*time.Minute, `in API group "`+wrongGroup+`"`)
 	t.Logf("j: the Challenge says: %s", reason)
-	readme, err := os.ReadFile(filepath.Join(e.c.ModuleRoot(), "README.md"))
+	table, err := os.ReadFile(filepath.Join(e.c.ModuleRoot(), "docs", "troubleshooting.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), reason) {
-		t.Errorf("README.md's troubleshooting table lacks the Challenge's exact message:\n%s", reason)
+	if !strings.Contains(string(table), "| `"+reason+"`") {
+		t.Errorf("docs/troubleshooting.md's table has no row for the Challenge's exact message:\n%s", reason)
 	}
 
 	k := &checkEnv{env: *e, secrets: e.c.Secrets()}

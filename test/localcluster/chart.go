@@ -108,7 +108,7 @@ func (c *Cluster) ApplyCertManagerRBAC(ctx context.Context, serviceAccount strin
 
 // InstallChart renders the certbridge chart with helm and applies every
 // object, as `helm install` would. Two changes make it reachable from this
-// machine, as E2E-NOTES describes: the webhook Service becomes an
+// machine, as docs/development.md describes: the webhook Service becomes an
 // ExternalName for localhost, and it and the APIService use the port the
 // webhook process listens on.
 func (c *Cluster) InstallChart(ctx context.Context, set ...string) error {

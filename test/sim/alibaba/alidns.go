@@ -396,6 +396,6 @@ func (s *Server) deleteSubDomainRecords(_ caller, p url.Values) (map[string]any,
 		kept = append(kept, r)
 	}
 	s.records[d.Name] = kept
-	// TotalCount is a string in this answer (§B.6).
+	// TotalCount is a string in this answer, as Alibaba Cloud DNS sends it.
 	return map[string]any{"RR": rr, "TotalCount": strconv.Itoa(n)}, nil
 }

@@ -19,7 +19,7 @@ import (
 	"time"
 )
 
-// Private CA (cas 2020-06-30, §C). Alibaba documents no product-specific
+// Private CA (cas 2020-06-30). Alibaba documents no product-specific
 // error codes for it; the codes below marked [INF] are inferred.
 const casVersion = "2020-06-30"
 

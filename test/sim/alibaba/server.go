@@ -1,7 +1,8 @@
 // Package alibaba simulates the Alibaba Cloud APIs certbridge uses — Alibaba
 // Cloud DNS (alidns 2015-01-09), Private CA (cas 2020-06-30) and STS
-// (2015-04-01) — as recorded in shared/API-REFERENCE.md §B and §C. It checks every RPC signature exactly, so the
-// real SDK's requests are verified, not waved through.
+// (2015-04-01) — as docs/development.md describes. It checks every RPC
+// signature exactly, so the real SDK's requests are verified, not waved
+// through.
 package alibaba
 
 import (
@@ -121,7 +122,7 @@ type Fault struct {
 	Message string
 }
 
-// quotas is the documented QPS per action (§B.1).
+// quotas is Alibaba Cloud DNS's documented QPS per action.
 var quotas = map[string]int{
 	"DescribeDomainRecords":          100,
 	"DescribeSubDomainRecords":       300,
@@ -130,7 +131,7 @@ var quotas = map[string]int{
 	"UpdateDomainRecord":             60,
 	"DeleteDomainRecord":             60,
 	"DeleteSubDomainRecords":         20,
-	"CreateCustomCertificate":        10, // cas: 10 per user for the create calls (§C)
+	"CreateCustomCertificate":        10, // Private CA: 10 per user for the create calls
 	"CreateServerCertificateWithCsr": 10,
 }
 
@@ -350,7 +351,7 @@ func (s *Server) AllRecords() []Record {
 
 func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
 
-// apiError is the RPC error body (§B.5).
+// apiError is the RPC error body: RequestId, HostId, Code, Message, Recommend.
 type apiError struct {
 	status  int
 	code    string
@@ -394,7 +395,8 @@ func params(r *http.Request) (url.Values, error) {
 	return out, nil
 }
 
-// percentEncode is the RFC 3986 encoding of §B.4 step 3.
+// percentEncode is the RFC 3986 encoding signature v1 applies to every
+// name and value (space as %20, * as %2A, ~ kept).
 func percentEncode(s string) string {
 	e := url.QueryEscape(s)
 	e = strings.ReplaceAll(e, "+", "%20")
@@ -402,7 +404,8 @@ func percentEncode(s string) string {
 	return strings.ReplaceAll(e, "%7E", "~")
 }
 
-// stringToSign builds §B.4's StringToSign from every parameter but Signature.
+// stringToSign builds signature v1's StringToSign from every parameter but
+// Signature: METHOD&%2F&percentEncode(the sorted, encoded name=value pairs).
 func stringToSign(method string, p url.Values) string {
 	keys := make([]string, 0, len(p))
 	for k := range p {

@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// Origin CA request types and the validities Cloudflare offers (§A.7).
+// Origin CA request types and the validities Cloudflare offers, in days.
 const (
 	OriginRSA = "origin-rsa"
 	OriginECC = "origin-ecc"
@@ -37,7 +37,7 @@ type originCA struct {
 	issued  map[string]*originCert
 	svcKeys map[string]bool
 	// serviceKeysRetired answers every Origin CA key with an error: the keys
-	// reached end of life on 2026-09-30 (§A.1).
+	// reached end of life on 2026-09-30, as Cloudflare announced.
 	serviceKeysRetired bool
 }
 
@@ -275,7 +275,8 @@ func (s *Server) createOriginCert(w http.ResponseWriter, r *http.Request, p prin
 }
 
 // originJSON renders a certificate; expires_on uses Go's time.String layout,
-// which origin-ca-issuer and the legacy SDK parse first (§A.7).
+// which origin-ca-issuer and the legacy SDK parse first, as the real API
+// sends it.
 func originJSON(c *originCert) map[string]any {
 	out := map[string]any{
 		"id": c.ID, "certificate": c.PEM, "hostnames": c.Hostnames,

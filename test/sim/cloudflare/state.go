@@ -1,6 +1,6 @@
 // Package cloudflare is a local simulator of the parts of Cloudflare's v4 API
 // that certbridge uses: zones, DNS records, token verification and Origin CA's
-// wire behaviour, as recorded in shared/API-REFERENCE.md §A. It is driven only
+// wire behaviour, as docs/development.md describes. It is driven only
 // through the real cloudflare-go client, so it must answer what the real API
 // answers: envelopes, HTTP statuses, error codes, pagination and quoting.
 package cloudflare
