@@ -99,9 +99,10 @@ e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, w
 demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
 	$(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once)
 
-generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs (charts/certbridge/files/crds)
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, and the chart values' descriptions (schema, docs/configuration.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
 	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=charts/certbridge/files/crds
+	go run ./hack/chartdoc --chart charts/certbridge --doc docs/configuration.md
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(dir $(CONTROLLER_GEN))
@@ -124,7 +125,7 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged, no pr
 	@out=$$(go list -f '{{.ImportPath}} {{join .Deps " "}}' $$(go list ./... | grep -v '/test/') | \
 	  awk '{for (i = 2; i <= NF; i++) if ($$i ~ /^github.com\/certbridge\/certbridge\/test\//) print "  " $$1 " imports " $$i}'); \
 	  if [ -n "$$out" ]; then echo "production packages must not import the test harness under test/:"; echo "$$out"; exit 1; fi
-	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds charts/certbridge/values.schema.json docs/configuration.md || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
 tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) $(TEST_ASSET_PROMTOOL) ## build the pinned control-plane binaries, helm, Pebble and promtool once
