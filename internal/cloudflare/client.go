@@ -334,29 +334,9 @@ const listRecordsPerPage = 100
 
 // ListTXT returns every TXT record named exactly name in the zone.
 func (c *Client) ListTXT(ctx context.Context, zoneID, name string) ([]Record, error) {
-	var out []Record
-	// Pages are fetched by hand: the SDK's auto-pager asks for one more page
-	// than result_info announces, an API call wasted on every CleanUp.
-	for page := 1; ; page++ {
-		var p dns.RecordListParams
-		p.ZoneID.Value, p.ZoneID.Present = zoneID, true
-		p.Type.Value, p.Type.Present = dns.RecordListParamsTypeTXT, true
-		p.Name.Present = true
+	return c.listTXT(ctx, zoneID, listRecordsPerPage, func(p *dns.RecordListParams) {
 		p.Name.Value.Exact.Value, p.Name.Value.Exact.Present = name, true
-		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = listRecordsPerPage, true
-		res, err := c.records.List(ctx, p)
-		if err != nil {
-			return nil, classify(ListRecords, err)
-		}
-		for _, r := range res.Result {
-			out = append(out, Record{ID: r.ID, Name: r.Name, Content: r.Content})
-		}
-		total, known := resultInfoInt(res.ResultInfo.JSON.ExtraFields, "total_pages")
-		if len(res.Result) < listRecordsPerPage || (known && page >= total) {
-			return out, nil
-		}
-	}
+	})
 }
 
 // CreateTXT creates a TXT record holding content (already quoted as the
@@ -435,15 +415,25 @@ func (c *Client) Batch(ctx context.Context, zoneID string, deletes []string, pos
 // ListTXTBelow returns every TXT record of the zone whose name starts with
 // prefix (e.g. "_acme-challenge."): one listing for many names.
 func (c *Client) ListTXTBelow(ctx context.Context, zoneID, prefix string) ([]Record, error) {
+	return c.listTXT(ctx, zoneID, listBelowPerPage, func(p *dns.RecordListParams) {
+		p.Name.Value.Startswith.Value, p.Name.Value.Startswith.Present = prefix, true
+	})
+}
+
+// listTXT lists the zone's TXT records whose name matches as selectName
+// sets it, perPage a page.
+func (c *Client) listTXT(ctx context.Context, zoneID string, perPage int, selectName func(*dns.RecordListParams)) ([]Record, error) {
 	var out []Record
+	// Pages are fetched by hand: the SDK's auto-pager asks for one more page
+	// than result_info announces, an API call wasted on every CleanUp.
 	for page := 1; ; page++ {
 		var p dns.RecordListParams
 		p.ZoneID.Value, p.ZoneID.Present = zoneID, true
 		p.Type.Value, p.Type.Present = dns.RecordListParamsTypeTXT, true
 		p.Name.Present = true
-		p.Name.Value.Startswith.Value, p.Name.Value.Startswith.Present = prefix, true
+		selectName(&p)
 		p.Page.Value, p.Page.Present = float64(page), true
-		p.PerPage.Value, p.PerPage.Present = listBelowPerPage, true
+		p.PerPage.Value, p.PerPage.Present = float64(perPage), true
 		res, err := c.records.List(ctx, p)
 		if err != nil {
 			return nil, classify(ListRecords, err)
@@ -452,7 +442,7 @@ func (c *Client) ListTXTBelow(ctx context.Context, zoneID, prefix string) ([]Rec
 			out = append(out, Record{ID: r.ID, Name: r.Name, Content: r.Content})
 		}
 		total, known := resultInfoInt(res.ResultInfo.JSON.ExtraFields, "total_pages")
-		if len(res.Result) < listBelowPerPage || (known && page >= total) {
+		if len(res.Result) < perPage || (known && page >= total) {
 			return out, nil
 		}
 	}
