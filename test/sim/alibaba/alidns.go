@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/certbridge/certbridge/test/sim/simkit"
 )
 
 const (
@@ -43,32 +45,36 @@ func (s *Server) serveRPC(w http.ResponseWriter, r *http.Request) {
 		host = casHost
 	}
 	s.calls.Add(action)
-	if s.applyFault(w, action, host) {
+	serve := func(w http.ResponseWriter) {
+		if version != alidnsVersion && version != casVersion {
+			version = alidnsVersion // reported as InvalidVersion by authenticate
+		}
+		c, aerr := s.authenticate(r, p, version)
+		if aerr != nil {
+			aerr.write(w, host)
+			return
+		}
+		if !s.admit(action) {
+			apiError{400, "Throttling.User", faultMessages["Throttling.User"]}.write(w, host)
+			return
+		}
+		var body map[string]any
+		if version == casVersion {
+			body, aerr = s.serveCAS(c, action, p)
+		} else {
+			body, aerr = s.serveAliDNS(c, action, p)
+		}
+		if aerr != nil {
+			aerr.write(w, host)
+			return
+		}
+		writeOK(w, body)
+	}
+	if f, ok := s.faults.Take(action); ok {
+		simkit.Apply(w, f, faultAnswer(f, host), serve)
 		return
 	}
-	if version != alidnsVersion && version != casVersion {
-		version = alidnsVersion // reported as InvalidVersion by authenticate
-	}
-	c, aerr := s.authenticate(r, p, version)
-	if aerr != nil {
-		aerr.write(w, host)
-		return
-	}
-	if !s.admit(action) {
-		apiError{400, "Throttling.User", faultMessages["Throttling.User"]}.write(w, host)
-		return
-	}
-	var body map[string]any
-	if version == casVersion {
-		body, aerr = s.serveCAS(c, action, p)
-	} else {
-		body, aerr = s.serveAliDNS(c, action, p)
-	}
-	if aerr != nil {
-		aerr.write(w, host)
-		return
-	}
-	writeOK(w, body)
+	serve(w)
 }
 
 func (s *Server) serveAliDNS(c caller, action string, p url.Values) (map[string]any, *apiError) {

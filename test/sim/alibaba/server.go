@@ -113,11 +113,18 @@ type Fault struct {
 	// Action selects calls, e.g. "AddDomainRecord"; empty matches every call.
 	Action string
 	// Times is how many calls the fault hits; 0 means 1.
-	Times  int
-	Delay  time.Duration
-	Drop   bool
-	Status int
-	Code   string
+	Times int
+	Delay time.Duration
+	// Drop closes the connection without an answer, before the call is
+	// handled: nothing changes.
+	Drop bool
+	// LoseAnswer handles the call (a record it adds or deletes is added or
+	// deleted) and then closes the connection without the answer, as when
+	// a connection breaks after the API committed: the client cannot tell
+	// whether it happened.
+	LoseAnswer bool
+	Status     int
+	Code       string
 	// Message defaults to a generic text for Code.
 	Message string
 }
@@ -293,7 +300,10 @@ func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
 func (f Fault) Matches(action string) bool { return f.Action == "" || f.Action == action }
 
 // Disruption implements simkit.Injected.
-func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
+func (f Fault) Disruption() (time.Duration, bool, bool) { return f.Delay, f.Drop, f.LoseAnswer }
+
+// PendingFaults is how many uses the injected faults have left.
+func (s *Server) PendingFaults() int { return s.faults.Pending() }
 
 // Calls returns how many requests reached each action (STS actions included).
 func (s *Server) Calls() map[string]int { return s.calls.Snapshot() }
@@ -506,24 +516,20 @@ func (s *Server) SetClock(now func() time.Time) {
 	s.now = now
 }
 
-// applyFault answers with an injected fault; true when it did.
-func (s *Server) applyFault(w http.ResponseWriter, action, host string) bool {
-	f, ok := s.faults.Take(action)
-	if !ok {
-		return false
-	}
-	if simkit.Disrupt(w, f) {
+// faultAnswer writes an injected fault's error answer; false for a fault
+// without one.
+func faultAnswer(f Fault, host string) func(http.ResponseWriter) bool {
+	return func(w http.ResponseWriter) bool {
+		if f.Status == 0 {
+			return false // latency only
+		}
+		msg := f.Message
+		if msg == "" {
+			msg = faultMessages[f.Code]
+		}
+		apiError{f.Status, f.Code, msg}.write(w, host)
 		return true
 	}
-	if f.Status == 0 {
-		return false // latency only
-	}
-	msg := f.Message
-	if msg == "" {
-		msg = faultMessages[f.Code]
-	}
-	apiError{f.Status, f.Code, msg}.write(w, host)
-	return true
 }
 
 var faultMessages = map[string]string{

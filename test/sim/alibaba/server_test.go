@@ -403,6 +403,26 @@ func TestFaults(t *testing.T) {
 	if _, err := add(t, fresh, "y", "v", 600); err == nil {
 		t.Fatal("a dropped connection must fail the call")
 	}
+	if got := s.Records("y.example.com"); len(got) != 0 {
+		t.Fatalf("a call dropped before it is handled changes nothing: %+v", got)
+	}
+
+	s.InjectFault(alibaba.Fault{Action: "AddDomainRecord", LoseAnswer: true})
+	fresh = akClient(t, s)
+	fresh.SetTransport(&http.Transport{})
+	if _, err := add(t, fresh, "z", "v", 600); err == nil {
+		t.Fatal("a lost answer must fail the call")
+	}
+	if got := s.Records("z.example.com"); len(got) != 1 || got[0].Value != "v" {
+		t.Fatalf("the record must be added although the answer is lost: %+v", got)
+	}
+	_, err = add(t, c, "z", "v", 600)
+	if _, code, _ := errCode(t, err); code != "DomainRecordDuplicate" {
+		t.Fatalf("the retry meets the record added: %s", code)
+	}
+	if s.PendingFaults() != 0 {
+		t.Fatalf("pending faults %d, want 0", s.PendingFaults())
+	}
 }
 
 func TestDNSServer(t *testing.T) {

@@ -2,8 +2,11 @@ package alibaba
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/certbridge/certbridge/test/sim/simkit"
 )
 
 const (
@@ -21,9 +24,15 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 	}
 	action := p.Get("Action")
 	s.calls.Add(action)
-	if s.applyFault(w, action, stsHost) {
+	if f, ok := s.faults.Take(action); ok {
+		simkit.Apply(w, f, faultAnswer(f, stsHost), func(w http.ResponseWriter) { s.assumeRole(w, r, p, action) })
 		return
 	}
+	s.assumeRole(w, r, p, action)
+}
+
+// assumeRole answers one STS call.
+func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p url.Values, action string) {
 	if p.Get("Version") != stsVersion {
 		apiError{400, "InvalidVersion", "Specified parameter Version is not valid."}.write(w, stsHost)
 		return

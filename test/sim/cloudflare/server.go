@@ -28,8 +28,13 @@ type Fault struct {
 	Times int
 	// Delay is slept before answering (or dropping).
 	Delay time.Duration
-	// Drop closes the connection without an answer.
+	// Drop closes the connection without an answer, before the call is
+	// handled: nothing changes.
 	Drop bool
+	// LoseAnswer handles the call (a change it asks for is made) and then
+	// closes the connection without the answer, as when a connection breaks
+	// after the API committed: the client cannot tell whether it happened.
+	LoseAnswer bool
 	// Status, when set, answers with this HTTP status and an error envelope
 	// holding Code and Message.
 	Status  int
@@ -175,7 +180,10 @@ func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
 func (f Fault) Matches(route string) bool { return f.Route == "" || f.Route == route }
 
 // Disruption implements simkit.Injected.
-func (f Fault) Disruption() (time.Duration, bool) { return f.Delay, f.Drop }
+func (f Fault) Disruption() (time.Duration, bool, bool) { return f.Delay, f.Drop, f.LoseAnswer }
+
+// PendingFaults is how many uses the injected faults have left.
+func (s *Server) PendingFaults() int { return s.faults.Pending() }
 
 // Calls returns how many calls reached each route, keyed like
 // "GET /zones" or "DELETE /zones/{zone_id}/dns_records/{id}".
@@ -286,31 +294,29 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.calls.Add(rt.name)
-	if s.applyFault(w, rt.name) {
+	serve := func(w http.ResponseWriter) {
+		authenticate := s.authenticate
+		if strings.Contains(rt.name, " /certificates") {
+			authenticate = s.authenticateOriginCA
+		}
+		p, ok := authenticate(w, r, rt.name)
+		if !ok {
+			return
+		}
+		if !s.admit(w, p) {
+			return
+		}
+		rt.handle(s, w, r, p, args)
+	}
+	if f, ok := s.faults.Take(rt.name); ok {
+		simkit.Apply(w, f, f.answer, serve)
 		return
 	}
-	authenticate := s.authenticate
-	if strings.Contains(rt.name, " /certificates") {
-		authenticate = s.authenticateOriginCA
-	}
-	p, ok := authenticate(w, r, rt.name)
-	if !ok {
-		return
-	}
-	if !s.admit(w, p) {
-		return
-	}
-	rt.handle(s, w, r, p, args)
+	serve(w)
 }
 
-func (s *Server) applyFault(w http.ResponseWriter, name string) bool {
-	f, ok := s.faults.Take(name)
-	if !ok {
-		return false
-	}
-	if simkit.Disrupt(w, f) {
-		return true
-	}
+// answer writes the fault's error answer; false for a fault without one.
+func (f Fault) answer(w http.ResponseWriter) bool {
 	if f.Status == 0 {
 		return false // latency only
 	}

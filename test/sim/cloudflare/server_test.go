@@ -400,6 +400,30 @@ func TestFaults(t *testing.T) {
 			t.Fatalf("want a transport error, got %v", err)
 		}
 	})
+	t.Run("answer lost after the change was made", func(t *testing.T) {
+		z := s.AddZone("lost.example")
+		s.InjectFault(cfsim.Fault{Route: "POST /zones/{zone_id}/dns_records", LoseAnswer: true})
+		if s.PendingFaults() != 1 {
+			t.Fatalf("pending faults %d, want 1", s.PendingFaults())
+		}
+		fresh := option.WithHTTPClient(&http.Client{Transport: &http.Transport{}})
+		svc := dns.NewRecordService(withToken(s, token)...)
+		_, err := svc.New(context.Background(), txtParams(z.ID, "_acme-challenge.lost.example", `"v"`, 60), fresh)
+		var apiErr *dns.Error
+		if err == nil || errors.As(err, &apiErr) {
+			t.Fatalf("want a transport error, got %v", err)
+		}
+		if got := s.Records("_acme-challenge.lost.example"); len(got) != 1 || got[0].Content != `"v"` {
+			t.Fatalf("the change must be made although its answer is lost: %+v", got)
+		}
+		_, err = svc.New(context.Background(), txtParams(z.ID, "_acme-challenge.lost.example", `"v"`, 60))
+		if _, codes := apiError(t, err); len(codes) != 1 || codes[0] != 81058 {
+			t.Fatalf("the retry meets the record made: %v", err)
+		}
+		if s.PendingFaults() != 0 {
+			t.Fatalf("pending faults %d, want 0", s.PendingFaults())
+		}
+	})
 	t.Run("latency", func(t *testing.T) {
 		s.InjectFault(cfsim.Fault{Route: "GET /zones", Delay: 300 * time.Millisecond})
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)

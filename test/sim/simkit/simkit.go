@@ -1,6 +1,7 @@
 // Package simkit is what the simulators share: a queue of injected faults
 // (each hits the next matching calls a set number of times, and may delay the
-// answer or drop the connection) and per-call counters.
+// answer, drop the connection before the call is handled, or handle it and
+// lose its answer) and per-call counters.
 package simkit
 
 import (
@@ -13,8 +14,10 @@ import (
 type Injected interface {
 	// Matches reports whether the fault applies to the call named name.
 	Matches(name string) bool
-	// Disruption is the fault's delay, and whether it drops the connection.
-	Disruption() (delay time.Duration, drop bool)
+	// Disruption is the fault's delay, and whether it drops the connection
+	// before the call is handled (drop) or after (lose: the call takes
+	// effect, but its answer is never sent).
+	Disruption() (delay time.Duration, drop, lose bool)
 }
 
 // Queue holds faults in the order injected.
@@ -51,24 +54,55 @@ func (q *Queue[F]) Take(name string) (F, bool) {
 	return zero, false
 }
 
-// Disrupt applies f's delay, then drops the connection if f says so; it
-// returns true when it did (the call is answered).
-func Disrupt(w http.ResponseWriter, f Injected) bool {
-	delay, drop := f.Disruption()
+// Pending is how many uses the queued faults have left.
+func (q *Queue[F]) Pending() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := 0
+	for _, e := range q.items {
+		n += e.left
+	}
+	return n
+}
+
+// Apply answers a call that fault f hits: after f's delay it drops the
+// connection, or serves the call into the void and then drops the
+// connection (an answer lost after the change was made, which the client
+// cannot tell from one never made), or lets answer write f's error answer
+// (answer returns false for a fault that only delays), or serves the call.
+func Apply(w http.ResponseWriter, f Injected, answer func(http.ResponseWriter) bool, serve func(http.ResponseWriter)) {
+	delay, drop, lose := f.Disruption()
 	if delay > 0 {
 		time.Sleep(delay)
 	}
-	if !drop {
-		return false
+	switch {
+	case drop:
+		dropConnection(w)
+	case lose:
+		serve(&discard{header: http.Header{}})
+		dropConnection(w)
+	case !answer(w):
+		serve(w)
 	}
+}
+
+// dropConnection closes the connection without an answer.
+func dropConnection(w http.ResponseWriter) {
 	if hj, ok := w.(http.Hijacker); ok {
 		if conn, _, err := hj.Hijack(); err == nil {
 			_ = conn.Close()
-			return true
+			return
 		}
 	}
 	panic(http.ErrAbortHandler)
 }
+
+// discard is an answer nobody receives.
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
 
 // Counter counts calls by name; the zero value is ready.
 type Counter struct {
