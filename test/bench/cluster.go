@@ -30,35 +30,59 @@ import (
 // clusterFigures measures, in the end-to-end environment (cert-manager's
 // controllers, the chart's objects, `certbridge webhook` behind the
 // aggregated API, `certbridge issuer`), the webhook's RSS idle and during 50
-// concurrent challenges, and the issuer's CertificateRequest throughput and
-// latency with the simulated CA answering at once and after 100 ms.
-func clusterFigures(ctx context.Context) (rss, issuer []string, err error) {
-	dir, err := os.MkdirTemp("", "certbridge-bench-")
+// concurrent challenges, the issuer's CertificateRequest throughput and
+// latency with the simulated CA answering at once and after 100 ms, and a
+// renewal over several webhook processes with one killed and faults
+// injected (faults.go).
+func clusterFigures(ctx context.Context) (rss, issuer, faults []string, err error) {
+	c, done, err := startCluster(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	defer os.RemoveAll(dir)
-	opts, err := localcluster.OptionsFromEnv(dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	c, err := localcluster.Start(ctx, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer c.Close()
+	defer done()
 	if rss, err = webhookRSS(ctx, c, 50); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	issuer = []string{"| simulated CA latency | requests | requests Ready per second | p50 | p99 |", "| --- | --- | --- | --- | --- |"}
 	for _, latency := range []time.Duration{0, 100 * time.Millisecond} {
 		line, err := issuerThroughput(ctx, c, 200, latency)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		issuer = append(issuer, line)
 	}
-	return rss, issuer, nil
+	if faults, err = crossProcessFaults(ctx, c); err != nil {
+		return nil, nil, nil, err
+	}
+	return rss, issuer, faults, nil
+}
+
+// faultsFigures is crossProcessFaults in an environment of its own.
+func faultsFigures(ctx context.Context) ([]string, error) {
+	c, done, err := startCluster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	return crossProcessFaults(ctx, c)
+}
+
+// startCluster starts the end-to-end environment in a directory removed
+// when done is called.
+func startCluster(ctx context.Context) (c *localcluster.Cluster, done func(), err error) {
+	dir, err := os.MkdirTemp("", "certbridge-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, err := localcluster.OptionsFromEnv(dir)
+	if err == nil {
+		c, err = localcluster.Start(ctx, opts)
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); os.RemoveAll(dir) }, nil
 }
 
 func vmRSS(pid int) (int, error) {

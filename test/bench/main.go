@@ -57,10 +57,20 @@ type challenger struct {
 	present, cleanUp func(key string) error
 }
 
-var quotaOnly = flag.Bool("quota-only", false, "run only the shared-quota figures and print them (BENCHMARKS.md unchanged)")
+var (
+	quotaOnly  = flag.Bool("quota-only", false, "run only the shared-quota figures and print them (BENCHMARKS.md unchanged)")
+	faultsOnly = flag.Bool("faults-only", false, "run only the faults across processes, in the end-to-end environment, and print them (BENCHMARKS.md unchanged)")
+)
 
 func main() {
 	flag.Parse()
+	if *faultsOnly {
+		if _, err := faultsFigures(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, "bench: faults across processes:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	env := &envtest.Environment{}
 	cfg, err := env.Start()
 	if err != nil {
@@ -225,11 +235,11 @@ func main() {
 	aliQuota := aliReplicas(cfg)
 
 	fmt.Println("\nIn the end-to-end environment (make e2e's): webhook RSS and issuer throughput")
-	rss, issuer, err := clusterFigures(ctx)
+	rss, issuer, faults, err := clusterFigures(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: end-to-end environment:", err)
 	}
-	writeReport(report{calls: rows, spread: spread, mass: mass, quota: quota, lone: lone, aliQuota: aliQuota, rss: rss, issuer: issuer})
+	writeReport(report{calls: rows, spread: spread, mass: mass, quota: quota, lone: lone, aliQuota: aliQuota, rss: rss, issuer: issuer, faults: faults})
 }
 
 func must[T any](_ T, err error) {
@@ -390,7 +400,7 @@ func renew(n, concurrency int, c challenger) int {
 
 // report is every table of BENCHMARKS.md.
 type report struct {
-	calls, spread, mass, quota, lone, aliQuota, rss, issuer []string
+	calls, spread, mass, quota, lone, aliQuota, rss, issuer, faults []string
 }
 
 func writeReport(r report) {

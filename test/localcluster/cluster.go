@@ -135,6 +135,7 @@ type Cluster struct {
 	certManager                     *certManager
 	rendered                        []unstructured.Unstructured
 	webhookPort, webhookMetricsPort int
+	webhookTLSDir, webhookKubeconfig string
 	issuerMetricsPort               int
 	webhook                         *process
 	issuer                          *process

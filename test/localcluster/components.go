@@ -195,31 +195,23 @@ func (c *Cluster) startWebhook(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	dir := filepath.Join(c.Dir, "webhook-tls")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	c.webhookTLSDir = filepath.Join(c.Dir, "webhook-tls")
+	if err := os.MkdirAll(c.webhookTLSDir, 0o700); err != nil {
 		return err
 	}
-	for _, k := range []string{"tls.crt", "tls.key"} {
-		if err := os.WriteFile(filepath.Join(dir, k), secret.Data[k], 0o600); err != nil {
+	for _, k := range []string{"tls.crt", "tls.key", "ca.crt"} {
+		if err := os.WriteFile(filepath.Join(c.webhookTLSDir, k), secret.Data[k], 0o600); err != nil {
 			return err
 		}
 	}
-	kubeconfig, err := c.ServiceAccountKubeconfig(ctx, Namespace, webhookService)
+	var err error
+	if c.webhookKubeconfig, err = c.ServiceAccountKubeconfig(ctx, Namespace, webhookService); err != nil {
+		return err
+	}
+	args, err := c.webhookArgs(c.webhookPort, c.webhookMetricsPort, c.Cloudflare.URL(), "http://"+c.Alibaba.Endpoint())
 	if err != nil {
 		return err
 	}
-	args, err := c.chartArgs(webhookService, map[string]string{
-		"--secure-port":          fmt.Sprint(c.webhookPort),
-		"--tls-cert-file":        filepath.Join(dir, "tls.crt"),
-		"--tls-private-key-file": filepath.Join(dir, "tls.key"),
-		"--metrics-bind-address": hostPort(c.webhookMetricsPort),
-	})
-	if err != nil {
-		return err
-	}
-	args = append(args, "--bind-address=127.0.0.1",
-		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--cloudflare-api-url="+c.Cloudflare.URL(), "--alidns-endpoint=http://"+c.Alibaba.Endpoint(), "--v=2")
 	c.webhook, err = c.start("certbridge-webhook", c.opts.Certbridge, nil, args...)
 	if err != nil {
 		return err
@@ -227,6 +219,25 @@ func (c *Cluster) startWebhook(ctx context.Context) error {
 	return poll(ctx, 60*time.Second, "APIService v1alpha1."+GroupName+" Available", func(ctx context.Context) error {
 		return c.apiServiceAvailable(ctx)
 	}, c.webhook)
+}
+
+// webhookArgs are the chart's arguments of the webhook container, made to
+// run here: the serving certificate and ServiceAccount startWebhook set up,
+// ports on loopback, and the simulators to talk to.
+func (c *Cluster) webhookArgs(port, metricsPort int, cloudflareURL, alidnsEndpoint string) ([]string, error) {
+	args, err := c.chartArgs(webhookService, map[string]string{
+		"--secure-port":          fmt.Sprint(port),
+		"--tls-cert-file":        filepath.Join(c.webhookTLSDir, "tls.crt"),
+		"--tls-private-key-file": filepath.Join(c.webhookTLSDir, "tls.key"),
+		"--metrics-bind-address": hostPort(metricsPort),
+	})
+	if err != nil {
+		return nil, err
+	}
+	kubeconfig := c.webhookKubeconfig
+	return append(args, "--bind-address=127.0.0.1",
+		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
+		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--v=2"), nil
 }
 
 func (c *Cluster) apiServiceAvailable(ctx context.Context) error {
