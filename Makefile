@@ -57,7 +57,7 @@ GO_TEST_FLAGS ?= -race -count=1
 # The end-to-end tests and the demo run the binary `make build` makes.
 export CERTBRIDGE_BINARY := $(abspath $(BIN_DIR))/certbridge
 
-.PHONY: all build image image-push test e2e demo verify generate tools env conformance-live bench sim clean-tools help
+.PHONY: all build image image-push test fuzz e2e demo verify generate tools env conformance-live bench sim clean-tools help
 
 all: build
 
@@ -88,6 +88,28 @@ test: tools build ## run every test: unit, simulators, conformance, chart checks
 	  $(MAKE) --no-print-directory e2e 2>&1 | tee -a $(BIN_DIR)/.test.log || status=1; \
 	  echo "$$(grep -cE -- '--- PASS' $(BIN_DIR)/.test.log) passed, $$(grep -cE -- '--- FAIL' $(BIN_DIR)/.test.log) failed, $$(grep -cE -- '--- SKIP' $(BIN_DIR)/.test.log) skipped"; \
 	  exit $$status
+
+# go test fuzzes one target at a time, so make fuzz runs them one after
+# another, each for FUZZTIME. The targets are every `func Fuzz…` in a test
+# file, so a new one is picked up; their seed corpora (testdata/fuzz) run
+# in make test as plain tests. A failing target writes its input under its
+# package's testdata/fuzz/<FuzzName>/: commit it with the fix.
+# FUZZFLAGS passes more go test flags, e.g. -parallel=1 on a busy machine.
+FUZZTIME ?= 30s
+FUZZFLAGS ?=
+fuzz: tools ## run every fuzz target for FUZZTIME each (default 30s), one after another: make fuzz FUZZTIME=60s
+	@mkdir -p $(BIN_DIR)
+	@targets=$$(grep -Ho '^func Fuzz[A-Za-z0-9_]*' $$(git ls-files --cached --others --exclude-standard '*_test.go') | sed 's/:func / /'); \
+	  test -n "$$targets" || { echo "no fuzz targets found"; exit 1; }; \
+	  : > $(BIN_DIR)/.fuzz.log; status=0; summary=""; \
+	  while read -r file name; do \
+	    pkg=./$$(dirname $$file); echo "== $$name in $$pkg for $(FUZZTIME)"; \
+	    if go test $(FUZZFLAGS) -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$pkg 2>&1 | tee $(BIN_DIR)/.fuzz.one; then result=ok; else result=FAIL; status=1; fi; \
+	    cat $(BIN_DIR)/.fuzz.one >> $(BIN_DIR)/.fuzz.log; \
+	    execs=$$(grep -o 'execs: [0-9]*' $(BIN_DIR)/.fuzz.one | tail -1 | cut -d' ' -f2); \
+	    summary="$$summary$$(printf '%-28s %-24s %4s %12s execs' $$name $$pkg $$result $${execs:-?})\n"; \
+	  done <<< "$$targets"; \
+	  rm -f $(BIN_DIR)/.fuzz.one; printf "\n$$summary"; exit $$status
 
 # The end-to-end tests, the demo and `make verify`'s vet build with the same
 # settings (CGO_ENABLED=0, -trimpath, -tags e2e) so that a cold run compiles

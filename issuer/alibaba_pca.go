@@ -152,15 +152,34 @@ func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails
 		return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("the request's key is %s, but CA %s has an %s key and Private CA signs only keys of its own algorithm; "+
 			"set privateKey.algorithm: %s in the Certificate (istio-csr: a key of that algorithm), or use a sub-CA whose key algorithm matches", keyName(csr.PublicKey), p.ca, algorithm, want)}
 	}
+	params, err := pcaRequestParams(p.ca, csr, details, p.now())
+	if err != nil {
+		return signer.PEMBundle{}, err
+	}
+	cert, chainPEM, err := p.client.CreateCustomCertificate(ctx, params)
+	if err != nil {
+		return signer.PEMBundle{}, p.explain(err)
+	}
+	chain, root := splitChain(chainPEM)
+	if cert == "" || root == nil {
+		return signer.PEMBundle{}, fmt.Errorf("CreateCustomCertificate returned no certificate or chain; retrying")
+	}
+	return signer.PEMBundle{ChainPEM: append([]byte(strings.TrimSpace(cert)+"\n"), chain...), CAPEM: root}, nil
+}
+
+// pcaRequestParams is CreateCustomCertificate's parameters for a request
+// to CA ca at time now: its duration, its common name, its key usages and
+// every SAN of the CSR, each once, in ApiPassthrough's numbered form.
+func pcaRequestParams(ca string, csr *x509.CertificateRequest, details signer.CertificateDetails, now time.Time) (map[string]string, error) {
 	duration := details.Duration
 	if duration <= 0 {
 		duration = defaultDuration
 	}
 	const pt = "ApiPassthrough."
 	params := map[string]string{
-		"ParentIdentifier": p.ca,
+		"ParentIdentifier": ca,
 		"Csr":              string(details.CSR),
-		"Validity":         p.now().Add(duration).UTC().Format("2006-01-02T15:04:05Z"),
+		"Validity":         now.Add(duration).UTC().Format("2006-01-02T15:04:05Z"),
 		"Immediately":      "2", // the certificate and its chain
 	}
 	if cn := csr.Subject.CommonName; cn != "" {
@@ -174,7 +193,7 @@ func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails
 	for i, eku := range details.ExtKeyUsage {
 		name, ok := extKeyUsageNames[eku]
 		if !ok {
-			return signer.PEMBundle{}, signer.PermanentError{Err: fmt.Errorf("extended key usage %d is not one Private CA issues; remove it from the request", eku)}
+			return nil, signer.PermanentError{Err: fmt.Errorf("extended key usage %d is not one Private CA issues; remove it from the request", eku)}
 		}
 		params[fmt.Sprintf(pt+"Extensions.ExtendedKeyUsages.%d", i+1)] = name
 	}
@@ -196,15 +215,7 @@ func (p *AlibabaPCA) Sign(ctx context.Context, details signer.CertificateDetails
 	for _, e := range csr.EmailAddresses {
 		addSAN("rfc822Name", e)
 	}
-	cert, chainPEM, err := p.client.CreateCustomCertificate(ctx, params)
-	if err != nil {
-		return signer.PEMBundle{}, p.explain(err)
-	}
-	chain, root := splitChain(chainPEM)
-	if cert == "" || root == nil {
-		return signer.PEMBundle{}, fmt.Errorf("CreateCustomCertificate returned no certificate or chain; retrying")
-	}
-	return signer.PEMBundle{ChainPEM: append([]byte(strings.TrimSpace(cert)+"\n"), chain...), CAPEM: root}, nil
+	return params, nil
 }
 
 // splitChain separates a returned chain into its intermediates and its

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strings"
 	"time"
@@ -112,11 +111,16 @@ func requestName(t string) string {
 }
 
 // originValidity is the nearest offered validity not shorter than d, capped
-// at the longest offered.
+// at the longest offered. Days are counted in whole nanoseconds: d.Hours()
+// is a float64, which rounds 365 days and 1 ns to 365 days.
 func originValidity(d time.Duration) int {
-	days := int(math.Ceil(d.Hours() / 24))
+	const day = 24 * time.Hour
+	days := d / day
+	if d%day != 0 {
+		days++
+	}
 	for _, v := range OriginValidityDays {
-		if v >= days {
+		if time.Duration(v) >= days {
 			return v
 		}
 	}

@@ -59,11 +59,12 @@ func decodeStrict(cfg *apiextensionsv1.JSON, out any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		var typeErr *json.UnmarshalTypeError
+		// encoding/json puts a number's whole literal in Value ("number 1e999…").
 		if errors.As(err, &typeErr) && typeErr.Field == "" {
-			return fmt.Errorf("config must be a JSON object, not a JSON %s", typeErr.Value)
+			return fmt.Errorf("config must be a JSON object, not a JSON %s", input.Truncate(typeErr.Value))
 		}
 		if errors.As(err, &typeErr) {
-			return fmt.Errorf("config field %s must be a %s, not a JSON %s", typeErr.Field, typeName(typeErr.Type), typeErr.Value)
+			return fmt.Errorf("config field %s must be a %s, not a JSON %s", typeErr.Field, typeName(typeErr.Type), input.Truncate(typeErr.Value))
 		}
 		return fmt.Errorf("config is not valid JSON: %w", err)
 	}

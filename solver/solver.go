@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	"k8s.io/client-go/kubernetes"
@@ -170,6 +171,12 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 		if strings.TrimSpace(v) != v {
 			return "", fmt.Errorf("malformed challenge request: %s %s has surrounding whitespace", field, input.Quote(v))
 		}
+	}
+	if !utf8.ValidString(ch.Key) {
+		// The key reaches Cloudflare as JSON, which carries no invalid
+		// bytes: another value (U+FFFD for each) would be stored, and a
+		// CleanUp that lists records would never match it.
+		return "", fmt.Errorf("malformed challenge request: key %s is not UTF-8", input.Quote(ch.Key))
 	}
 	fqdn, err := dnsname.Normalize(ch.ResolvedFQDN)
 	if err != nil {

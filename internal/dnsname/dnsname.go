@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -18,8 +19,13 @@ func Canonical(name string) string {
 
 // Normalize is Canonical with internationalised labels in punycode, as
 // cert-manager sends them. Labels are otherwise kept as they are:
-// "_acme-challenge" is no host name, and the providers accept it.
+// "_acme-challenge" is no host name, and the providers accept it. A name
+// that is not UTF-8 is refused: its invalid bytes would be read as U+FFFD,
+// naming another name than the one given.
 func Normalize(name string) (string, error) {
+	if !utf8.ValidString(name) {
+		return "", fmt.Errorf("not UTF-8")
+	}
 	name = Canonical(name)
 	if name == "" {
 		return "", fmt.Errorf("empty name")
@@ -34,7 +40,9 @@ func Normalize(name string) (string, error) {
 		}
 		a, err := idna.ToASCII(l)
 		if err != nil {
-			return "", fmt.Errorf("label %d is not a valid internationalised name: %w", i+1, err)
+			// idna's error repeats the whole label, of any length; the
+			// caller quotes the name, cut.
+			return "", fmt.Errorf("label %d is not a valid internationalised name", i+1)
 		}
 		labels[i] = strings.ToLower(a)
 	}

@@ -132,17 +132,17 @@ type Cluster struct {
 	PebbleDirectory  string
 	pebbleManagement string
 
-	certManager                     *certManager
-	rendered                        []unstructured.Unstructured
-	webhookPort, webhookMetricsPort int
+	certManager                      *certManager
+	rendered                         []unstructured.Unstructured
+	webhookPort, webhookMetricsPort  int
 	webhookTLSDir, webhookKubeconfig string
-	issuerMetricsPort               int
-	webhook                         *process
-	issuer                          *process
-	processes                       []*process
-	tokens                          []string
-	closers                         []func()
-	closeOnce                       sync.Once
+	issuerMetricsPort                int
+	webhook                          *process
+	issuer                           *process
+	processes                        []*process
+	tokens                           []string
+	closers                          []func()
+	closeOnce                        sync.Once
 }
 
 func (c *Cluster) step(format string, args ...any) {

@@ -162,6 +162,9 @@ func page(p url.Values, def, max int) (number, size int, err *apiError) {
 }
 
 func slice[T any](items []T, number, size int) []T {
+	if number-1 > len(items)/size {
+		return items[len(items):] // past the last page, where (number-1)*size may overflow
+	}
 	start := min((number-1)*size, len(items))
 	return items[start:min(start+size, len(items))]
 }

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Private CA (cas 2020-06-30). Alibaba documents no product-specific
@@ -161,14 +162,8 @@ var relativeValidity = regexp.MustCompile(`^(\d+)([ymd])$`)
 func validity(v string, now time.Time) (time.Time, time.Time, bool) {
 	if m := relativeValidity.FindStringSubmatch(v); m != nil {
 		n, _ := strconv.Atoi(m[1])
-		switch m[2] {
-		case "y":
-			return now, now.AddDate(n, 0, 0), n > 0
-		case "m":
-			return now, now.AddDate(0, n, 0), n > 0
-		default:
-			return now, now.AddDate(0, 0, n), n > 0
-		}
+		after, ok := later(now, n, m[2])
+		return now, after, ok
 	}
 	const layout = "2006-01-02T15:04:05Z"
 	before, after, both := strings.Cut(v, "/")
@@ -179,6 +174,35 @@ func validity(v string, now time.Time) (time.Time, time.Time, bool) {
 	b, err1 := time.Parse(layout, before)
 	a, err2 := time.Parse(layout, after)
 	return b, a, err1 == nil && err2 == nil && a.After(b)
+}
+
+// later is now plus n years ("y"), months ("m") or days ("d"); false for
+// no count, or one past 10000 years, where AddDate would wrap around and
+// give a date that looks valid.
+func later(now time.Time, n int, unit string) (time.Time, bool) {
+	const maxYears = 10000
+	switch {
+	case n <= 0:
+		return now, false
+	case unit == "y" && n <= maxYears:
+		return now.AddDate(n, 0, 0), true
+	case unit == "m" && n <= maxYears*12:
+		return now.AddDate(0, n, 0), true
+	case unit == "d" && n <= maxYears*366:
+		return now.AddDate(0, 0, n), true
+	}
+	return now, false
+}
+
+// ia5 reports whether s can be a certificate's dNSName, rfc822Name or URI:
+// an IA5String, ASCII only.
+func ia5(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 var keyUsages = map[string]x509.KeyUsage{
@@ -263,6 +287,9 @@ func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiErro
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: csr.Subject, NotBefore: notBefore, NotAfter: notAfter}
 	const pt = "ApiPassthrough."
 	if cn := p.Get(pt + "Subject.CommonName"); cn != "" {
+		if !utf8.ValidString(cn) {
+			return nil, invalid("ApiPassthrough.Subject.CommonName", "not UTF-8")
+		}
 		tmpl.Subject = pkix.Name{CommonName: cn}
 	}
 	for name, ku := range keyUsages {
@@ -283,6 +310,9 @@ func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiErro
 		typ := p.Get(fmt.Sprintf(pt+"Extensions.SubjectAlternativeNames.%d.Type", i))
 		val := p.Get(fmt.Sprintf(pt+"Extensions.SubjectAlternativeNames.%d.Value", i))
 		sans++
+		if !ia5(val) {
+			return nil, invalid("SubjectAlternativeNames", "not ASCII: "+val)
+		}
 		switch typ {
 		case "dNSName":
 			tmpl.DNSNames = append(tmpl.DNSNames, val)
@@ -296,7 +326,7 @@ func (s *Server) createCustomCertificate(p url.Values) (map[string]any, *apiErro
 			tmpl.EmailAddresses = append(tmpl.EmailAddresses, val)
 		case "uniformResourceIdentifier":
 			u, err := url.Parse(val)
-			if err != nil {
+			if err != nil || !ia5(u.String()) {
 				return nil, invalid("SubjectAlternativeNames", "bad URI "+val)
 			}
 			tmpl.URIs = append(tmpl.URIs, u)
@@ -325,18 +355,21 @@ func (s *Server) createServerCertificateWithCsr(p url.Values) (map[string]any, *
 		return nil, aerr
 	}
 	now := s.now()
-	notBefore, notAfter := now, time.Time{}
+	notBefore, notAfter, ok := now, time.Time{}, true
 	number := func(k string) int { n, _ := strconv.Atoi(p.Get(k)); return n }
 	switch {
 	case number("Days") > 0:
-		notAfter = now.AddDate(0, 0, number("Days"))
+		notAfter, ok = later(now, number("Days"), "d")
 	case number("Months") > 0:
-		notAfter = now.AddDate(0, number("Months"), 0)
+		notAfter, ok = later(now, number("Months"), "m")
 	case number("Years") > 0:
-		notAfter = now.AddDate(number("Years"), 0, 0)
+		notAfter, ok = later(now, number("Years"), "y")
 	case number("BeforeTime") > 0 && number("AfterTime") > number("BeforeTime"):
 		notBefore, notAfter = time.Unix(int64(number("BeforeTime")), 0), time.Unix(int64(number("AfterTime")), 0)
 	default:
+		ok = false
+	}
+	if !ok {
 		return nil, invalid("Days", "set Days, Months, Years, or BeforeTime and AfterTime")
 	}
 	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: csr.Subject, NotBefore: notBefore, NotAfter: notAfter,
@@ -344,6 +377,9 @@ func (s *Server) createServerCertificateWithCsr(p url.Values) (map[string]any, *
 	for _, d := range strings.Split(p.Get("Domain"), ",") {
 		if d = strings.TrimSpace(d); d == "" {
 			continue
+		}
+		if !ia5(d) {
+			return nil, invalid("Domain", "not ASCII: "+d)
 		}
 		if ip := net.ParseIP(d); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -178,15 +178,20 @@ type stsCredential struct {
 // Start runs the simulator on 127.0.0.1. Per-action throttling at the
 // documented QPS is on; SetThrottling turns it off.
 func Start() *Server {
-	s := &Server{
+	s := newServer()
+	s.rpc = httptest.NewServer(http.HandlerFunc(s.serveRPC))
+	s.sts = httptest.NewTLSServer(http.HandlerFunc(s.serveSTS))
+	return s
+}
+
+// newServer is a simulator's state without its listeners.
+func newServer() *Server {
+	return &Server{
 		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{},
 		foreign: map[string]bool{}, records: map[string][]*Record{}, nextID: 100000000000,
 		nonces: map[string]time.Time{}, throttle: true, recent: map[string][]time.Time{},
 		now: time.Now,
 	}
-	s.rpc = httptest.NewServer(http.HandlerFunc(s.serveRPC))
-	s.sts = httptest.NewTLSServer(http.HandlerFunc(s.serveSTS))
-	return s
 }
 
 // Close stops both servers.

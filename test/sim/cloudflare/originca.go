@@ -232,9 +232,11 @@ func (s *Server) createOriginCert(w http.ResponseWriter, r *http.Request, p prin
 		// Single-level wildcards only: "*.example.com", never "a.*.x" or "*.*.x".
 		base := strings.TrimPrefix(canonicalName(h), "*.")
 		// A hostname is validated against the zone serving it: a pending
-		// zone's names fail as if not in the account (1010).
+		// zone's names fail as if not in the account (1010). One that is no
+		// ASCII host name cannot be certified at all; it fails the same
+		// way ([INF]: the code for a malformed hostname is not documented).
 		z := s.servingZone(base)
-		if strings.Contains(base, "*") || z == nil || !p.inScope(z) {
+		if !isHostname(base) || z == nil || !p.inScope(z) {
 			s.state.mu.Unlock()
 			originError(w, 1010, "Failed to validate requested hostname "+h+": This zone is either not part of your account, or you do not have access to it. Please contact support if using a multi-user organization.")
 			return
@@ -272,6 +274,22 @@ func (s *Server) createOriginCert(w http.ResponseWriter, r *http.Request, p prin
 	s.origin.issued[c.ID] = c
 	s.origin.mu.Unlock()
 	writeResult(w, originJSON(c))
+}
+
+// isHostname reports whether name is lower-case letters, digits, hyphens,
+// underscores and dots: what a certificate's dNSName (an IA5String) can
+// hold, less wildcards.
+func isHostname(name string) bool {
+	if name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // originJSON renders a certificate; expires_on uses Go's time.String layout,

@@ -487,13 +487,15 @@ func writeResult(w http.ResponseWriter, result any) {
 }
 
 // paginate applies page/per_page the way the v4 API does: a consistent
-// result_info, and an empty result past the last page.
+// result_info, and an empty result past the last page. A page number
+// beyond 32 bits is refused as invalid ([INF]: the reference gives no
+// maximum).
 func paginate[T any](w http.ResponseWriter, r *http.Request, items []T, defPer, minPer, maxPer int) ([]T, *resultInfo, bool) {
 	q := r.URL.Query()
 	page, per := 1, defPer
 	if v := q.Get("page"); v != "" {
 		n, err := strconv.ParseFloat(v, 64)
-		if err != nil || n < 1 || n != math.Trunc(n) {
+		if err != nil || n < 1 || n > math.MaxInt32 || n != math.Trunc(n) {
 			writeError(w, http.StatusBadRequest, errItem(1001, "Invalid page number"))
 			return nil, nil, false
 		}
