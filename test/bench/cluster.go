@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -76,8 +77,10 @@ func faultsFigures(ctx context.Context) ([]string, error) {
 	return crossProcessFaults(ctx, c)
 }
 
+var keepDir = flag.Bool("keep", false, "keep the end-to-end environment's directory (its logs) and print where it is")
+
 // startCluster starts the end-to-end environment in a directory removed
-// when done is called.
+// when done is called (unless -keep).
 func startCluster(ctx context.Context) (c *localcluster.Cluster, done func(), err error) {
 	dir, err := os.MkdirTemp("", "certbridge-bench-")
 	if err != nil {
@@ -91,7 +94,14 @@ func startCluster(ctx context.Context) (c *localcluster.Cluster, done func(), er
 		os.RemoveAll(dir)
 		return nil, nil, err
 	}
-	return c, func() { c.Close(); os.RemoveAll(dir) }, nil
+	return c, func() {
+		c.Close()
+		if *keepDir {
+			fmt.Println("kept", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}, nil
 }
 
 func vmRSS(pid int) (int, error) {

@@ -63,7 +63,11 @@ const (
 	// calls, the kinds in turn; every fourth of a kind hits the next 4
 	// calls, more than the SDK's own retries absorb.
 	faultEvery    = 8
+	minFaultDelay = 300 * time.Millisecond
 	maxFaultDelay = 800 * time.Millisecond
+	// killAtPercent: the kill comes once this share of the challenges is
+	// presented, with the wave in full flight.
+	killAtPercent = 40
 	// faultRunLimit bounds one run.
 	faultRunLimit = 3 * time.Minute
 )
@@ -87,7 +91,9 @@ type faultFigures struct {
 	presentCalls, presentRetries int64
 	cleanUpCalls, cleanUpRetries int64
 	unanswered, failedAnswers    int64
+	authRefused                  int64 // of failedAnswers: 401 or 403 from the webhook's authentication
 	cutByKill                    int64
+	killed, killedAt             int // which process, at how many challenges presented
 	downtime                     time.Duration
 	apiCalls, throttled          int
 	notPresented, notCleanedUp   int64
@@ -104,7 +110,7 @@ func crossProcessFaults(ctx context.Context, c *localcluster.Cluster) ([]string,
 	fmt.Printf("\nFaults across processes: %d challenges (%d names, each also as a wildcard) over %d zones, %d in flight, %d webhook processes\n",
 		2*faultNames, faultNames, faultZones, faultInFlight, faultReplicas)
 	rows := []string{
-		"| solver | run | processes | kills | faults applied: 5xx / latency / dropped / answer lost / 429 | Present calls (retries) | CleanUp calls (retries) | calls unanswered / failed | API calls | 429s | not presented | not cleaned up | leftover records | duplicate records (any time / at the end) | wall time |",
+		"| solver | run | processes | SIGKILL | faults applied: 5xx / latency / dropped / answer lost / 429 | Present calls (retries) | CleanUp calls (retries) | calls unanswered / failed (of which 401/403) | API calls | 429s | not presented | not cleaned up | leftover records | duplicate records (any time / at the end) | wall time |",
 		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
 	}
 	fmt.Println(rows[0])
@@ -157,7 +163,7 @@ func (r faultRun) name() string {
 func (f *faultFigures) row() string {
 	kills, faults := "0", "none"
 	if f.run.kill {
-		kills = fmt.Sprintf("1 (%d calls cut, down %s)", f.cutByKill, f.downtime.Round(10*time.Millisecond))
+		kills = fmt.Sprintf("process %d at %d/%d presented: %d calls cut, back after %s", f.killed, f.killedAt, 2*faultNames, f.cutByKill, f.downtime.Round(10*time.Millisecond))
 	}
 	if f.run.faults {
 		var parts []string
@@ -166,9 +172,9 @@ func (f *faultFigures) row() string {
 		}
 		faults = strings.Join(parts, " / ")
 	}
-	return fmt.Sprintf("| %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %d / %d | %d | %d | %d | %d | %d | %d / %d | %s |",
+	return fmt.Sprintf("| %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %d / %d (%d) | %d | %d | %d | %d | %d | %d / %d | %s |",
 		f.run.solver, f.run.name(), faultReplicas, kills, faults, f.presentCalls, f.presentRetries, f.cleanUpCalls, f.cleanUpRetries,
-		f.unanswered, f.failedAnswers, f.apiCalls, f.throttled, f.notPresented+f.notVisible, f.notCleanedUp, f.leftovers, f.dupSeen, f.dupEnd,
+		f.unanswered, f.failedAnswers, f.authRefused, f.apiCalls, f.throttled, f.notPresented+f.notVisible, f.notCleanedUp, f.leftovers, f.dupSeen, f.dupEnd,
 		f.took.Round(10*time.Millisecond))
 }
 
@@ -257,7 +263,7 @@ func aliFaultSim(ali *alisim.Server) faultSim {
 }
 
 func faultDelay() time.Duration {
-	return 300*time.Millisecond + time.Duration(mrand.Int64N(int64(maxFaultDelay-300*time.Millisecond)))
+	return minFaultDelay + time.Duration(mrand.Int64N(int64(maxFaultDelay-minFaultDelay)))
 }
 
 // service is the Service in front of the processes: calls go to a random
@@ -295,8 +301,8 @@ func (s *service) done(i int) (wasDown bool) {
 	return s.down[i]
 }
 
-// busiest is the process with the most calls in flight.
-func (s *service) busiest() int {
+// busiest is the process with the most calls in flight, and how many.
+func (s *service) busiest() (int, int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best := 0
@@ -305,7 +311,7 @@ func (s *service) busiest() int {
 			best = i
 		}
 	}
-	return best
+	return best, s.inFlight[best]
 }
 
 func (s *service) set(i int, ready, down bool) {
@@ -449,8 +455,8 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 		})
 	}
 
-	// The kill: the busiest process, once 40 % of the challenges are
-	// presented; out of the Service after endpointLag, then started again
+	// The kill: the busiest process, once killAtPercent of the challenges
+	// are presented; out of the Service after endpointLag, then started again
 	// and back once ready.
 	killed := make(chan struct{})
 	var killErr error
@@ -459,14 +465,15 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 			defer close(killed)
 			t := time.NewTicker(5 * time.Millisecond)
 			defer t.Stop()
-			for d.present.Load() < 2*faultNames*2/5 {
+			for d.present.Load() < 2*faultNames*killAtPercent/100 {
 				select {
 				case <-runCtx.Done():
 					return
 				case <-t.C:
 				}
 			}
-			i := svc.busiest()
+			i, inFlight := svc.busiest()
+			at := int(d.present.Load())
 			began := time.Now()
 			svc.set(i, true, true)
 			svc.replicas[i].Kill()
@@ -475,7 +482,9 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 			killErr = svc.replicas[i].Start(runCtx)
 			svc.set(i, killErr == nil, false)
 			f.downtime = time.Since(began)
-			fmt.Printf("    process %d killed at %d challenges presented; ready again after %s\n", i, d.present.Load(), f.downtime.Round(10*time.Millisecond))
+			f.killed, f.killedAt = i, at
+			fmt.Printf("    process %d killed at %d of %d challenges presented (%d calls in flight on it); ready again after %s\n",
+				i, at, 2*faultNames, inFlight, f.downtime.Round(10*time.Millisecond))
 		})
 	} else {
 		close(killed)
@@ -598,6 +607,9 @@ func (d *driver) call(ctx context.Context, ch challenge, action whapi.ChallengeA
 		}
 	default:
 		atomic.AddInt64(&d.figures.failedAnswers, 1)
+		if m := err.Error(); strings.HasPrefix(m, "401 ") || strings.HasPrefix(m, "403 ") {
+			atomic.AddInt64(&d.figures.authRefused, 1)
+		}
 		d.note(err.Error())
 	}
 	return false

@@ -447,6 +447,11 @@ func writeReport(r report) {
 	b.WriteString(strings.Join(r.rss, "\n") + "\n\n")
 	b.WriteString("## Issuer throughput\n\n`certbridge issuer` in the same environment: 200 CertificateRequests for a CloudflareOriginIssuer created at once, approved by cert-manager's approver, signed by the simulated Origin CA answering at once or after 100 ms; latency from each request's creation to its Ready condition as an informer sees it; `certbridge issuer` runs with its default `--max-concurrent-signs=8`.\n\n")
 	b.WriteString(strings.Join(r.issuer, "\n") + "\n")
+	if len(r.faults) > 0 {
+		fmt.Fprintf(&b, "\n## Faults across processes\n\nA renewal of %d challenges (%d names, each also as a wildcard, over %d zones), %d in flight, served by %d `certbridge webhook` processes (make build's binary, started with the chart's arguments in the same environment) against a fresh simulator per run. Each Present and CleanUp goes to a random ready process, over TLS with the front-proxy client certificate as kube-apiserver's aggregator sends it; a failed or unanswered call is retried with cert-manager's backoff scaled ÷50 (%s doubling to %s, at most %d calls), and a CleanUp follows each Present after a 1–2 s validation. In the faulted run the busiest process is killed with SIGKILL once %d %% of the challenges are presented, stays in the Service for %s as a failing readiness probe takes, and rejoins once started again and ready; meanwhile the simulator injects, in turn, about one fault per %d API calls: a 5xx, a %s–%s latency, a dropped connection, an answer lost after the change was made (the connection closes unanswered), and a 429 (Cloudflare's code 971 with Retry-After; alidns's Throttling.User), every fourth of a kind hitting the next 4 calls. Leftover records are the `_acme-challenge` TXT records in the simulator's store once every challenge ended; duplicates are values held by more than one record, looked at every 20 ms throughout and at the end. The reference runs have neither kill nor faults.\n\n",
+			2*faultNames, faultNames, faultZones, faultInFlight, faultReplicas, retryBase, retryCap, retryAttempts, killAtPercent, endpointLag, faultEvery, minFaultDelay, maxFaultDelay)
+		b.WriteString(strings.Join(r.faults, "\n") + "\n")
+	}
 	if err := os.WriteFile("BENCHMARKS.md", []byte(b.String()), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 	}
