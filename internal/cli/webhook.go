@@ -16,6 +16,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/klog/v2"
 
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
@@ -129,6 +131,9 @@ func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.
 			if err != nil {
 				return err
 			}
+			if rh := config.GenericConfig.Authentication.RequestHeaderConfig; rh != nil && rh.CAContentProvider != nil {
+				config.GenericConfig.AddReadyzChecks(caLoaded("request-header-client-ca", rh.CAContentProvider))
+			}
 			completed := config.Complete()
 			if oc := config.GenericConfig.OpenAPIConfig; oc != nil {
 				oc.GetOperationIDAndTags = operationIDPerResource(oc.GetOperationIDAndTags)
@@ -146,6 +151,22 @@ func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.
 	logf.AddFlags(o.Logging, cmd.Flags())
 	o.RecommendedOptions.AddFlags(cmd.Flags())
 	return cmd
+}
+
+// caLoaded is a readiness check that fails until provider holds a CA. The
+// CA that verifies kube-apiserver's front-proxy certificate comes from the
+// extension-apiserver-authentication ConfigMap through an informer that
+// syncs only after the server listens, and the generic API server's /readyz
+// does not wait for it: until it syncs, every request the aggregator
+// forwards is anonymous (403) or fails to verify (401), so a pod reported
+// ready would refuse cert-manager's Presents and CleanUps.
+func caLoaded(name string, provider dynamiccertificates.CAContentProvider) healthz.HealthChecker {
+	return healthz.NamedCheck(name, func(*http.Request) error {
+		if _, ok := provider.VerifyOptions(); !ok {
+			return fmt.Errorf("%s not loaded yet", provider.Name())
+		}
+		return nil
+	})
 }
 
 // operationIDPerResource suffixes an operation ID with the resource (the
