@@ -197,7 +197,7 @@ conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOK
 	@test -n "$${CLOUDFLARE_API_TOKEN:-}$${ALIBABA_CLOUD_ACCESS_KEY_ID:-}" || { echo "set CLOUDFLARE_API_TOKEN, or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"; exit 1; }
 	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live|TestConformanceLiveAliDNS' ./solver/
 
-bench: tools build ## API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver), mass renewal, webhook RSS, issuer throughput; writes BENCHMARKS.md
+bench: tools build ## API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver), mass renewal, webhook RSS, issuer throughput, faults across webhook processes; writes BENCHMARKS.md
 	go run ./test/bench
 
 sim: ## run the simulators on loopback and print their addresses

@@ -96,6 +96,7 @@ type faultFigures struct {
 	killed, killedAt             int // which process, at how many challenges presented
 	downtime                     time.Duration
 	apiCalls, throttled          int
+	presented, cleanedUp         int64
 	notPresented, notCleanedUp   int64
 	notVisible                   int64
 	leftovers                    int
@@ -110,8 +111,8 @@ func crossProcessFaults(ctx context.Context, c *localcluster.Cluster) ([]string,
 	fmt.Printf("\nFaults across processes: %d challenges (%d names, each also as a wildcard) over %d zones, %d in flight, %d webhook processes\n",
 		2*faultNames, faultNames, faultZones, faultInFlight, faultReplicas)
 	rows := []string{
-		"| solver | run | processes | SIGKILL | faults applied: 5xx / latency / dropped / answer lost / 429 | Present calls (retries) | CleanUp calls (retries) | calls unanswered / failed (of which 401/403) | API calls | 429s | not presented | not cleaned up | leftover records | duplicate records (any time / at the end) | wall time |",
-		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+		"| solver | run | processes | SIGKILL | faults applied: 5xx / latency / dropped / answer lost / 429 | Present calls (retries) | CleanUp calls (retries) | calls unanswered / failed (of which 401/403) | API calls | 429s | presented (of them seen in the zone at validation) / cleaned up | leftover records | duplicate records (any time / at the end) | wall time |",
+		"| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
 	}
 	fmt.Println(rows[0])
 	if err := c.CreateNamespace(ctx, faultNamespace); err != nil {
@@ -172,9 +173,9 @@ func (f *faultFigures) row() string {
 		}
 		faults = strings.Join(parts, " / ")
 	}
-	return fmt.Sprintf("| %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %d / %d (%d) | %d | %d | %d | %d | %d | %d / %d | %s |",
+	return fmt.Sprintf("| %s | %s | %d | %s | %s | %d (%d) | %d (%d) | %d / %d (%d) | %d | %d | %d (%d) / %d of %d | %d | %d / %d | %s |",
 		f.run.solver, f.run.name(), faultReplicas, kills, faults, f.presentCalls, f.presentRetries, f.cleanUpCalls, f.cleanUpRetries,
-		f.unanswered, f.failedAnswers, f.authRefused, f.apiCalls, f.throttled, f.notPresented+f.notVisible, f.notCleanedUp, f.leftovers, f.dupSeen, f.dupEnd,
+		f.unanswered, f.failedAnswers, f.authRefused, f.apiCalls, f.throttled, f.presented, f.presented-f.notVisible, f.cleanedUp, 2*faultNames, f.leftovers, f.dupSeen, f.dupEnd,
 		f.took.Round(10*time.Millisecond))
 }
 
@@ -513,7 +514,9 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 				<-sem
 				if ok {
 					cleanUps.Go(func() {
-						if !d.solve(runCtx, ch, whapi.ChallengeActionCleanUp) {
+						if d.solve(runCtx, ch, whapi.ChallengeActionCleanUp) {
+							atomic.AddInt64(&f.cleanedUp, 1)
+						} else {
 							atomic.AddInt64(&f.notCleanedUp, 1)
 						}
 					})
@@ -524,6 +527,7 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 	}
 	pairs.Wait()
 	f.took = time.Since(start)
+	f.presented = d.present.Load()
 	<-killed
 	close(stop)
 	bg.Wait()
