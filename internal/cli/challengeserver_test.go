@@ -52,14 +52,15 @@ func challengeHandler(t *testing.T) http.Handler {
 // What cert-manager's own storage answers with 500 Internal Server Error (a
 // payload without a request, an action it does not know) is a 400; the rest
 // is answered as cert-manager's webhook API always has: 201 with the
-// solver's outcome in response, 4xx for what never reaches a solver.
+// solver's outcome in response (and, here, nothing else), 4xx for what never
+// reaches a solver.
 func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
 	h := challengeHandler(t)
 	const typeMeta = `"apiVersion":"webhook.acme.cert-manager.io/v1alpha1","kind":"ChallengePayload"`
 	megabyte := strings.Repeat("A", 1<<20)
 	for _, tt := range []struct {
-		name, solver, contentType, body string
-		code                            int
+		name, solver, query, contentType, body string
+		code                                   int
 		// message is in the Status of a 4xx, or in response.status of a 201.
 		message string
 		success bool
@@ -80,6 +81,8 @@ func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
 		{name: "text/plain", contentType: "text/plain", body: "Present", code: 415, message: "unknown format"},
 		{name: "over 3 MiB", body: `{` + typeMeta + `,"request":{"action":"Present","key":"` + strings.Repeat(megabyte, 4) + `"}}`, code: 413,
 			message: "limit is 3145728"},
+		{name: "config nested 9990 deep, pretty-printed", query: "?pretty=true", body: `{` + typeMeta + `,"request":{"action":"Present","key":"x","config":` +
+			strings.Repeat("[", 9990) + strings.Repeat("]", 9990) + `}}`, code: 201, message: "cloudflare: refused"},
 		{name: "unknown solver", solver: "route53", body: `{` + typeMeta + `,"request":{"action":"Present","key":"ok"}}`, code: 404},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,7 +93,7 @@ func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
 			if contentType == "" {
 				contentType = "application/json"
 			}
-			req := httptest.NewRequest(http.MethodPost, "/apis/acme.example.com/v1alpha1/"+solver, bytes.NewBufferString(tt.body))
+			req := httptest.NewRequest(http.MethodPost, "/apis/acme.example.com/v1alpha1/"+solver+tt.query, bytes.NewBufferString(tt.body))
 			req.Header.Set("Content-Type", contentType)
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, req)
@@ -103,6 +106,12 @@ func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
 				var p whapi.ChallengePayload
 				if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Response == nil {
 					t.Fatalf("not a ChallengePayload with a response (%v): %.500s", err, body)
+				}
+				// The answer is the outcome: the request is the caller's
+				// own, and repeated (pretty-printed) a deeply nested config
+				// was a thousand times the request's size.
+				if p.Request != nil || len(body) > 1000 {
+					t.Errorf("the answer (%d bytes) repeats the request: %.300s", len(body), body)
 				}
 				if p.Response.Success != tt.success {
 					t.Errorf("response.success %v, want %v", p.Response.Success, tt.success)
