@@ -105,3 +105,14 @@ func Relative(name, zone string) string {
 	}
 	return strings.TrimSuffix(name, "."+zone)
 }
+
+// JoinTried words the names a zone was looked for under, most specific
+// first: every one when there are few, else the first two, the last and
+// how many, so that a name of many labels does not give a message of many
+// kilobytes.
+func JoinTried(names []string) string {
+	if len(names) <= 4 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, %s, …, %s (%d names)", names[0], names[1], names[len(names)-1], len(names))
+}
