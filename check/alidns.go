@@ -136,7 +136,7 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 	case asNoDomain(err, &nd) && q.DomainName != "":
 		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
 	case asNoDomain(err, &nd):
-		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+strings.Join(nd.Tried, ", ")+")",
+		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+dnsname.JoinTried(nd.Tried)+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
 	default:
 		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))

@@ -187,7 +187,7 @@ func (c *cfCheck) resolve(ctx context.Context, label string, q cloudflare.ZoneQu
 				"grant the token Zone → Zone → Read for "+dnsname.Canonical(q.ZoneName)+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
 			return
 		}
-		c.r.failBecause(zerr.Problem.String(), label, "no zone visible to this credential (tried "+strings.Join(zerr.Tried, ", ")+")",
+		c.r.failBecause(zerr.Problem.String(), label, "no zone visible to this credential (tried "+dnsname.JoinTried(zerr.Tried)+")",
 			"grant the token Zone → Zone → Read for the zone of "+name+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential, "+
 				"or set zoneName / zoneID to the zone an _acme-challenge CNAME points into")
 	}

@@ -262,9 +262,9 @@ func (d *aliDNS) domain(ctx context.Context, fqdn string) (alibaba.Domain, error
 		}
 		return dom, &noZoneError{cause: nd, msg: fmt.Sprintf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
 			"Add the domain to Alibaba Cloud DNS in that account, or set domainName to the domain as registered there",
-			strings.Join(nd.Tried, ", "), via, d.cred.Describe())}
+			dnsname.JoinTried(nd.Tried), via, d.cred.Describe())}
 	case err != nil:
-		return dom, d.explain(err, strings.Join(dnsname.Parents(fqdn), ", "))
+		return dom, d.explain(err, dnsname.JoinTried(dnsname.Parents(fqdn)))
 	}
 	return dom, nil
 }

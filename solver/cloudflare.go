@@ -249,7 +249,7 @@ func (d *cloudflareDNS) zone(ctx context.Context, fqdn string) (cloudflare.Zone,
 // noZone words a failed resolution (F5, F11): which zones were tried, and
 // whether the zone is elsewhere, not active, ambiguous, or unreadable.
 func (d *cloudflareDNS) noZone(ctx context.Context, zerr *cloudflare.ZoneError) error {
-	list := strings.Join(zerr.Tried, ", ")
+	list := dnsname.JoinTried(zerr.Tried)
 	if d.cfg.ZoneName != "" {
 		list += " (from zoneName)"
 	}

@@ -405,6 +405,17 @@ func TestCloudflare_F11_ZoneNotInAccount(t *testing.T) {
 		assertMessage(t, err, "no zone found for www.example.net, example.net", "none of these zones is in the Cloudflare account", "zoneName")
 		assertNoSecret(t, token, err, e.logs)
 	})
+	t.Run("a name of many labels is summed up, not listed parent by parent", func(t *testing.T) {
+		e := newCFEnv(t)
+		token, cfg := e.token(fullToken())
+		fqdn := "_acme-challenge." + strings.Repeat("a.", 100) + "example.net."
+		err := e.solver.Present(challenge(t, e.ns, fqdn, "example.net.", acmeKey(), cfg))
+		assertMessage(t, err, "no zone found for "+strings.Repeat("a.", 100)+"example.net, "+strings.Repeat("a.", 99)+"example.net, …, example.net (101 names)")
+		if len(err.Error()) > 2000 {
+			t.Errorf("a %d-byte error for a name of 102 labels", len(err.Error()))
+		}
+		assertNoSecret(t, token, err, e.logs)
+	})
 	t.Run("CNAME-delegated to a zone on another provider", func(t *testing.T) {
 		e := newCFEnv(t)
 		token, cfg := e.token(fullToken())

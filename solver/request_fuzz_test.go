@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/rest"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
@@ -68,7 +69,7 @@ func refused(ch *whapi.ChallengeRequest) bool {
 		}
 	}
 	_, err := dnsname.Normalize(ch.ResolvedFQDN)
-	return err != nil || !utf8.ValidString(ch.Key)
+	return err != nil || !utf8.ValidString(ch.Key) || len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0
 }
 
 // maxRefusalLen bounds the answer to a refused request: our own text, the
@@ -100,6 +101,9 @@ func FuzzChallengeRequest(f *testing.F) {
 		{"_acme-challenge.xn--é.example.com", "example.com", "k", "cf"},
 		{"_acme-challenge.example.com", "example.com", `a "quoted" \ key`, "cf"},
 		{"_acme-challenge.example.com", "example.com", strings.Repeat("k", 300), "cf"},
+		{"_acme-challenge.example.com.", "example.com.", "key", "../kube-system"},
+		{"_acme-challenge.example.com.", "example.com.", "key", strings.Repeat("n", 64)},
+		{"_acme-challenge." + strings.Repeat("a", 64) + ".example.com.", "example.com.", "key", "cf"},
 	} {
 		fuzzseed.Add(f, s[0], s[1], s[2], s[3])
 	}

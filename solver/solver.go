@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -191,6 +192,11 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 		if strings.TrimSpace(v) != v {
 			return "", fmt.Errorf("malformed challenge request: %s %s has surrounding whitespace", field, input.Quote(v))
 		}
+	}
+	if len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0 {
+		// Every namespace's name is a DNS label; anything else names no
+		// Secret, and would be repeated whole into messages and the log.
+		return "", fmt.Errorf("malformed challenge request: resourceNamespace %s is not a namespace name", input.Quote(ch.ResourceNamespace))
 	}
 	if !utf8.ValidString(ch.Key) {
 		// The key reaches Cloudflare as JSON, which carries no invalid

@@ -1,6 +1,7 @@
 package solver_test
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 	"testing"
@@ -234,6 +235,50 @@ func TestSolvers_WhitespaceInNamesIsRefused(t *testing.T) {
 			if n := e.sim.TotalDNSCalls(); n != 0 {
 				t.Errorf("%d API calls for a malformed request", n)
 			}
+		})
+	}
+}
+
+// A name DNS cannot carry, or a resourceNamespace that is no namespace's
+// name, reaches no API and is repeated cut, however long: cert-manager never
+// sends one, and whole it would fill the answer and the log line.
+func TestSolvers_NamesDNSCannotCarryAndNonNamespacesAreRefused(t *testing.T) {
+	mib := strings.Repeat("a", 1<<20)
+	cases := []struct {
+		name, fqdn, namespace, want string
+	}{
+		{"a label of 64 characters", "_acme-challenge." + strings.Repeat("a", 64) + ".example.com.", "", "label 2 is 64 characters long; DNS allows 63"},
+		{"a name of 254 characters", "_acme-challenge." + strings.Repeat("abcdefg.", 28) + "ab.example.com.", "", "the name is 254 characters long; DNS allows 253"},
+		{"a label of a megabyte", "_acme-challenge." + mib + ".example.com.", "", "label 2 is 1048576 characters long"},
+		{"a namespace with a slash", "", "../kube-system", `resourceNamespace "../kube-system" is not a namespace name`},
+		{"a namespace in capitals", "", "Default", `resourceNamespace "Default" is not a namespace name`},
+		{"a namespace of a megabyte", "", mib, `resourceNamespace "aaaa`},
+	}
+	for _, tc := range cases {
+		fqdn := cmp.Or(tc.fqdn, "_acme-challenge.example.com.")
+		check := func(t *testing.T, err error, calls int) {
+			t.Helper()
+			assertMessage(t, err, "malformed challenge request", tc.want)
+			if err != nil && len(err.Error()) > 1000 {
+				t.Errorf("a %d-byte error", len(err.Error()))
+			}
+			if calls != 0 {
+				t.Errorf("%d API calls for a malformed request", calls)
+			}
+		}
+		t.Run("cloudflare: "+tc.name, func(t *testing.T) {
+			e := newCFEnv(t)
+			_, cfg := e.token(fullToken())
+			e.sim.ResetCalls()
+			err := e.solver.Present(challenge(t, cmp.Or(tc.namespace, e.ns), fqdn, "example.com.", acmeKey(), cfg))
+			check(t, err, e.sim.TotalCalls())
+		})
+		t.Run("alidns: "+tc.name, func(t *testing.T) {
+			e := newAliEnv(t)
+			_, _, cfg := e.accessKey(alisim.AllowAll)
+			e.sim.ResetCalls()
+			err := e.solver.Present(challenge(t, cmp.Or(tc.namespace, e.ns), fqdn, "example.com.", acmeKey(), cfg))
+			check(t, err, e.sim.TotalDNSCalls())
 		})
 	}
 }

@@ -3,7 +3,6 @@ package alibaba
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -56,7 +55,7 @@ type NoDomainError struct {
 	Tried []string
 }
 
-func (e *NoDomainError) Error() string { return "no domain found for " + strings.Join(e.Tried, ", ") }
+func (e *NoDomainError) Error() string { return "no domain found for " + dnsname.JoinTried(e.Tried) }
 
 // DomainResolver resolves domains for one credential; safe for concurrent use.
 type DomainResolver struct {

@@ -113,11 +113,7 @@ func newWebhookCommand() *cobra.Command {
 }
 
 // newSolverServerCommand is cert-manager's webhook server command
-// (server.NewCommandStartWebhookServer) with one change: every solver's
-// OpenAPI operation gets its own ID. cert-manager names them after the
-// ChallengePayload kind only, so with two solvers the generic API server
-// refuses to build its OpenAPI spec and exits ("duplicate Operation ID
-// createAcme…ChallengePayload for path …/alidns and …/cloudflare").
+// (server.NewCommandStartWebhookServer) serving newChallengeServer.
 func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.Command {
 	o := webhookserver.NewWebhookServerOptions(groupName, solvers...)
 	cmd := &cobra.Command{
@@ -131,21 +127,11 @@ func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.
 			if err != nil {
 				return err
 			}
-			if rh := config.GenericConfig.Authentication.RequestHeaderConfig; rh != nil && rh.CAContentProvider != nil {
-				config.GenericConfig.AddReadyzChecks(caLoaded("request-header-client-ca", rh.CAContentProvider))
-			}
-			completed := config.Complete()
-			if oc := config.GenericConfig.OpenAPIConfig; oc != nil {
-				oc.GetOperationIDAndTags = operationIDPerResource(oc.GetOperationIDAndTags)
-			}
-			if oc := config.GenericConfig.OpenAPIV3Config; oc != nil {
-				oc.GetOperationIDAndTags = operationIDPerResource(oc.GetOperationIDAndTags)
-			}
-			server, err := completed.New()
+			server, err := newChallengeServer(config)
 			if err != nil {
 				return err
 			}
-			return server.GenericAPIServer.PrepareRun().RunWithContext(c.Context())
+			return server.PrepareRun().RunWithContext(c.Context())
 		},
 	}
 	logf.AddFlags(o.Logging, cmd.Flags())

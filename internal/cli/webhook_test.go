@@ -6,7 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
+	"github.com/cert-manager/cert-manager/pkg/acme/webhook/apiserver"
+	"k8s.io/apiserver/pkg/authentication/authenticatorfactory"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
+	"k8s.io/client-go/rest"
 )
 
 // pendingCA is a CA provider before its informer synced: no bundle yet.
@@ -42,5 +47,33 @@ func TestReadyOnlyOnceRequestHeaderCALoaded(t *testing.T) {
 	ca.loaded = true
 	if err := check.Check(req); err != nil {
 		t.Fatalf("once loaded: %v", err)
+	}
+}
+
+// The server `certbridge webhook` runs has the check: /readyz/<name> fails
+// while the request-header CA is pending and passes once it is loaded.
+func TestChallengeServerReadyzFollowsRequestHeaderCA(t *testing.T) {
+	ca := &pendingCA{}
+	cfg := genericapiserver.NewRecommendedConfig(apiserver.Codecs)
+	cfg.LoopbackClientConfig = &rest.Config{}
+	cfg.ExternalAddress = "127.0.0.1:6443"
+	cfg.Authentication.RequestHeaderConfig = &authenticatorfactory.RequestHeaderConfig{CAContentProvider: ca}
+	server, err := newChallengeServer(&apiserver.Config{GenericConfig: cfg, ExtraConfig: apiserver.ExtraConfig{
+		SolverGroup: "acme.example.com", Solvers: []webhook.Solver{fakeSolver{"cloudflare"}, fakeSolver{"alidns"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.PrepareRun() // installs /readyz
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		server.Handler.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz/request-header-client-ca", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(); code != 500 || !strings.Contains(body, "not loaded yet") {
+		t.Errorf("CA pending: %d %q, want 500 saying not loaded yet", code, body)
+	}
+	ca.loaded = true
+	if code, body := get(); code != 200 {
+		t.Errorf("CA loaded: %d %q, want 200", code, body)
 	}
 }

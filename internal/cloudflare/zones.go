@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -99,7 +98,7 @@ func (e *ZoneError) Error() string {
 	case Ambiguous:
 		return fmt.Sprintf("%d active zones named %s", len(e.Zones), e.Zones[0].Name)
 	}
-	return "no zone found for " + strings.Join(e.Tried, ", ")
+	return "no zone found for " + dnsname.JoinTried(e.Tried)
 }
 
 // Resolver resolves zones for one credential; safe for concurrent use.

@@ -21,7 +21,8 @@ func Canonical(name string) string {
 // cert-manager sends them. Labels are otherwise kept as they are:
 // "_acme-challenge" is no host name, and the providers accept it. A name
 // that is not UTF-8 is refused: its invalid bytes would be read as U+FFFD,
-// naming another name than the one given.
+// naming another name than the one given. So is one that DNS cannot carry:
+// over MaxName characters, or with a label over MaxLabel, once in punycode.
 func Normalize(name string) (string, error) {
 	if !utf8.ValidString(name) {
 		return "", fmt.Errorf("not UTF-8")
@@ -46,8 +47,23 @@ func Normalize(name string) (string, error) {
 		}
 		labels[i] = strings.ToLower(a)
 	}
-	return strings.Join(labels, "."), nil
+	for i, l := range labels {
+		if len(l) > MaxLabel {
+			return "", fmt.Errorf("label %d is %d characters long; DNS allows %d", i+1, len(l), MaxLabel)
+		}
+	}
+	if name = strings.Join(labels, "."); len(name) > MaxName {
+		return "", fmt.Errorf("the name is %d characters long; DNS allows %d", len(name), MaxName)
+	}
+	return name, nil
 }
+
+// The longest label and name DNS carries (RFC 1035: 63 and 255 octets on
+// the wire, which is 253 characters written without the trailing dot).
+const (
+	MaxLabel = 63
+	MaxName  = 253
+)
 
 func isASCII(s string) bool {
 	for _, r := range s {
@@ -88,4 +104,15 @@ func Relative(name, zone string) string {
 		return "@"
 	}
 	return strings.TrimSuffix(name, "."+zone)
+}
+
+// JoinTried words the names a zone was looked for under, most specific
+// first: every one when there are few, else the first two, the last and
+// how many, so that a name of many labels does not give a message of many
+// kilobytes.
+func JoinTried(names []string) string {
+	if len(names) <= 4 {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s, %s, …, %s (%d names)", names[0], names[1], names[len(names)-1], len(names))
 }

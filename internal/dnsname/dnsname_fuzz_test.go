@@ -15,12 +15,14 @@ const maxErrorLen = 200
 
 // Normalize is what every ChallengeRequest's resolvedFQDN goes through: for
 // any string it returns a name that is lower case, ASCII, without trailing
-// dot or empty label, and that Normalize leaves as it is — or an error of
-// bounded size. A string that is not UTF-8 is refused.
+// dot or empty label, that DNS can carry, and that Normalize leaves as it
+// is — or an error of bounded size. A string that is not UTF-8 is refused.
 func FuzzNormalize(f *testing.F) {
 	for _, seed := range []string{"_acme-challenge.example.com.", "_ACME-Challenge.Example.COM", "example.com..", ".", "", "a..b",
 		"_acme-challenge.bücher.example.", "xn--bcher-kva.example", "xn--.example", "ÉCOLE.fr", "\u212a.example", "İ.example",
-		"a\x80b.example", "xn--é.example", strings.Repeat("ü", 300) + ".example", "xn--" + strings.Repeat("é", 150) + ".example"} {
+		"a\x80b.example", "xn--é.example", strings.Repeat("ü", 300) + ".example", "xn--" + strings.Repeat("é", 150) + ".example",
+		strings.Repeat("a", 63) + ".example", strings.Repeat("a", 64) + ".example", strings.Repeat("ü", 56) + ".example",
+		strings.Repeat("abcdefg.", 30) + "example", strings.Repeat("abcdefg.", 31) + "example"} {
 		fuzzseed.Add(f, seed)
 	}
 	f.Fuzz(func(t *testing.T, name string) {
@@ -38,6 +40,14 @@ func FuzzNormalize(f *testing.F) {
 		}
 		if out == "" || strings.HasSuffix(out, ".") || strings.Contains(out, "..") || strings.HasPrefix(out, ".") {
 			t.Fatalf("Normalize(%q) = %q: empty, trailing dot or empty label", name, out)
+		}
+		if len(out) > MaxName {
+			t.Fatalf("Normalize(%q) = a name of %d characters, which DNS cannot carry", name, len(out))
+		}
+		for _, l := range strings.Split(out, ".") {
+			if len(l) > MaxLabel {
+				t.Fatalf("Normalize(%q) = %q: a label of %d characters, which DNS cannot carry", name, out, len(l))
+			}
 		}
 		if out != strings.ToLower(out) || !isASCII(out) {
 			t.Fatalf("Normalize(%q) = %q: not lower-case ASCII", name, out)

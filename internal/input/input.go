@@ -21,5 +21,25 @@ func Truncate(s string) string {
 	return string(r[:MaxQuoted]) + "… (" + strconv.Itoa(len(r)) + " characters)"
 }
 
-// Quote is Truncate(s) as a Go-quoted string.
-func Quote(s string) string { return strconv.Quote(Truncate(s)) }
+// MaxQuotedBytes bounds a quotation's bytes: a character that is not
+// printable quotes as up to 10 bytes (\U0010ffff), so 100 of them would
+// take a kilobyte.
+const MaxQuotedBytes = 3 * MaxQuoted
+
+// Quote is Truncate(s) as a Go-quoted string, cut further while its
+// escapes make it longer than MaxQuotedBytes.
+func Quote(s string) string {
+	q := strconv.Quote(Truncate(s))
+	if len(q) <= MaxQuotedBytes {
+		return q
+	}
+	r := []rune(s)
+	keep := min(len(r), MaxQuoted)
+	for ; keep > 0; keep-- {
+		q = strconv.Quote(string(r[:keep]) + "… (" + strconv.Itoa(len(r)) + " characters)")
+		if len(q) <= MaxQuotedBytes {
+			break
+		}
+	}
+	return q
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/certbridge/certbridge/test/fuzzseed"
 )
 
 func TestParseRatelimit(t *testing.T) {
@@ -57,7 +59,7 @@ func TestParsePolicy(t *testing.T) {
 // write back and read again unchanged.
 func FuzzParseRatelimit(f *testing.F) {
 	for _, seed := range []string{`"default";r=50;t=30`, "\"a\";r=1;t=2, b;r=3;t=4", `("x" y);r=1`, `"d";r=1.5;t=?1`, `:aGk=:;r=1`, "", ",", `"\"";r=1;t=1`} {
-		f.Add(seed)
+		fuzzseed.Add(f, seed)
 	}
 	f.Fuzz(func(t *testing.T, field string) {
 		got, err := ParseRatelimit(field)
