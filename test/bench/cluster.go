@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	apiutil "github.com/cert-manager/cert-manager/pkg/api/util"
+	cmacme "github.com/cert-manager/cert-manager/pkg/apis/acme/v1"
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	informers "github.com/cert-manager/cert-manager/pkg/client/informers/externalversions"
@@ -30,7 +32,7 @@ import (
 // clusterFigures measures, in the end-to-end environment (cert-manager's
 // controllers, the chart's objects, `certbridge webhook` behind the
 // aggregated API, `certbridge issuer`), the webhook's RSS idle and during 50
-// concurrent challenges, and the issuer's CertificateRequest throughput and
+// concurrent challenges beside a reference webhook's, and the issuer's CertificateRequest throughput and
 // latency with the simulated CA answering at once and after 100 ms.
 func clusterFigures(ctx context.Context) (rss, issuer []string, err error) {
 	dir, err := os.MkdirTemp("", "certbridge-bench-")
@@ -38,6 +40,13 @@ func clusterFigures(ctx context.Context) (rss, issuer []string, err error) {
 		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
+	// The reference webhook, built as make build builds certbridge.
+	reference := filepath.Join(dir, "noopwebhook")
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", reference, "./test/bench/cmd/noopwebhook")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("building the reference webhook: %v\n%s", err, out)
+	}
 	opts, err := localcluster.OptionsFromEnv(dir)
 	if err != nil {
 		return nil, nil, err
@@ -47,7 +56,7 @@ func clusterFigures(ctx context.Context) (rss, issuer []string, err error) {
 		return nil, nil, err
 	}
 	defer c.Close()
-	if rss, err = webhookRSS(ctx, c, 50); err != nil {
+	if rss, err = webhookRSS(ctx, c, 50, reference); err != nil {
 		return nil, nil, err
 	}
 	issuer = []string{"| simulated CA latency | requests | requests Ready per second | p50 | p99 |", "| --- | --- | --- | --- | --- |"}
@@ -75,21 +84,74 @@ func vmRSS(pid int) (int, error) {
 }
 
 // webhookRSS samples the webhook process's resident memory idle, then every
-// 50 ms while n Certificates, one challenge each, are issued at once.
-func webhookRSS(ctx context.Context, c *localcluster.Cluster, n int) ([]string, error) {
-	const ns = "bench-rss"
-	pid := c.WebhookPID()
-	if err := c.CreateNamespace(ctx, ns); err != nil {
+// 50 ms while n Certificates, one challenge each, are issued at once; then
+// the same for the reference webhook (cert-manager's webhook server with a
+// solver that does nothing, test/bench/cmd/noopwebhook) in its place. The
+// reference writes no record, so its challenges cannot succeed: with
+// cert-manager's self-check on they stay presented, and its run ends when
+// every challenge has been presented and, once the Certificates and their
+// ACME objects are deleted, cleaned up — the same Present and CleanUp per
+// challenge the webhook serves.
+func webhookRSS(ctx context.Context, c *localcluster.Cluster, n int, reference string) ([]string, error) {
+	rows := []string{"| webhook | idle MiB | peak MiB | after MiB | workload |", "| --- | --- | --- | --- | --- |"}
+	ours, err := measureRSS(c, func() (string, error) {
+		began := time.Now()
+		if err := createCertificates(ctx, c, "bench-rss", n, false); err != nil {
+			return "", err
+		}
+		for i := range n {
+			if _, err := c.WaitCertificateReady(ctx, "bench-rss", fmt.Sprintf("host-%d", i), 5*time.Minute); err != nil {
+				return "", err
+			}
+		}
+		return fmt.Sprintf("%d Certificates Ready in %s", n, time.Since(began).Round(10*time.Millisecond)), nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	manifest := c.CredentialSecrets(ns) + "---" + c.ACMEIssuer(ns, "cloudflare", true)
-	for i := range n {
-		manifest += "---" + localcluster.Certificate(ns, fmt.Sprintf("host-%d", i), "Issuer", "cert-manager.io", "acme-cloudflare", fmt.Sprintf("host-%d.example.com", i))
+	rows = append(rows, "| `certbridge webhook` | "+ours)
+	if err := c.ReplaceWebhook(ctx, "noop-webhook", reference); err != nil {
+		return rows, fmt.Errorf("starting the reference webhook: %w", err)
 	}
+	ref, err := measureRSS(c, func() (string, error) {
+		began := time.Now()
+		const ns = "bench-rss-noop"
+		if err := createCertificates(ctx, c, ns, n, true); err != nil {
+			return "", err
+		}
+		if err := waitChallenges(ctx, c, ns, n, func(ch []cmacme.Challenge) bool {
+			return len(ch) == n && !slices.ContainsFunc(ch, func(ch cmacme.Challenge) bool { return !ch.Status.Presented })
+		}); err != nil {
+			return "", err
+		}
+		presented := time.Since(began)
+		if err := deleteACME(ctx, c, ns); err != nil {
+			return "", err
+		}
+		if err := waitChallenges(ctx, c, ns, n, func(ch []cmacme.Challenge) bool { return len(ch) == 0 }); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("%d challenges presented in %s, cleaned up after deletion in %s more", n,
+			presented.Round(10*time.Millisecond), (time.Since(began) - presented).Round(10*time.Millisecond)), nil
+	})
+	if err != nil {
+		return rows, err
+	}
+	rows = append(rows, "| reference: cert-manager's webhook server, no-op solver | "+ref)
+	for _, r := range rows[2:] {
+		fmt.Println(r)
+	}
+	return rows, nil
+}
+
+// measureRSS samples the webhook's VmRSS idle, every 50 ms while work runs,
+// and after; it returns the row's cells from "idle" on.
+func measureRSS(c *localcluster.Cluster, work func() (string, error)) (string, error) {
+	pid := c.WebhookPID()
 	time.Sleep(2 * time.Second)
 	idle, err := vmRSS(pid)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	peak := idle
 	stop := make(chan struct{})
@@ -106,26 +168,72 @@ func webhookRSS(ctx context.Context, c *localcluster.Cluster, n int) ([]string, 
 			}
 		}
 	})
-	began := time.Now()
-	err = c.ApplyYAML(ctx, manifest)
-	for i := 0; err == nil && i < n; i++ {
-		_, err = c.WaitCertificateReady(ctx, ns, fmt.Sprintf("host-%d", i), 5*time.Minute)
-	}
-	took := time.Since(began)
+	what, err := work()
 	close(stop)
 	wg.Wait()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	after, _ := vmRSS(pid)
-	fmt.Printf("\nwebhook RSS: idle %.1f MiB, peak %.1f MiB during %d concurrent challenges (all Ready in %s), %.1f MiB after\n",
-		float64(idle)/1024, float64(peak)/1024, n, took.Round(10*time.Millisecond), float64(after)/1024)
-	return []string{
-		"| webhook RSS | MiB |", "| --- | --- |",
-		fmt.Sprintf("| idle, APIService Available | %.1f |", float64(idle)/1024),
-		fmt.Sprintf("| peak during %d concurrent challenges (%d Certificates Ready in %s) | %.1f |", n, n, took.Round(10*time.Millisecond), float64(peak)/1024),
-		fmt.Sprintf("| after | %.1f |", float64(after)/1024),
-	}, nil
+	mib := func(kb int) string { return fmt.Sprintf("%.1f", float64(kb)/1024) }
+	return strings.Join([]string{mib(idle), mib(peak), mib(after), what}, " | ") + " |", nil
+}
+
+// createCertificates creates a namespace with the credentials, an ACME
+// Issuer solving with the cloudflare solver, and n Certificates. With
+// selfCheck, cert-manager waits for the record to be served before it asks
+// Pebble to validate: a challenge whose record never appears stays
+// presented instead of failing at once.
+func createCertificates(ctx context.Context, c *localcluster.Cluster, ns string, n int, selfCheck bool) error {
+	if err := c.CreateNamespace(ctx, ns); err != nil {
+		return err
+	}
+	manifest := c.CredentialSecrets(ns) + "---" + c.ACMEIssuer(ns, "cloudflare", !selfCheck)
+	for i := range n {
+		manifest += "---" + localcluster.Certificate(ns, fmt.Sprintf("host-%d", i), "Issuer", "cert-manager.io", "acme-cloudflare", fmt.Sprintf("host-%d.example.com", i))
+	}
+	return c.ApplyYAML(ctx, manifest)
+}
+
+// waitChallenges polls the namespace's Challenges until done says so, for
+// at most 5 minutes.
+func waitChallenges(ctx context.Context, c *localcluster.Cluster, ns string, n int, done func([]cmacme.Challenge) bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	for {
+		list, err := c.CM.AcmeV1().Challenges(ns).List(ctx, metav1.ListOptions{})
+		if err == nil && done(list.Items) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			got := 0
+			if list != nil {
+				got = len(list.Items)
+			}
+			return fmt.Errorf("%d challenges in %s, waiting for %d: %w", got, ns, n, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// deleteACME deletes the namespace's Certificates, CertificateRequests,
+// Orders and Challenges, in that order: the local cluster has no garbage
+// collector, and an owner left behind would create its children again.
+// Deleting a Challenge makes cert-manager call CleanUp before it goes.
+func deleteACME(ctx context.Context, c *localcluster.Cluster, ns string) error {
+	all := metav1.ListOptions{}
+	del := metav1.DeleteOptions{}
+	if err := c.CM.CertmanagerV1().Certificates(ns).DeleteCollection(ctx, del, all); err != nil {
+		return err
+	}
+	if err := c.CM.CertmanagerV1().CertificateRequests(ns).DeleteCollection(ctx, del, all); err != nil {
+		return err
+	}
+	if err := c.CM.AcmeV1().Orders(ns).DeleteCollection(ctx, del, all); err != nil {
+		return err
+	}
+	return c.CM.AcmeV1().Challenges(ns).DeleteCollection(ctx, del, all)
 }
 
 // issuerThroughput creates n CertificateRequests for a CloudflareOriginIssuer

@@ -184,6 +184,27 @@ var apiServiceGVR = schema.GroupVersionResource{Group: "apiregistration.k8s.io",
 // chart's ServiceAccount, and waits until the aggregator reports the
 // APIService Available.
 func (c *Cluster) startWebhook(ctx context.Context) error {
+	return c.startWebhookBinary(ctx, "certbridge-webhook", c.opts.Certbridge)
+}
+
+// ReplaceWebhook stops the webhook and serves its API group with binary
+// instead, started as the webhook is (the chart's arguments, certificate and
+// ServiceAccount), logging to LogDir/name.log; it returns once a request
+// through the aggregated API reaches the new process. make bench measures a
+// reference webhook this way, in the same harness.
+func (c *Cluster) ReplaceWebhook(ctx context.Context, name, binary string) error {
+	c.webhook.stop()
+	if err := c.startWebhookBinary(ctx, name, binary); err != nil {
+		return err
+	}
+	// The aggregator may still call the APIService Available from the
+	// process before: ask the new one.
+	return poll(ctx, 60*time.Second, name+" to answer through the aggregated API", func(ctx context.Context) error {
+		return c.Kube.Discovery().RESTClient().Get().AbsPath("/apis", GroupName, "v1alpha1").Do(ctx).Error()
+	}, c.webhook)
+}
+
+func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) error {
 	var secret *corev1.Secret
 	if err := poll(ctx, 60*time.Second, "cert-manager to issue the webhook's serving certificate (Secret "+webhookTLS+")", func(ctx context.Context) error {
 		var err error
@@ -220,7 +241,7 @@ func (c *Cluster) startWebhook(ctx context.Context) error {
 	args = append(args, "--bind-address=127.0.0.1",
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
 		"--cloudflare-api-url="+c.Cloudflare.URL(), "--alidns-endpoint=http://"+c.Alibaba.Endpoint(), "--v=2")
-	c.webhook, err = c.start("certbridge-webhook", c.opts.Certbridge, nil, args...)
+	c.webhook, err = c.start(name, binary, nil, args...)
 	if err != nil {
 		return err
 	}
