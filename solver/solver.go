@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -45,6 +46,8 @@ type DNSProvider interface {
 // the request's config and reads its credentials through secrets.
 type provider interface {
 	forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error)
+	// checkConfig is forRequest's config error, without reading a Secret.
+	checkConfig(cfg *apiextensionsv1.JSON) error
 }
 
 // Options are the settings every solver shares.
@@ -144,6 +147,39 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 		return err
 	}
 	log.V(1).Info("Challenge action done")
+	return nil
+}
+
+// Refuse is Present's or CleanUp's error for a request they would refuse
+// before reading any Secret or calling the provider, or nil: the request is
+// malformed (validateRequest), or it is a Present whose config does not
+// decode or validate. The webhook answers such a request with 400 Bad
+// Request rather than cert-manager's 201 with success false, so the API
+// says the request itself was wrong; cert-manager's client puts either
+// message on the Challenge alike. A CleanUp's config is not checked: such a
+// CleanUp succeeds (cleanup.go). The config error is logged and counted as
+// Present would have.
+func (s *Solver) Refuse(ch *whapi.ChallengeRequest) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error(nil, "Solver panicked checking a request", "panicType", fmt.Sprintf("%T", r))
+			err = fmt.Errorf("%s: internal error while checking the request; see the webhook's log", s.name)
+		}
+	}()
+	fqdn, err := validateRequest(ch)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	if ch.Action != whapi.ChallengeActionPresent {
+		return nil
+	}
+	if err := s.provider.checkConfig(ch.Config); err != nil {
+		err = fmt.Errorf("%s: %w", s.name, err)
+		metrics.Challenges.WithLabelValues(s.name, "Present", metrics.Outcome(err)).Inc()
+		s.log.Info("Challenge action failed", "action", "Present", "namespace", ch.ResourceNamespace,
+			"dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn, "error", err.Error())
+		return err
+	}
 	return nil
 }
 
