@@ -183,6 +183,9 @@ func (s *Solver) Refuse(ch *whapi.ChallengeRequest) (err error) {
 	return nil
 }
 
+// maxKey is the longest key a TXT record's string holds.
+const maxKey = 255
+
 // validateRequest checks what cert-manager sent and returns the record's
 // name, normalised once for everything after. Surrounding whitespace is
 // refused rather than trimmed: it means something upstream built the name
@@ -204,10 +207,21 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 	if len(missing) > 0 {
 		return "", fmt.Errorf("malformed challenge request: %s missing", strings.Join(missing, ", "))
 	}
-	for field, v := range map[string]string{"resolvedFQDN": ch.ResolvedFQDN, "resolvedZone": ch.ResolvedZone, "key": ch.Key} {
+	for field, v := range map[string]string{"resolvedFQDN": ch.ResolvedFQDN, "resolvedZone": ch.ResolvedZone} {
 		if strings.TrimSpace(v) != v {
 			return "", fmt.Errorf("malformed challenge request: %s %s has surrounding whitespace", field, input.Quote(v))
 		}
+	}
+	// The key is the record's value, a secret until the record is
+	// published: no message names it, not even cut.
+	if strings.TrimSpace(ch.Key) != ch.Key {
+		return "", errors.New("malformed challenge request: the key has surrounding whitespace")
+	}
+	if len(ch.Key) > maxKey {
+		// A TXT record's string holds 255 bytes; cert-manager's keys are
+		// 43 (the base64url of a SHA-256 digest). Anything longer would be
+		// sent to the provider, and its answer logged, however long.
+		return "", fmt.Errorf("malformed challenge request: the key is %d bytes long; a TXT record's string holds %d", len(ch.Key), maxKey)
 	}
 	if len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0 {
 		// Every namespace's name is a DNS label; anything else names no
@@ -218,7 +232,7 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 		// The key reaches Cloudflare as JSON, which carries no invalid
 		// bytes: another value (U+FFFD for each) would be stored, and a
 		// CleanUp that lists records would never match it.
-		return "", fmt.Errorf("malformed challenge request: key %s is not UTF-8", input.Quote(ch.Key))
+		return "", errors.New("malformed challenge request: the key is not UTF-8")
 	}
 	fqdn, err := dnsname.Normalize(ch.ResolvedFQDN)
 	if err != nil {

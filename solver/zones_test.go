@@ -18,6 +18,7 @@ import (
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 	"github.com/certbridge/certbridge/test/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 // authoritative asks the simulators' DNS server, as Pebble and cert-manager
@@ -377,6 +378,53 @@ func TestSolvers_RefuseIsTheErrorBeforeAnyCall(t *testing.T) {
 				}
 				if err := do(ch); err == nil || err.Error() != refusal.Error() {
 					t.Errorf("Refuse says %q, %s says %v", refusal, ch.Action, err)
+				}
+			})
+		}
+	}
+}
+
+// A key is refused when cert-manager could not have sent it, and the refusal
+// names no part of it: the key is the record's value, secret until the
+// record is published. A key over a TXT string's 255 bytes reaches no API.
+func TestSolvers_MalformedKeyRefusedUnnamed(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		key        func(k string) string
+	}{
+		{"leading space", "the key has surrounding whitespace", func(k string) string { return " " + k }},
+		{"trailing newline", "the key has surrounding whitespace", func(k string) string { return k + "\n" }},
+		{"256 bytes", "the key is 256 bytes long; a TXT record's string holds 255", func(k string) string { return k + strings.Repeat("k", 256-len(k)) }},
+		{"a megabyte", "the key is 1048619 bytes long", func(k string) string { return k + strings.Repeat("k", 1<<20) }},
+		{"not UTF-8", "the key is not UTF-8", func(k string) string { return k[:20] + "\xff" + k[20:] }},
+	} {
+		for _, sv := range []string{"cloudflare", "alidns"} {
+			t.Run(sv+": "+tc.name, func(t *testing.T) {
+				k := acmeKey()
+				var err error
+				var calls int
+				var logs *logBuffer
+				if sv == "cloudflare" {
+					e := newCFEnv(t)
+					_, cfg := e.token(fullToken())
+					e.sim.ResetCalls()
+					err = e.present(cfg, tc.key(k))
+					calls, logs = e.sim.TotalCalls(), e.logs
+				} else {
+					e := newAliEnv(t)
+					_, _, cfg := e.accessKey(alisim.AllowAll)
+					e.sim.ResetCalls()
+					err = e.present(cfg, tc.key(k))
+					calls, logs = e.sim.TotalDNSCalls(), e.logs
+				}
+				assertMessage(t, err, "malformed challenge request", tc.want)
+				if calls != 0 {
+					t.Errorf("%d API calls for a malformed key", calls)
+				}
+				for what, text := range map[string]string{"the refusal": err.Error(), "the log": logs.String()} {
+					if v, f, found := testutil.FindLeak([]string{k}, text); found {
+						t.Errorf("%s names the key (%q as %q): %.300s", what, v, f, text)
+					}
 				}
 			})
 		}
