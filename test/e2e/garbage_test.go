@@ -49,11 +49,13 @@ const (
 // cert-manager's ServiceAccount (the identity that really sends them, with
 // the chart's RBAC, so both kube-apiserver's RBAC and the webhook's
 // delegated authorization run on each) and, for the methods that RBAC
-// refuses before the webhook sees them, as the cluster admin. Every answer
-// is a 4xx, or a 201 whose response says the solver refused the request
-// (cert-manager's webhook API answers a solver's error that way), or, for a
-// CleanUp that could never have written a record, a 201 success (by design,
-// see solver/cleanup.go); the webhook keeps its PID and stays ready, its
+// refuses before the webhook sees them, as the cluster admin. Every garbage
+// answer is a 4xx. Beside the garbage, a few hundred probes (see probe) are
+// well-formed requests naming canary credentials, which the simulated
+// providers refuse: each is a 201 whose response says so (cert-manager's
+// webhook API answers a provider's refusal that way), or, for a CleanUp
+// that could never have written a record, a 201 success (by design, see
+// solver/cleanup.go). The webhook keeps its PID and stays ready, its
 // RSS stays within garbageRSSHeadroom of idle, and neither its log, kube-
 // apiserver's log, the answers nor any Event holds a canary (a request's
 // key, a credential in a Secret) in any of testutil.LeakForms. A real
@@ -116,8 +118,12 @@ func (e *env) scenarioGarbage(t *testing.T) {
 	peak, samples, gone := rss.stop()
 	after, _ := vmRSS(pid)
 
-	// 1. Every answer is the one its case expects.
-	byCode := map[string]int{}
+	// 1. Every answer is the one its case expects: every garbage answer a
+	// 4xx (sendGarbage checks each case's own code and message).
+	byCode, probeCodes := map[string]int{}, map[string]int{}
+	sentByKind := map[string]int{}
+	notFourXX := map[string]map[string]int{}
+	garbage, probes, not4xxCount := 0, 0, 0
 	type caseStats struct {
 		codes             map[string]int
 		maxAnswer         int
@@ -135,7 +141,22 @@ func (e *env) scenarioGarbage(t *testing.T) {
 			stats[c.name] = st
 		}
 		st.codes[res.outcome]++
-		byCode[res.outcome]++
+		if c.probe() {
+			probes++
+			probeCodes[res.outcome]++
+			sentByKind["probe: "+c.kind]++
+		} else {
+			garbage++
+			byCode[res.outcome]++
+			sentByKind[c.kind]++
+			if code, err := strconv.Atoi(res.outcome); err != nil || code < 400 || code > 499 {
+				if notFourXX[c.name] == nil {
+					notFourXX[c.name] = map[string]int{}
+				}
+				notFourXX[c.name][res.outcome]++
+				not4xxCount++
+			}
+		}
 		st.maxAnswer = max(st.maxAnswer, res.size)
 		st.took += res.took
 		st.slowest = max(st.slowest, res.took)
@@ -162,6 +183,14 @@ func (e *env) scenarioGarbage(t *testing.T) {
 			(st.took / time.Duration(c.n)).Round(time.Millisecond), st.slowest.Round(time.Millisecond), cut(st.sample, 110))
 	}
 	t.Logf("garbage: answers by case\n%s", b.String())
+	var not4xx []string
+	for name, codes := range notFourXX {
+		not4xx = append(not4xx, name+" ("+codeList(codes)+")")
+	}
+	sort.Strings(not4xx)
+	if len(not4xx) > 0 {
+		t.Errorf("garbage answered with other than a 4xx, by case: %s", strings.Join(not4xx, "; "))
+	}
 
 	// 2. The same process, still running and ready, still serving.
 	if got := e.c.WebhookPID(); got != pid {
@@ -187,11 +216,12 @@ func (e *env) scenarioGarbage(t *testing.T) {
 
 	// 4. No canary in the webhook's or kube-apiserver's log, nor in any
 	// Event (the answers were scanned as they came).
-	logHits, logLines, longest := 0, 0, 0
+	logHits, logLines, logBytes, longest := 0, 0, 0, 0
 	for _, component := range []string{"certbridge-webhook", "kube-apiserver"} {
-		hits, lines, long := scanLog(t, e.c.LogFile(component), leaks)
+		hits, lines, size, long := scanLog(t, e.c.LogFile(component), leaks)
 		logHits += hits
 		logLines += lines
+		logBytes += size
 		longest = max(longest, long)
 	}
 	events, err := e.c.Kube.CoreV1().Events(metav1.NamespaceAll).List(e.ctx, metav1.ListOptions{})
@@ -211,17 +241,22 @@ func (e *env) scenarioGarbage(t *testing.T) {
 		answerHits += st.leakHit
 	}
 
-	t.Logf("garbage: %d requests in %d cases, %d at a time, answered in %s (scenario %s): %s; %d not as expected",
-		len(jobs), len(cases), garbageWorkers, took.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond), codeList(byCode), failures)
+	t.Logf("garbage: %d requests in %d cases, %d at a time, answered in %s (scenario %s); %d not as expected",
+		len(jobs), len(cases), garbageWorkers, took.Round(100*time.Millisecond), time.Since(began).Round(100*time.Millisecond), failures)
+	t.Logf("garbage: sent by kind: %s", codeList(sentByKind))
+	t.Logf("garbage: %d garbage requests answered %s; %d not a 4xx", garbage, codeList(byCode), not4xxCount)
+	t.Logf("garbage: %d probes (well-formed, canary credentials) answered %s", probes, codeList(probeCodes))
 	t.Logf("garbage: webhook PID %d throughout; RSS idle %s, peak %s (%d samples every 50 ms; ceiling %s), after %s",
 		pid, mib(idle), mib(peak), samples, mib(idle+garbageRSSHeadroom), mib(after))
-	t.Logf("garbage: canary scan over %d values (each request's key, %d credentials in Secrets, the environment's own): %d hits in %d answers, %d in %d log lines of the webhook and kube-apiserver (longest %d bytes), %d in %d Events",
-		len(canaries), len(creds), answerHits, len(jobs), logHits, logLines, longest, eventHits, len(events.Items))
+	t.Logf("garbage: canary scan over %d values (each request's key, %d credentials in Secrets, the environment's own): %d hits in %d answers, %d in %d log lines (%d bytes) of the webhook and kube-apiserver (longest %d bytes), %d in %d Events",
+		len(canaries), len(creds), answerHits, len(jobs), logHits, logLines, logBytes, longest, eventHits, len(events.Items))
 }
 
 // garbageCase is one kind of garbage, sent n times with fresh canaries.
 type garbageCase struct {
 	name string
+	// kind groups the cases in the figures: what about the request is wrong.
+	kind string
 	n    int
 	// client is "cert-manager" (default), "admin", "anonymous" or
 	// "bad-token"; method POST by default.
@@ -236,7 +271,8 @@ type garbageCase struct {
 	// Content-Length.
 	stream func(r *garbageRequest) io.Reader
 
-	// code is the status every answer must have. A 201 must be a refusal
+	// code is the status every answer must have: a 4xx, unless the case is
+	// a probe (see probe). A 201 must be a refusal
 	// (response.success false, its message containing refusal), or with
 	// skipped a CleanUp answered as done; a 4xx's Status message contains
 	// message.
@@ -246,6 +282,13 @@ type garbageCase struct {
 }
 
 const noContentType = "none"
+
+// probe says the case is no garbage but a well-formed request, in an
+// encoding the generic API server accepts, naming the canary credentials:
+// the provider refuses it, and cert-manager's protocol answers a provider's
+// refusal with 201 and success false. Probes check that no answer or log
+// line repeats a credential or key that the solver really read and sent.
+func (c *garbageCase) probe() bool { return c.code == http.StatusCreated }
 
 type garbageRequest struct {
 	i   int
@@ -302,128 +345,134 @@ func garbageCases() []garbageCase {
 	}
 	return []garbageCase{
 		// Bodies that are not JSON, or not a ChallengePayload.
-		{name: "json_truncated_anywhere", n: 200, body: func(r *garbageRequest) []byte {
+		{name: "json_truncated_anywhere", kind: "body", n: 200, body: func(r *garbageRequest) []byte {
 			b := present("cloudflare", nil)(r)
 			return b[:1+r.i*(len(b)-2)/200]
 		}, code: 400},
-		{name: "json_invalid_tokens", n: 80, body: func(r *garbageRequest) []byte {
+		{name: "json_invalid_tokens", kind: "body", n: 80, body: func(r *garbageRequest) []byte {
 			return []byte(`{` + tm + `,"request":{"action":"Present","key":"` + r.key + `",,}}`)
 		}, code: 400, message: "invalid character"},
-		{name: "json_not_an_object", n: 80, body: func(r *garbageRequest) []byte {
+		{name: "json_not_an_object", kind: "body", n: 80, body: func(r *garbageRequest) []byte {
 			return []byte([]string{`[]`, `"Present"`, `42`, `null`, `true`, ``, ` `, `{}`}[r.i%8])
 		}, code: 400},
-		{name: "kind_wrong", n: 60, body: raw(`{"apiVersion":"webhook.acme.cert-manager.io/v1alpha1","kind":"Secret","request":{}}`),
+		{name: "kind_wrong", kind: "body", n: 60, body: raw(`{"apiVersion":"webhook.acme.cert-manager.io/v1alpha1","kind":"Secret","request":{}}`),
 			code: 400, message: `no kind "Secret" is registered`},
-		{name: "apiVersion_wrong", n: 60, body: raw(`{"apiVersion":"acme.cert-manager.io/v1","kind":"ChallengePayload","request":{}}`),
+		{name: "apiVersion_wrong", kind: "body", n: 60, body: raw(`{"apiVersion":"acme.cert-manager.io/v1","kind":"ChallengePayload","request":{}}`),
 			code: 400, message: "is registered for version"},
-		{name: "request_missing", n: 80, body: raw(`{` + tm + `}`), code: 400, message: "the ChallengePayload has no request"},
-		{name: "request_null", n: 40, body: raw(`{` + tm + `,"request":null}`), code: 400, message: "the ChallengePayload has no request"},
-		{name: "request_not_an_object", n: 40, body: raw(`{` + tm + `,"request":"Present"}`), code: 400, message: "cannot unmarshal"},
-		{name: "action_unknown", n: 60, body: present("cloudflare", set("action", "Delete")),
+		{name: "request_missing", kind: "body", n: 80, body: raw(`{` + tm + `}`), code: 400, message: "the ChallengePayload has no request"},
+		{name: "request_null", kind: "body", n: 40, body: raw(`{` + tm + `,"request":null}`), code: 400, message: "the ChallengePayload has no request"},
+		{name: "request_not_an_object", kind: "body", n: 40, body: raw(`{` + tm + `,"request":"Present"}`), code: 400, message: "cannot unmarshal"},
+		{name: "action_unknown", kind: "body", n: 60, body: present("cloudflare", set("action", "Delete")),
 			code: 400, message: `request.action "Delete" is not one of Present, CleanUp`},
-		{name: "action_of_a_megabyte", n: 10, body: present("cloudflare", set("action", mib)), code: 400, message: "(1048576 characters)"},
-		{name: "request_empty", n: 60, body: raw(`{` + tm + `,"request":{"action":"Present"}}`),
-			code: 201, refusal: "malformed challenge request: resolvedFQDN, key, resourceNamespace missing"},
-		{name: "type_meta_missing", n: 40, body: func(r *garbageRequest) []byte {
+		{name: "action_of_a_megabyte", kind: "body", n: 10, body: present("cloudflare", set("action", mib)), code: 400, message: "(1048576 characters)"},
+		{name: "request_empty", kind: "body", n: 60, body: raw(`{` + tm + `,"request":{"action":"Present"}}`),
+			code: 400, message: "malformed challenge request: resolvedFQDN, key, resourceNamespace missing"},
+		{name: "cleanup_request_empty", kind: "body", n: 40, body: raw(`{` + tm + `,"request":{"action":"CleanUp"}}`),
+			code: 400, message: "malformed challenge request: resolvedFQDN, key, resourceNamespace missing"},
+		{name: "key_with_surrounding_whitespace", kind: "body", n: 40, body: func(r *garbageRequest) []byte {
+			return present("cloudflare", set("key", " "+r.key+"\n"))(r)
+		}, code: 400, message: "malformed challenge request: the key has surrounding whitespace"},
+		{name: "type_meta_missing", kind: "body", n: 10, body: func(r *garbageRequest) []byte {
 			b, _ := json.Marshal(map[string]any{"request": r.request("Present", "cloudflare", nil)})
 			return b
 		}, code: 201, refusal: "Cloudflare"},
-		{name: "fields_unknown_warned", n: 40, body: func(r *garbageRequest) []byte {
+		{name: "fields_unknown_warned", kind: "body", n: 10, body: func(r *garbageRequest) []byte {
 			return bytes.Replace(present("cloudflare", set("surplus", r.key))(r), []byte(`{`), []byte(`{"spec":{},`), 1)
 		}, code: 201, refusal: "Cloudflare"},
-		{name: "fields_unknown_strict", n: 40, query: "?fieldValidation=Strict", body: func(r *garbageRequest) []byte {
+		{name: "fields_unknown_strict", kind: "body", n: 40, query: "?fieldValidation=Strict", body: func(r *garbageRequest) []byte {
 			return bytes.Replace(present("cloudflare", nil)(r), []byte(`{`), []byte(`{"spec":{},`), 1)
 		}, code: 400, message: `strict decoding error: unknown field "spec"`},
-		{name: "fields_duplicate_strict", n: 40, query: "?fieldValidation=Strict", body: raw(`{` + tm + `,"kind":"ChallengePayload","request":{"action":"Present"}}`),
+		{name: "fields_duplicate_strict", kind: "body", n: 40, query: "?fieldValidation=Strict", body: raw(`{` + tm + `,"kind":"ChallengePayload","request":{"action":"Present"}}`),
 			code: 400, message: `duplicate field "kind"`},
 
 		// Sizes and depths.
-		{name: "body_4MiB", n: 20, body: present("cloudflare", func(m map[string]any) { m["key"] = m["key"].(string) + strings.Repeat(mib, 4) }),
+		{name: "body_4MiB", kind: "size", n: 20, body: present("cloudflare", func(m map[string]any) { m["key"] = m["key"].(string) + strings.Repeat(mib, 4) }),
 			code: 413, message: "limit is 3145728"},
-		{name: "body_64MiB_streamed", n: 4, stream: func(r *garbageRequest) io.Reader {
+		{name: "body_64MiB_streamed", kind: "size", n: 4, stream: func(r *garbageRequest) io.Reader {
 			start := present("cloudflare", set("key", r.key+"KEY-CONTINUES"))(r)
 			start = start[:bytes.Index(start, []byte("KEY-CONTINUES"))]
 			return io.MultiReader(bytes.NewReader(start), io.LimitReader(repeatReader('a'), 64<<20), strings.NewReader(`"}}`))
 		}, code: 413, message: "limit is 3145728"},
-		{name: "key_1MiB", n: 20, body: present("cloudflare", func(m map[string]any) { m["key"] = m["key"].(string) + mib }), code: 201, refusal: "Cloudflare"},
-		{name: "resolvedFQDN_1MiB", n: 20, body: present("cloudflare", set("resolvedFQDN", "_acme-challenge."+mib+".example.com.")),
-			code: 201, refusal: "malformed challenge request: resolvedFQDN"},
-		{name: "dnsName_1MiB", n: 20, body: present("cloudflare", set("dnsName", mib)), code: 201, refusal: "Cloudflare"},
-		{name: "secret_name_1MiB", n: 20, body: present("cloudflare", canaryCF(mib)), code: 201, refusal: "apiTokenSecretRef.name"},
-		{name: "namespace_1MiB", n: 20, body: present("cloudflare", set("resourceNamespace", mib)), code: 201, refusal: "malformed challenge request: resourceNamespace"},
-		{name: "json_nested_100000_deep", n: 20, body: func(*garbageRequest) []byte {
+		{name: "key_1MiB", kind: "size", n: 20, body: present("cloudflare", func(m map[string]any) { m["key"] = m["key"].(string) + mib }), code: 400,
+			message: "malformed challenge request: the key is 1048619 bytes long; a TXT record's string holds 255"},
+		{name: "resolvedFQDN_1MiB", kind: "size", n: 20, body: present("cloudflare", set("resolvedFQDN", "_acme-challenge."+mib+".example.com.")),
+			code: 400, message: "malformed challenge request: resolvedFQDN"},
+		{name: "dnsName_1MiB", kind: "size", n: 10, body: present("cloudflare", set("dnsName", mib)), code: 201, refusal: "Cloudflare"},
+		{name: "secret_name_1MiB", kind: "size", n: 20, body: present("cloudflare", canaryCF(mib)), code: 400, message: "apiTokenSecretRef.name"},
+		{name: "namespace_1MiB", kind: "size", n: 20, body: present("cloudflare", set("resourceNamespace", mib)), code: 400, message: "malformed challenge request: resourceNamespace"},
+		{name: "json_nested_100000_deep", kind: "size", n: 20, body: func(*garbageRequest) []byte {
 			return []byte(`{` + tm + `,"request":{"action":"Present","config":` + strings.Repeat("[", 100000) + strings.Repeat("]", 100000) + `}}`)
 		}, code: 400, message: "exceeded max depth"},
-		{name: "config_nested_9990_deep_pretty", n: 20, query: "?pretty=true", body: present("cloudflare", set("config", json.RawMessage(strings.Repeat("[", 9990)+strings.Repeat("]", 9990)))),
-			code: 201, refusal: "config"},
+		{name: "config_nested_9990_deep_pretty", kind: "size", n: 20, query: "?pretty=true", body: present("cloudflare", set("config", json.RawMessage(strings.Repeat("[", 9990)+strings.Repeat("]", 9990)))),
+			code: 400, message: "config must be a JSON object"},
 
 		// Content types.
-		{name: "content_type_text_plain", n: 60, contentType: "text/plain", body: present("cloudflare", nil), code: 415, message: "unknown format"},
-		{name: "content_type_garbage", n: 60, contentType: ";;;/=", body: present("cloudflare", nil), code: 415, message: "unknown format"},
-		{name: "content_type_json_patch", n: 40, contentType: "application/json-patch+json", body: raw(`[{"op":"add","path":"/request","value":{}}]`),
+		{name: "content_type_text_plain", kind: "content type", n: 60, contentType: "text/plain", body: present("cloudflare", nil), code: 415, message: "unknown format"},
+		{name: "content_type_garbage", kind: "content type", n: 60, contentType: ";;;/=", body: present("cloudflare", nil), code: 415, message: "unknown format"},
+		{name: "content_type_json_patch", kind: "content type", n: 40, contentType: "application/json-patch+json", body: raw(`[{"op":"add","path":"/request","value":{}}]`),
 			code: 415, message: "unknown format"},
-		{name: "content_type_cbor", n: 40, contentType: "application/cbor", body: raw("\xd9\xd9\xf7\xa0"), code: 415, message: "unknown format"},
-		{name: "content_type_none_json_body", n: 40, contentType: noContentType, body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
-		{name: "content_type_none_garbage", n: 40, contentType: noContentType, body: raw("\x00\x01garbage"), code: 400},
-		{name: "json_with_charset_utf16", n: 40, contentType: "application/json; charset=utf-16", body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
-		{name: "yaml_garbage", n: 60, contentType: "application/yaml", body: raw("request: [\n  key: : -\n\t- {"), code: 400},
-		{name: "yaml_alias_bomb", n: 20, contentType: "application/yaml", body: raw(yamlBomb), code: 400, message: "excessive aliasing"},
-		{name: "yaml_canary_payload", n: 40, path: "alidns", contentType: "application/yaml", body: present("alidns", nil), code: 201, refusal: "Alibaba Cloud"},
-		{name: "protobuf_garbage", n: 40, contentType: "application/vnd.kubernetes.protobuf", body: raw("\x0a\x02zz\xff\xfe"), code: 400, message: "protobuf"},
-		{name: "protobuf_envelope_garbage", n: 40, contentType: "application/vnd.kubernetes.protobuf", body: protobufGarbage, code: 400},
+		{name: "content_type_cbor", kind: "content type", n: 40, contentType: "application/cbor", body: raw("\xd9\xd9\xf7\xa0"), code: 415, message: "unknown format"},
+		{name: "content_type_none_json_body", kind: "content type", n: 10, contentType: noContentType, body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
+		{name: "content_type_none_garbage", kind: "content type", n: 40, contentType: noContentType, body: raw("\x00\x01garbage"), code: 400},
+		{name: "json_with_charset_utf16", kind: "content type", n: 10, contentType: "application/json; charset=utf-16", body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
+		{name: "yaml_garbage", kind: "content type", n: 60, contentType: "application/yaml", body: raw("request: [\n  key: : -\n\t- {"), code: 400},
+		{name: "yaml_alias_bomb", kind: "content type", n: 20, contentType: "application/yaml", body: raw(yamlBomb), code: 400, message: "excessive aliasing"},
+		{name: "yaml_canary_payload", kind: "content type", n: 8, path: "alidns", contentType: "application/yaml", body: present("alidns", nil), code: 201, refusal: "Alibaba Cloud"},
+		{name: "protobuf_garbage", kind: "content type", n: 40, contentType: "application/vnd.kubernetes.protobuf", body: raw("\x0a\x02zz\xff\xfe"), code: 400, message: "protobuf"},
+		{name: "protobuf_envelope_garbage", kind: "content type", n: 40, contentType: "application/vnd.kubernetes.protobuf", body: protobufGarbage, code: 400},
 
 		// Encodings and fields the solver refuses.
-		{name: "utf8_invalid_in_strings", n: 60, body: func(r *garbageRequest) []byte {
+		{name: "utf8_invalid_in_strings", kind: "field", n: 10, body: func(r *garbageRequest) []byte {
 			b := present("cloudflare", set("resolvedFQDN", "_acme-challenge.g\xff.example.com."))(r)
 			// json.Marshal writes invalid bytes as U+FFFD; the raw bytes go
 			// in here, in the key.
 			return bytes.Replace(b, []byte(r.key), []byte(r.key[:20]+"\xff\xfe"+r.key[20:]), 1)
 		}, code: 201, refusal: "cloudflare: "},
-		{name: "utf8_invalid_outside_strings", n: 40, body: raw(`{` + tm + `,"request":{"action":"Present"}` + "\xff}"), code: 400, message: "invalid character"},
-		{name: "config_unknown_field", n: 60, body: present("cloudflare", set("config", map[string]any{"apiTokenSecretref": map[string]any{"name": "canary-cloudflare", "key": "api-token"}})),
-			code: 201, refusal: `unknown field "apiTokenSecretref"`},
-		{name: "config_not_an_object", n: 40, body: present("alidns", set("config", []any{1, "two"})), code: 201, refusal: "config"},
-		{name: "config_missing", n: 40, body: present("cloudflare", func(m map[string]any) { delete(m, "config") }), code: 201, refusal: "the solver's config is empty"},
-		{name: "namespace_does_not_exist", n: 60, body: func(r *garbageRequest) []byte {
+		{name: "utf8_invalid_outside_strings", kind: "field", n: 40, body: raw(`{` + tm + `,"request":{"action":"Present"}` + "\xff}"), code: 400, message: "invalid character"},
+		{name: "config_unknown_field", kind: "field", n: 60, body: present("cloudflare", set("config", map[string]any{"apiTokenSecretref": map[string]any{"name": "canary-cloudflare", "key": "api-token"}})),
+			code: 400, message: `unknown field "apiTokenSecretref"`},
+		{name: "config_not_an_object", kind: "field", n: 40, body: present("alidns", set("config", []any{1, "two"})), code: 400, message: "config must be a JSON object"},
+		{name: "config_missing", kind: "field", n: 40, body: present("cloudflare", func(m map[string]any) { delete(m, "config") }), code: 400, message: "the solver's config is empty"},
+		{name: "namespace_does_not_exist", kind: "field", n: 10, body: func(r *garbageRequest) []byte {
 			return present("cloudflare", set("resourceNamespace", fmt.Sprintf("scenario-garbage-absent-%d", r.i)))(r)
 		}, code: 201, refusal: "not found in namespace"},
-		{name: "namespace_path_traversal", n: 40, body: present("cloudflare", set("resourceNamespace", "../kube-system")), code: 201,
-			refusal: `resourceNamespace "../kube-system" is not a namespace name`},
-		{name: "cleanup_config_invalid_skipped", n: 40, body: func(r *garbageRequest) []byte {
+		{name: "namespace_path_traversal", kind: "field", n: 40, body: present("cloudflare", set("resourceNamespace", "../kube-system")), code: 400,
+			message: `resourceNamespace "../kube-system" is not a namespace name`},
+		{name: "cleanup_config_invalid_skipped", kind: "field", n: 40, body: func(r *garbageRequest) []byte {
 			return payload(r.request("CleanUp", "cloudflare", set("config", map[string]any{"ttl": "soon"})))
 		}, code: 201, skipped: true},
 
 		// Valid-looking requests with canary credentials: each is refused
 		// by the simulated provider, and no message repeats the credential.
-		{name: "canary_cloudflare_token_present", n: 100, body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
-		{name: "canary_cloudflare_token_cleanup", n: 60, body: func(r *garbageRequest) []byte { return payload(r.request("CleanUp", "cloudflare", nil)) },
+		{name: "canary_cloudflare_token_present", kind: "credential", n: 20, body: present("cloudflare", nil), code: 201, refusal: "Cloudflare"},
+		{name: "canary_cloudflare_token_cleanup", kind: "credential", n: 10, body: func(r *garbageRequest) []byte { return payload(r.request("CleanUp", "cloudflare", nil)) },
 			code: 201, refusal: "Cloudflare"},
-		{name: "canary_cloudflare_token_malformed", n: 60, body: present("cloudflare", canaryCF("canary-cloudflare-malformed")), code: 201, refusal: "malformed"},
-		{name: "canary_cloudflare_token_padded", n: 60, body: present("cloudflare", canaryCF("canary-cloudflare-padded")), code: 201, refusal: "Cloudflare"},
-		{name: "canary_cloudflare_global_key", n: 60, body: present("cloudflare", set("config", map[string]any{
+		{name: "canary_cloudflare_token_malformed", kind: "credential", n: 10, body: present("cloudflare", canaryCF("canary-cloudflare-malformed")), code: 201, refusal: "malformed"},
+		{name: "canary_cloudflare_token_padded", kind: "credential", n: 10, body: present("cloudflare", canaryCF("canary-cloudflare-padded")), code: 201, refusal: "Cloudflare"},
+		{name: "canary_cloudflare_global_key", kind: "credential", n: 10, body: present("cloudflare", set("config", map[string]any{
 			"apiKeySecretRef": map[string]any{"name": "canary-cloudflare", "key": "api-key"}, "email": "garbage@example.com"})), code: 201, refusal: "Cloudflare"},
-		{name: "canary_alidns_access_key_present", n: 100, path: "alidns", body: present("alidns", nil), code: 201, refusal: "Alibaba Cloud"},
-		{name: "canary_alidns_access_key_cleanup", n: 60, path: "alidns", body: func(r *garbageRequest) []byte { return payload(r.request("CleanUp", "alidns", nil)) },
+		{name: "canary_alidns_access_key_present", kind: "credential", n: 16, path: "alidns", body: present("alidns", nil), code: 201, refusal: "Alibaba Cloud"},
+		{name: "canary_alidns_access_key_cleanup", kind: "credential", n: 8, path: "alidns", body: func(r *garbageRequest) []byte { return payload(r.request("CleanUp", "alidns", nil)) },
 			code: 201, refusal: "Alibaba Cloud"},
-		{name: "canary_alidns_sts_token", n: 60, path: "alidns", body: present("alidns", set("config", map[string]any{
+		{name: "canary_alidns_sts_token", kind: "credential", n: 8, path: "alidns", body: present("alidns", set("config", map[string]any{
 			"accessKeyIdSecretRef":     map[string]any{"name": "canary-alidns", "key": "access-key-id"},
 			"accessKeySecretSecretRef": map[string]any{"name": "canary-alidns", "key": "access-key-secret"},
 			"securityTokenSecretRef":   map[string]any{"name": "canary-alidns", "key": "security-token"}})), code: 201, refusal: "Alibaba Cloud"},
-		{name: "canary_cloudflare_config_to_alidns", n: 40, path: "alidns", body: present("cloudflare", nil), code: 201, refusal: "apiTokenSecretRef"},
+		{name: "canary_cloudflare_config_to_alidns", kind: "field", n: 40, path: "alidns", body: present("cloudflare", nil), code: 400, message: `unknown field "apiTokenSecretRef"`},
 
 		// Paths, methods and identities.
-		{name: "path_unknown_solver", n: 40, path: "route53", body: present("cloudflare", nil), code: 404},
-		{name: "path_namespaced", n: 40, path: "namespaces/scenario-garbage/cloudflare", body: present("cloudflare", nil), code: 404},
-		{name: "path_named", n: 40, path: "cloudflare/challenge", body: present("cloudflare", nil), code: 404},
-		{name: "path_unknown_group", n: 40, path: "/apis/acme.example.org/v1alpha1/cloudflare", body: present("cloudflare", nil), code: 403, message: "cannot create resource"},
-		{name: "method_get_as_admin", n: 40, client: "admin", method: http.MethodGet, code: 405},
-		{name: "method_put_as_admin", n: 40, client: "admin", method: http.MethodPut, body: present("cloudflare", nil), code: 405},
-		{name: "method_patch_as_admin", n: 40, client: "admin", method: http.MethodPatch, contentType: "application/merge-patch+json", body: raw(`{"request":null}`), code: 405},
-		{name: "method_delete_as_admin", n: 40, client: "admin", method: http.MethodDelete, code: 405},
-		{name: "method_get_as_cert_manager", n: 40, method: http.MethodGet, code: 403, message: "cannot list resource"},
-		{name: "method_delete_as_cert_manager", n: 40, method: http.MethodDelete, code: 403, message: "cannot deletecollection resource"},
-		{name: "identity_anonymous", n: 40, client: "anonymous", body: present("cloudflare", nil), code: 403, message: `User "system:anonymous" cannot create`},
-		{name: "identity_bad_token", n: 40, client: "bad-token", body: present("cloudflare", nil), code: 401},
+		{name: "path_unknown_solver", kind: "path/method/identity", n: 40, path: "route53", body: present("cloudflare", nil), code: 404},
+		{name: "path_namespaced", kind: "path/method/identity", n: 40, path: "namespaces/scenario-garbage/cloudflare", body: present("cloudflare", nil), code: 404},
+		{name: "path_named", kind: "path/method/identity", n: 40, path: "cloudflare/challenge", body: present("cloudflare", nil), code: 404},
+		{name: "path_unknown_group", kind: "path/method/identity", n: 40, path: "/apis/acme.example.org/v1alpha1/cloudflare", body: present("cloudflare", nil), code: 403, message: "cannot create resource"},
+		{name: "method_get_as_admin", kind: "path/method/identity", n: 40, client: "admin", method: http.MethodGet, code: 405},
+		{name: "method_put_as_admin", kind: "path/method/identity", n: 40, client: "admin", method: http.MethodPut, body: present("cloudflare", nil), code: 405},
+		{name: "method_patch_as_admin", kind: "path/method/identity", n: 40, client: "admin", method: http.MethodPatch, contentType: "application/merge-patch+json", body: raw(`{"request":null}`), code: 405},
+		{name: "method_delete_as_admin", kind: "path/method/identity", n: 40, client: "admin", method: http.MethodDelete, code: 405},
+		{name: "method_get_as_cert_manager", kind: "path/method/identity", n: 40, method: http.MethodGet, code: 403, message: "cannot list resource"},
+		{name: "method_delete_as_cert_manager", kind: "path/method/identity", n: 40, method: http.MethodDelete, code: 403, message: "cannot deletecollection resource"},
+		{name: "identity_anonymous", kind: "path/method/identity", n: 40, client: "anonymous", body: present("cloudflare", nil), code: 403, message: `User "system:anonymous" cannot create`},
+		{name: "identity_bad_token", kind: "path/method/identity", n: 40, client: "bad-token", body: present("cloudflare", nil), code: 401},
 	}
 }
 
@@ -737,9 +786,9 @@ func vmRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 }
 
-// scanLog reports each line of a log holding a canary, and counts lines and
-// the longest.
-func scanLog(t *testing.T, path string, leaks *testutil.LeakIndex) (hits, lines, longest int) {
+// scanLog reports each line of a log holding a canary, and counts lines,
+// bytes and the longest line.
+func scanLog(t *testing.T, path string, leaks *testutil.LeakIndex) (hits, lines, size, longest int) {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
@@ -751,6 +800,7 @@ func scanLog(t *testing.T, path string, leaks *testutil.LeakIndex) (hits, lines,
 		line, err := r.ReadString('\n')
 		if line != "" {
 			lines++
+			size += len(line)
 			longest = max(longest, len(line))
 			if v, form, found := leaks.Find(line); found {
 				hits++
