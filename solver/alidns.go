@@ -119,6 +119,11 @@ type aliDNSProvider struct {
 	records cache.Map[string]
 }
 
+func (p *aliDNSProvider) checkConfig(raw *apiextensionsv1.JSON) error {
+	_, err := ParseAliDNSConfig(raw)
+	return err
+}
+
 func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
 	cfg, err := ParseAliDNSConfig(ch.Config)
 	if err != nil {

@@ -132,6 +132,11 @@ type cloudflareProvider struct {
 // replica died) must not grow the process. A forgotten ID costs one list.
 const maxRecordIDs = 16384
 
+func (p *cloudflareProvider) checkConfig(raw *apiextensionsv1.JSON) error {
+	_, err := ParseCloudflareConfig(raw)
+	return err
+}
+
 func (p *cloudflareProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error) {
 	cfg, err := ParseCloudflareConfig(ch.Config)
 	if err != nil {

@@ -69,7 +69,7 @@ func refused(ch *whapi.ChallengeRequest) bool {
 		}
 	}
 	_, err := dnsname.Normalize(ch.ResolvedFQDN)
-	return err != nil || !utf8.ValidString(ch.Key) || len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0
+	return err != nil || len(ch.Key) > 255 || !utf8.ValidString(ch.Key) || len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0
 }
 
 // maxRefusalLen bounds the answer to a refused request: our own text, the
@@ -103,6 +103,8 @@ func FuzzChallengeRequest(f *testing.F) {
 		{"_acme-challenge.example.com", "example.com", strings.Repeat("k", 300), "cf"},
 		{"_acme-challenge.example.com.", "example.com.", "key", "../kube-system"},
 		{"_acme-challenge.example.com.", "example.com.", "key", strings.Repeat("n", 64)},
+		{"_acme-challenge.example.com.", "example.com.", strings.Repeat("k", 255), "cf"},
+		{"_acme-challenge.example.com.", "example.com.", strings.Repeat("k", 256), "cf"},
 		{"_acme-challenge." + strings.Repeat("a", 64) + ".example.com.", "example.com.", "key", "cf"},
 	} {
 		fuzzseed.Add(f, s[0], s[1], s[2], s[3])

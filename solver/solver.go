@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/go-logr/logr"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -45,6 +46,8 @@ type DNSProvider interface {
 // the request's config and reads its credentials through secrets.
 type provider interface {
 	forRequest(ctx context.Context, ch *whapi.ChallengeRequest, secrets secretReader) (DNSProvider, error)
+	// checkConfig is forRequest's config error, without reading a Secret.
+	checkConfig(cfg *apiextensionsv1.JSON) error
 }
 
 // Options are the settings every solver shares.
@@ -167,6 +170,42 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	return nil
 }
 
+// Refuse is Present's or CleanUp's error for a request they would refuse
+// before reading any Secret or calling the provider, or nil: the request is
+// malformed (validateRequest), or it is a Present whose config does not
+// decode or validate. The webhook answers such a request with 400 Bad
+// Request rather than cert-manager's 201 with success false, so the API
+// says the request itself was wrong; cert-manager's client puts either
+// message on the Challenge alike. A CleanUp's config is not checked: such a
+// CleanUp succeeds (cleanup.go). The config error is logged and counted as
+// Present would have.
+func (s *Solver) Refuse(ch *whapi.ChallengeRequest) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error(nil, "Solver panicked checking a request", "panicType", fmt.Sprintf("%T", r))
+			err = fmt.Errorf("%s: internal error while checking the request; see the webhook's log", s.name)
+		}
+	}()
+	fqdn, err := validateRequest(ch)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	if ch.Action != whapi.ChallengeActionPresent {
+		return nil
+	}
+	if err := s.provider.checkConfig(ch.Config); err != nil {
+		err = fmt.Errorf("%s: %w", s.name, err)
+		metrics.Challenges.WithLabelValues(s.name, "Present", metrics.Outcome(err)).Inc()
+		s.log.Info("Challenge action failed", "action", "Present", "namespace", ch.ResourceNamespace,
+			"dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn, "error", err.Error())
+		return err
+	}
+	return nil
+}
+
+// maxKey is the longest key a TXT record's string holds.
+const maxKey = 255
+
 // validateRequest checks what cert-manager sent and returns the record's
 // name, normalised once for everything after. Surrounding whitespace is
 // refused rather than trimmed: it means something upstream built the name
@@ -188,10 +227,21 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 	if len(missing) > 0 {
 		return "", fmt.Errorf("malformed challenge request: %s missing", strings.Join(missing, ", "))
 	}
-	for field, v := range map[string]string{"resolvedFQDN": ch.ResolvedFQDN, "resolvedZone": ch.ResolvedZone, "key": ch.Key} {
+	for field, v := range map[string]string{"resolvedFQDN": ch.ResolvedFQDN, "resolvedZone": ch.ResolvedZone} {
 		if strings.TrimSpace(v) != v {
 			return "", fmt.Errorf("malformed challenge request: %s %s has surrounding whitespace", field, input.Quote(v))
 		}
+	}
+	// The key is the record's value, a secret until the record is
+	// published: no message names it, not even cut.
+	if strings.TrimSpace(ch.Key) != ch.Key {
+		return "", errors.New("malformed challenge request: the key has surrounding whitespace")
+	}
+	if len(ch.Key) > maxKey {
+		// A TXT record's string holds 255 bytes; cert-manager's keys are
+		// 43 (the base64url of a SHA-256 digest). Anything longer would be
+		// sent to the provider, and its answer logged, however long.
+		return "", fmt.Errorf("malformed challenge request: the key is %d bytes long; a TXT record's string holds %d", len(ch.Key), maxKey)
 	}
 	if len(validation.IsDNS1123Label(ch.ResourceNamespace)) > 0 {
 		// Every namespace's name is a DNS label; anything else names no
@@ -202,7 +252,7 @@ func validateRequest(ch *whapi.ChallengeRequest) (string, error) {
 		// The key reaches Cloudflare as JSON, which carries no invalid
 		// bytes: another value (U+FFFD for each) would be stored, and a
 		// CleanUp that lists records would never match it.
-		return "", fmt.Errorf("malformed challenge request: key %s is not UTF-8", input.Quote(ch.Key))
+		return "", errors.New("malformed challenge request: the key is not UTF-8")
 	}
 	fqdn, err := dnsname.Normalize(ch.ResolvedFQDN)
 	if err != nil {

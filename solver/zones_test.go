@@ -9,12 +9,16 @@ import (
 
 	"github.com/miekg/dns"
 
+	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
+
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/internal/dnstxt"
+	"github.com/certbridge/certbridge/solver"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 	"github.com/certbridge/certbridge/test/sim/dnsserver"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 // authoritative asks the simulators' DNS server, as Pebble and cert-manager
@@ -300,5 +304,129 @@ func TestSolvers_HugeFieldNameIsTruncated(t *testing.T) {
 				t.Errorf("the message is %d characters long", n)
 			}
 		})
+	}
+}
+
+// Refuse is exactly the error Present or CleanUp gives a request they refuse
+// before any Secret or API call, and nil for every other request, so the
+// webhook can answer those with 400 and hand the rest to the solver.
+func TestSolvers_RefuseIsTheErrorBeforeAnyCall(t *testing.T) {
+	type env struct {
+		s     *solver.Solver
+		ns    string
+		cfg   map[string]any
+		calls func() int
+	}
+	for _, sv := range []struct {
+		name string
+		env  func(t *testing.T) env
+	}{
+		{"cloudflare", func(t *testing.T) env {
+			e := newCFEnv(t)
+			_, cfg := e.token(fullToken())
+			return env{e.solver, e.ns, cfg, e.sim.TotalCalls}
+		}},
+		{"alidns", func(t *testing.T) env {
+			e := newAliEnv(t)
+			_, _, cfg := e.accessKey(alisim.AllowAll)
+			return env{e.solver, e.ns, cfg, e.sim.TotalDNSCalls}
+		}},
+	} {
+		for _, tc := range []struct {
+			name   string
+			change func(ch *whapi.ChallengeRequest)
+			// refused says Refuse returns Present's or CleanUp's error.
+			refused bool
+		}{
+			{"valid", nil, false},
+			{"no key", func(ch *whapi.ChallengeRequest) { ch.Key = "" }, true},
+			{"a namespace with a slash", func(ch *whapi.ChallengeRequest) { ch.ResourceNamespace = "../kube-system" }, true},
+			{"a label of 64 characters", func(ch *whapi.ChallengeRequest) {
+				ch.ResolvedFQDN = "_acme-challenge." + strings.Repeat("a", 64) + ".example.com."
+			}, true},
+			{"config of an unknown field", func(ch *whapi.ChallengeRequest) { ch.Config.Raw = []byte(`{"zoneNmae":"example.com"}`) }, true},
+			{"config missing", func(ch *whapi.ChallengeRequest) { ch.Config = nil }, true},
+			{"CleanUp, config of an unknown field", func(ch *whapi.ChallengeRequest) {
+				ch.Action = whapi.ChallengeActionCleanUp
+				ch.Config.Raw = []byte(`{"zoneNmae":"example.com"}`)
+			}, false},
+			{"CleanUp, no key", func(ch *whapi.ChallengeRequest) { ch.Action, ch.Key = whapi.ChallengeActionCleanUp, "" }, true},
+		} {
+			t.Run(sv.name+": "+tc.name, func(t *testing.T) {
+				e := sv.env(t)
+				ch := challenge(t, e.ns, "_acme-challenge.refuse.example.com.", "example.com.", acmeKey(), e.cfg)
+				if tc.change != nil {
+					tc.change(ch)
+				}
+				before := e.calls()
+				refusal := e.s.Refuse(ch)
+				if n := e.calls() - before; n != 0 {
+					t.Errorf("Refuse made %d API calls", n)
+				}
+				if !tc.refused {
+					if refusal != nil {
+						t.Fatalf("Refuse: %v, want nil", refusal)
+					}
+					return
+				}
+				if refusal == nil {
+					t.Fatal("Refuse: nil, want the solver's error")
+				}
+				do := e.s.Present
+				if ch.Action == whapi.ChallengeActionCleanUp {
+					do = e.s.CleanUp
+				}
+				if err := do(ch); err == nil || err.Error() != refusal.Error() {
+					t.Errorf("Refuse says %q, %s says %v", refusal, ch.Action, err)
+				}
+			})
+		}
+	}
+}
+
+// A key is refused when cert-manager could not have sent it, and the refusal
+// names no part of it: the key is the record's value, secret until the
+// record is published. A key over a TXT string's 255 bytes reaches no API.
+func TestSolvers_MalformedKeyRefusedUnnamed(t *testing.T) {
+	for _, tc := range []struct {
+		name, want string
+		key        func(k string) string
+	}{
+		{"leading space", "the key has surrounding whitespace", func(k string) string { return " " + k }},
+		{"trailing newline", "the key has surrounding whitespace", func(k string) string { return k + "\n" }},
+		{"256 bytes", "the key is 256 bytes long; a TXT record's string holds 255", func(k string) string { return k + strings.Repeat("k", 256-len(k)) }},
+		{"a megabyte", "the key is 1048619 bytes long", func(k string) string { return k + strings.Repeat("k", 1<<20) }},
+		{"not UTF-8", "the key is not UTF-8", func(k string) string { return k[:20] + "\xff" + k[20:] }},
+	} {
+		for _, sv := range []string{"cloudflare", "alidns"} {
+			t.Run(sv+": "+tc.name, func(t *testing.T) {
+				k := acmeKey()
+				var err error
+				var calls int
+				var logs *logBuffer
+				if sv == "cloudflare" {
+					e := newCFEnv(t)
+					_, cfg := e.token(fullToken())
+					e.sim.ResetCalls()
+					err = e.present(cfg, tc.key(k))
+					calls, logs = e.sim.TotalCalls(), e.logs
+				} else {
+					e := newAliEnv(t)
+					_, _, cfg := e.accessKey(alisim.AllowAll)
+					e.sim.ResetCalls()
+					err = e.present(cfg, tc.key(k))
+					calls, logs = e.sim.TotalDNSCalls(), e.logs
+				}
+				assertMessage(t, err, "malformed challenge request", tc.want)
+				if calls != 0 {
+					t.Errorf("%d API calls for a malformed key", calls)
+				}
+				for what, text := range map[string]string{"the refusal": err.Error(), "the log": logs.String()} {
+					if v, f, found := testutil.FindLeak([]string{k}, text); found {
+						t.Errorf("%s names the key (%q as %q): %.300s", what, v, f, text)
+					}
+				}
+			})
+		}
 	}
 }

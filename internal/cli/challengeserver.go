@@ -61,7 +61,11 @@ func newChallengeServer(config *apiserver.Config) (*genericapiserver.GenericAPIS
 		NegotiatedSerializer:         apiserver.Codecs,
 	}
 	for _, s := range completed.ExtraConfig.Solvers {
-		info.VersionedResourcesStorageMap["v1alpha1"][s.Name()] = challengeStorage{challengepayload.NewREST(s)}
+		storage := challengeStorage{REST: challengepayload.NewREST(s)}
+		if r, ok := s.(refuser); ok {
+			storage.refuse = r.Refuse
+		}
+		info.VersionedResourcesStorageMap["v1alpha1"][s.Name()] = storage
 	}
 	if err := server.InstallAPIGroup(&info); err != nil {
 		return nil, fmt.Errorf("error installing APIGroup for solvers: %w", err)
@@ -74,7 +78,7 @@ func newChallengeServer(config *apiserver.Config) (*genericapiserver.GenericAPIS
 	return server, nil
 }
 
-// challengeStorage is cert-manager's ChallengePayload storage with two
+// challengeStorage is cert-manager's ChallengePayload storage with three
 // changes:
 //
 //   - a payload without a request, or whose action is neither Present nor
@@ -83,6 +87,11 @@ func newChallengeServer(config *apiserver.Config) (*genericapiserver.GenericAPIS
 //     with 500 Internal Server Error and logs as an unhandled error,
 //     repeating the action whole (a megabyte of it, if that is what was
 //     sent);
+//   - a request its solver refuses before doing anything (solver.Refuse: a
+//     malformed request, a Present's invalid config) is a 400 Bad Request
+//     too, carrying the solver's message, where cert-manager answers every
+//     solver error with 201 Created and success false. Both reach the
+//     Challenge as the same message;
 //   - the answer holds the response alone. cert-manager's storage returns
 //     the request too, config included, and the generic API server
 //     pretty-prints an answer when asked (?pretty=true, or a curl or browser
@@ -90,7 +99,15 @@ func newChallengeServer(config *apiserver.Config) (*genericapiserver.GenericAPIS
 //     200 MB answer, and as much memory in the webhook per request.
 //     cert-manager reads only the response; the request is the caller's
 //     own, its key included.
-type challengeStorage struct{ *challengepayload.REST }
+type challengeStorage struct {
+	*challengepayload.REST
+	refuse func(*whapi.ChallengeRequest) error
+}
+
+// refuser is a solver that can tell a request it refuses before serving it.
+type refuser interface {
+	Refuse(*whapi.ChallengeRequest) error
+}
 
 var (
 	_ rest.Creater                  = challengeStorage{} //nolint:misspell // the interface's name
@@ -102,6 +119,11 @@ var (
 func (s challengeStorage) Create(ctx context.Context, obj runtime.Object, validate rest.ValidateObjectFunc, opts *metav1.CreateOptions) (runtime.Object, error) {
 	if err := checkPayload(obj); err != nil {
 		return nil, err
+	}
+	if s.refuse != nil {
+		if err := s.refuse(obj.(*whapi.ChallengePayload).Request); err != nil {
+			return nil, apierrors.NewBadRequest(err.Error())
+		}
 	}
 	answer, err := s.REST.Create(ctx, obj, validate, opts)
 	if err != nil {

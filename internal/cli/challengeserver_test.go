@@ -18,8 +18,17 @@ import (
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook/apiserver"
 )
 
-// fakeSolver succeeds for the key "ok" and refuses any other.
+// fakeSolver succeeds for the key "ok" and refuses any other; the key
+// "malformed" it refuses before serving (Refuse), as solver.Solver does a
+// malformed request.
 type fakeSolver struct{ name string }
+
+func (f fakeSolver) Refuse(ch *whapi.ChallengeRequest) error {
+	if ch.Key == "malformed" {
+		return errors.New(f.name + ": malformed challenge request")
+	}
+	return nil
+}
 
 func (f fakeSolver) Name() string                                   { return f.name }
 func (f fakeSolver) Initialize(*rest.Config, <-chan struct{}) error { return nil }
@@ -50,8 +59,9 @@ func challengeHandler(t *testing.T) http.Handler {
 }
 
 // What cert-manager's own storage answers with 500 Internal Server Error (a
-// payload without a request, an action it does not know) is a 400; the rest
-// is answered as cert-manager's webhook API always has: 201 with the
+// payload without a request, an action it does not know) is a 400, and so is
+// a request the solver refuses before serving it (cert-manager: 201); the
+// rest is answered as cert-manager's webhook API always has: 201 with the
 // solver's outcome in response (and, here, nothing else), 4xx for what never
 // reaches a solver.
 func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
@@ -76,6 +86,10 @@ func TestChallengeServerAnswersGarbageWith4xx(t *testing.T) {
 			message: "the ChallengePayload has no request"},
 		{name: "Present", body: `{` + typeMeta + `,"request":{"action":"Present","key":"ok"}}`, code: 201, success: true},
 		{name: "CleanUp through alidns", solver: "alidns", body: `{` + typeMeta + `,"request":{"action":"CleanUp","key":"ok"}}`, code: 201, success: true},
+		{name: "solver refuses before serving", body: `{` + typeMeta + `,"request":{"action":"Present","key":"malformed"}}`, code: 400,
+			message: "cloudflare: malformed challenge request"},
+		{name: "alidns refuses a CleanUp before serving", solver: "alidns", body: `{` + typeMeta + `,"request":{"action":"CleanUp","key":"malformed"}}`, code: 400,
+			message: "alidns: malformed challenge request"},
 		{name: "solver refuses", body: `{` + typeMeta + `,"request":{"action":"Present","key":"x"}}`, code: 201, message: "cloudflare: refused"},
 		{name: "truncated JSON", body: `{` + typeMeta + `,"request":{"act`, code: 400, message: "unexpected end of JSON input"},
 		{name: "text/plain", contentType: "text/plain", body: "Present", code: 415, message: "unknown format"},

@@ -47,6 +47,9 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("k_delegated_acme_challenge_cname_into_alidns_with_self_check", e.scenarioK)
 		t.Run("l_istio_gateway_simple_and_mutual_from_private_ca", e.scenarioL)
 	})
+	// garbage measures the webhook's memory under its own load only, and
+	// sends as cert-manager's default ServiceAccount, which e replaces.
+	t.Run("garbage_webhook_answers_4xx_stays_up_and_leaks_nothing", e.scenarioGarbage)
 	// e restarts cert-manager under another ServiceAccount, so it runs alone.
 	t.Run("e_cert_manager_service_account_not_in_chart_F22", e.scenarioE)
 	t.Run("g_no_leftover_records_and_no_secret_in_logs", e.scenarioG)

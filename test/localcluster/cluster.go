@@ -10,9 +10,11 @@ package localcluster
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -235,6 +237,34 @@ func (c *Cluster) ModuleRoot() string { return c.opts.ModuleRoot }
 
 // WebhookPID is the process id of `certbridge webhook`.
 func (c *Cluster) WebhookPID() int { return c.webhook.cmd.Process.Pid }
+
+// WebhookExited says how `certbridge webhook` ended, or nil while it runs.
+func (c *Cluster) WebhookExited() error { return c.webhook.exited() }
+
+// WebhookReady checks what a kubelet and the aggregator check: the
+// webhook's /readyz answers 200, and the APIService is Available.
+func (c *Cluster) WebhookReady(ctx context.Context) error {
+	if err := c.webhook.exited(); err != nil {
+		return err
+	}
+	// The serving certificate is checked by the aggregator (caBundle); this
+	// probe, like a kubelet's, does not.
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback probe
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://"+hostPort(c.webhookPort)+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return fmt.Errorf("webhook /readyz: %w", err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("webhook /readyz: %s: %s", resp.Status, body)
+	}
+	return c.apiServiceAvailable(ctx)
+}
 
 // Close stops every component, newest first; later calls do nothing.
 func (c *Cluster) Close() { c.closeOnce.Do(c.close) }
