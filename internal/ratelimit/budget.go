@@ -178,9 +178,17 @@ func (b *Budget) admitByViews(now time.Time) time.Time {
 			next = t
 		}
 	}
-	for name, v := range b.views {
+	for _, v := range b.views {
+		if v.resetAt.IsZero() {
+			continue
+		}
 		if !now.Before(v.resetAt) {
-			delete(b.views, name) // the window reset: wait for the next count
+			// The window reset: admit until the next count, keeping the
+			// estimate of what the others spend. Forgetting it made every
+			// replica of a shared quota burst at each window's start, see
+			// the others' burst as their steady rate and hold back until
+			// the next reset: a quarter of the quota spent per window.
+			v.remaining, v.admitted, v.resetAt = 0, 0, time.Time{}
 			continue
 		}
 		quota := v.quota
@@ -228,7 +236,7 @@ func (b *Budget) Observe(remaining []Remaining, policies []Policy) {
 		case !ok:
 			v = &view{sampleAt: now, sampleRemaining: r.Remaining, sampleAnswered: b.answered}
 			b.views[r.Policy] = v
-		case r.Remaining > v.sampleRemaining:
+		case r.Remaining > v.sampleRemaining || v.resetAt.IsZero():
 			// A new window: start the sample again, keep the estimate.
 			v.sampleAt, v.sampleRemaining, v.sampleAnswered = now, r.Remaining, b.answered
 		case now.Sub(v.sampleAt) >= sampleEvery:

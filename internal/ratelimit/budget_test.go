@@ -196,3 +196,35 @@ func TestBudgetLeavesTheOthersTheirShare(t *testing.T) {
 		t.Error("held back although about 80 beyond the others' share are left")
 	}
 }
+
+// The others' rate is an estimate of the account's other clients, not of
+// one window: after the reset it still leaves them their share, rather
+// than every client starting the window as if alone.
+func TestBudgetKeepsTheOthersShareAcrossTheReset(t *testing.T) {
+	b, clock := newTestBudget(1200, 5*time.Minute)
+	policy := []Policy{{"default", 1200, 5 * time.Minute}}
+	remaining := 1000
+	b.Observe([]Remaining{{"default", remaining, 10 * time.Second}}, policy)
+	for range 8 { // another client spends 4 per second
+		clock.advance(250 * time.Millisecond)
+		remaining--
+		b.Observe([]Remaining{{"default", remaining, 10 * time.Second}}, policy)
+	}
+	clock.advance(10 * time.Second)
+	s, _ := b.take()
+	if s == nil {
+		t.Fatal("not admitted after the reset, before any count of the new window")
+	}
+	b.release(s)
+	// A new window of 100 s: about 4/s × 100 s are the others', 24 the
+	// reserve, so 410 left is nothing for this client.
+	b.Observe([]Remaining{{"default", 410, 100 * time.Second}}, policy)
+	if s, _ := b.take(); s != nil {
+		t.Error("admitted in the new window although what is left is the others' share until its reset")
+	}
+	clock.advance(2 * time.Second) // past the pace's gap after the request above
+	b.Observe([]Remaining{{"default", 500, 100 * time.Second}}, policy)
+	if s, _ := b.take(); s == nil {
+		t.Error("held back although about 80 beyond the others' share are left")
+	}
+}
