@@ -140,9 +140,7 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
-	// cert-manager leaves the request's UID empty; the DNS name and the
-	// namespace identify the Challenge.
-	log = log.WithValues("namespace", ch.ResourceNamespace, "dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn)
+	log = requestLog(log, ch, fqdn)
 	client := s.client.Load()
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
@@ -160,14 +158,27 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 		metrics.CleanupsSkipped.WithLabelValues(s.name, reason).Inc()
 		err = nil
 	}
-	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(err)).Inc()
 	if err != nil {
-		err = fmt.Errorf("%s: %w", s.name, err)
-		log.Info("Challenge action failed", "error", err.Error())
-		return err
+		return s.failed(log, action, err)
 	}
+	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(nil)).Inc()
 	log.V(1).Info("Challenge action done")
 	return nil
+}
+
+// requestLog names the request in log: cert-manager leaves its UID empty,
+// so the DNS name and the namespace identify the Challenge.
+func requestLog(log logr.Logger, ch *whapi.ChallengeRequest, fqdn string) logr.Logger {
+	return log.WithValues("namespace", ch.ResourceNamespace, "dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn)
+}
+
+// failed counts and logs an action's failure, and returns its error with
+// the solver's prefix.
+func (s *Solver) failed(log logr.Logger, action string, err error) error {
+	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(err)).Inc()
+	err = fmt.Errorf("%s: %w", s.name, err)
+	log.Info("Challenge action failed", "error", err.Error())
+	return err
 }
 
 // Refuse is Present's or CleanUp's error for a request they would refuse
@@ -194,11 +205,7 @@ func (s *Solver) Refuse(ch *whapi.ChallengeRequest) (err error) {
 		return nil
 	}
 	if err := s.provider.checkConfig(ch.Config); err != nil {
-		err = fmt.Errorf("%s: %w", s.name, err)
-		metrics.Challenges.WithLabelValues(s.name, "Present", metrics.Outcome(err)).Inc()
-		s.log.Info("Challenge action failed", "action", "Present", "namespace", ch.ResourceNamespace,
-			"dnsName", input.Truncate(ch.DNSName), "fqdn", fqdn, "error", err.Error())
-		return err
+		return s.failed(requestLog(s.log.WithValues("action", "Present"), ch, fqdn), "Present", err)
 	}
 	return nil
 }
