@@ -165,21 +165,27 @@ func TestBudgetFollowsTheProvidersCount(t *testing.T) {
 	})
 }
 
+// othersSpending is a budget that has watched Cloudflare's count fall by 4
+// per second for two seconds without a request of its own (another client
+// spends 4 per second), with the window's reset that far away.
+func othersSpending(reset time.Duration) (*Budget, *fakeClock, []Policy) {
+	b, clock := newTestBudget(1200, 5*time.Minute)
+	policy := []Policy{{"default", 1200, 5 * time.Minute}}
+	remaining := 1000
+	b.Observe([]Remaining{{"default", remaining, reset}}, policy)
+	for range 8 {
+		clock.advance(250 * time.Millisecond)
+		remaining--
+		b.Observe([]Remaining{{"default", remaining, reset}}, policy)
+	}
+	return b, clock, policy
+}
+
 // A foreign client spending steadily is seen in the count's fall beyond
 // the budget's own answered requests, and its share until the reset is
 // left to it.
 func TestBudgetLeavesTheOthersTheirShare(t *testing.T) {
-	b, clock := newTestBudget(1200, 5*time.Minute)
-	policy := []Policy{{"default", 1200, 5 * time.Minute}}
-	remaining := 1000
-	b.Observe([]Remaining{{"default", remaining, 100 * time.Second}}, policy)
-	// For two seconds the count falls by 5 per second without a request of
-	// this budget: another client spends 5 per second.
-	for range 8 {
-		clock.advance(250 * time.Millisecond)
-		remaining -= 1
-		b.Observe([]Remaining{{"default", remaining, 100 * time.Second}}, policy)
-	}
+	b, _, policy := othersSpending(100 * time.Second)
 	b.mu.Lock()
 	rate := b.views["default"].othersRate
 	b.mu.Unlock()
@@ -201,15 +207,7 @@ func TestBudgetLeavesTheOthersTheirShare(t *testing.T) {
 // one window: after the reset it still leaves them their share, rather
 // than every client starting the window as if alone.
 func TestBudgetKeepsTheOthersShareAcrossTheReset(t *testing.T) {
-	b, clock := newTestBudget(1200, 5*time.Minute)
-	policy := []Policy{{"default", 1200, 5 * time.Minute}}
-	remaining := 1000
-	b.Observe([]Remaining{{"default", remaining, 10 * time.Second}}, policy)
-	for range 8 { // another client spends 4 per second
-		clock.advance(250 * time.Millisecond)
-		remaining--
-		b.Observe([]Remaining{{"default", remaining, 10 * time.Second}}, policy)
-	}
+	b, clock, policy := othersSpending(10 * time.Second)
 	clock.advance(10 * time.Second)
 	s, _ := b.take()
 	if s == nil {
