@@ -109,6 +109,7 @@ var (
 				"ClusterRole//certbridge-webhook:flowcontrol", "ClusterRoleBinding//certbridge-webhook:flowcontrol",
 				"ClusterRole//certbridge:domain-solver", "ClusterRoleBinding//certbridge:domain-solver",
 				"ClusterRole//certbridge-webhook:secret-reader", "ClusterRoleBinding//certbridge-webhook:secret-reader",
+				"Role/certbridge/certbridge-webhook:peers", "RoleBinding/certbridge/certbridge-webhook:peers",
 				"Deployment/certbridge/certbridge-issuer", "ServiceAccount/certbridge/certbridge-issuer",
 				"Service/certbridge/certbridge-issuer-metrics",
 				"ClusterRole//certbridge-issuer", "ClusterRoleBinding//certbridge-issuer",

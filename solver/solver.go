@@ -57,7 +57,25 @@ type Options struct {
 	// retries. cert-manager's call reaches us through kube-apiserver, which
 	// gives up after 60 s, so the default stays below that.
 	Timeout time.Duration
+	// Peers, when set, hands each request to the replica that owns its
+	// zone (internal/peers), so that one replica batches a zone's changes
+	// and knows the IDs of the records it created.
+	Peers Forwarder
 }
+
+// Forwarder hands a request to the replica that owns it (internal/peers).
+type Forwarder interface {
+	// Owner is the replica that owns key, or "" when it is this one.
+	Owner(key string) string
+	// Forward sends ch to owner's solver; served reports whether owner
+	// answered, and err is then its outcome.
+	Forward(ctx context.Context, owner, solver string, ch *whapi.ChallengeRequest) (served bool, err error)
+}
+
+// forwardGrace is how much longer than its own timeout a replica waits for
+// the owner, whose timeout starts a little later, so that the owner's
+// message is the one cert-manager sees.
+const forwardGrace = 2 * time.Second
 
 // DefaultTimeout is Options.Timeout's default.
 const DefaultTimeout = 50 * time.Second
@@ -70,6 +88,7 @@ type Solver struct {
 	timeout  time.Duration
 	client   atomic.Pointer[kubernetes.Clientset]
 	warned   sync.Map
+	peers    Forwarder
 }
 
 var _ webhook.Solver = (*Solver)(nil)
@@ -78,7 +97,7 @@ func newSolver(name string, p provider, o Options) *Solver {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	return &Solver{name: name, provider: p, log: o.Log.WithName(name), timeout: o.Timeout}
+	return &Solver{name: name, provider: p, log: o.Log.WithName(name), timeout: o.Timeout, peers: o.Peers}
 }
 
 // Name is the solverName an Issuer's webhook block refers to.
@@ -118,15 +137,31 @@ func kubeClientConfig(cfg *rest.Config) *rest.Config {
 
 // Present creates the challenge's TXT record.
 func (s *Solver) Present(ch *whapi.ChallengeRequest) error {
-	return s.run(ch, "Present", DNSProvider.PresentTXT)
+	return s.run(ch, "Present", DNSProvider.PresentTXT, true)
 }
 
 // CleanUp deletes the challenge's TXT record, and only it.
 func (s *Solver) CleanUp(ch *whapi.ChallengeRequest) error {
-	return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT)
+	return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT, true)
 }
 
-func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string) error) (err error) {
+// ServeForPeer serves a request another replica forwarded because this one
+// owns its zone: here, never forwarded again.
+func (s *Solver) ServeForPeer(ch *whapi.ChallengeRequest) error {
+	if ch == nil {
+		return fmt.Errorf("%s: empty challenge request", s.name)
+	}
+	switch ch.Action {
+	case whapi.ChallengeActionPresent:
+		return s.run(ch, "Present", DNSProvider.PresentTXT, false)
+	case whapi.ChallengeActionCleanUp:
+		return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT, false)
+	}
+	return fmt.Errorf("%s: malformed challenge request: action %s is neither Present nor CleanUp", s.name, input.Quote(string(ch.Action)))
+}
+
+func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string) error, mayForward bool) (err error) {
+	start := time.Now()
 	log := s.log.WithValues("action", action)
 	defer func() {
 		// A bad request must never take the server down; the panic value is
@@ -141,11 +176,16 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	log = requestLog(log, ch, fqdn)
+	if mayForward && s.peers != nil {
+		if served, err := s.forward(log, ch, fqdn); served {
+			return err
+		}
+	}
 	client := s.client.Load()
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(s.timeout))
 	defer cancel()
 	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {
@@ -164,6 +204,32 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(nil)).Inc()
 	log.V(1).Info("Challenge action done")
 	return nil
+}
+
+// forward hands the request to the replica that owns its zone, unless that
+// is this one. served is false when the request is to be served here: this
+// replica owns it, or the owner did not answer (the time spent trying is
+// taken from the request's timeout).
+func (s *Solver) forward(log logr.Logger, ch *whapi.ChallengeRequest, fqdn string) (served bool, err error) {
+	zone := fqdn
+	if z, err := dnsname.Normalize(ch.ResolvedZone); err == nil && z != "" {
+		zone = z
+	}
+	owner := s.peers.Owner(s.name + "|" + zone)
+	if owner == "" {
+		return false, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.timeout+forwardGrace)
+	defer cancel()
+	served, err = s.peers.Forward(ctx, owner, s.name, ch)
+	if served {
+		metrics.PeerForwards.WithLabelValues(s.name, "answered").Inc()
+		log.V(1).Info("Challenge action served by the replica that owns the zone", "peer", owner, "zone", zone)
+		return true, err
+	}
+	metrics.PeerForwards.WithLabelValues(s.name, "unreachable").Inc()
+	log.Info("The replica that owns the zone did not answer; serving the request here", "peer", owner, "zone", zone, "error", err.Error())
+	return false, nil
 }
 
 // requestLog names the request in log: cert-manager leaves its UID empty,

@@ -16,8 +16,10 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/apiserver/pkg/server/healthz"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 
 	"github.com/cert-manager/cert-manager/pkg/acme/webhook"
@@ -40,6 +42,7 @@ type webhookFlags struct {
 	alibabaSTSEndpoint string
 	metricsAddress     string
 	timeout            time.Duration
+	peers              peerFlags
 }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
@@ -53,12 +56,13 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
-	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", 20*time.Millisecond,
+	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", cloudflare.DefaultBatchWindow,
 		"while a zone is busy, how long a Cloudflare write waits for others to share its batch call (a write to an idle zone goes out at once)")
 	fs.IntVar(&f.batchMax, "cloudflare-batch-max", cloudflare.MaxBatch,
 		"record changes one Cloudflare batch call carries at most (200 on Free zones; 1 turns batching off)")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
+	f.peers.add(fs)
 }
 
 // newWebhookCommand mounts cert-manager's webhook server command. The group
@@ -76,6 +80,7 @@ func newWebhookCommand() *cobra.Command {
 			pre.SetOutput(cmd.ErrOrStderr())
 			help := pre.BoolP("help", "h", false, "")
 			f.add(pre)
+			f.peers.addServing(pre)
 			if err := pre.Parse(args); err != nil {
 				return err
 			}
@@ -96,11 +101,26 @@ func newWebhookCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			opts := solver.Options{Log: log, Timeout: f.timeout}
-			server := newSolverServerCommand(f.groupName,
+			peering, err := f.peers.setUp()
+			if err != nil {
+				return err
+			}
+			opts := solver.Options{Log: log, Timeout: f.timeout, Peers: peering.forwarderOrNil()}
+			solvers := []*solver.Solver{
 				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL,
 					Batch: cloudflare.BatchOptions{Window: f.batchWindow, Max: f.batchMax}}),
-				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}))
+				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}),
+			}
+			var onStart func(context.Context, *rest.Config) error
+			if peering != nil && !*help {
+				if err := peering.start(cmd.Context(), log.WithName("peers"), solvers...); err != nil {
+					return err
+				}
+				onStart = func(ctx context.Context, cfg *rest.Config) error {
+					return peering.watch(ctx, cfg, log.WithName("peers"))
+				}
+			}
+			server := newSolverServerCommand(f.groupName, onStart, solvers[0], solvers[1])
 			server.Short = cmd.Short
 			f.add(server.Flags())
 			server.SetArgs(args)
@@ -114,7 +134,7 @@ func newWebhookCommand() *cobra.Command {
 
 // newSolverServerCommand is cert-manager's webhook server command
 // (server.NewCommandStartWebhookServer) serving newChallengeServer.
-func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.Command {
+func newSolverServerCommand(groupName string, onStart func(context.Context, *rest.Config) error, solvers ...webhook.Solver) *cobra.Command {
 	o := webhookserver.NewWebhookServerOptions(groupName, solvers...)
 	cmd := &cobra.Command{
 		Use:  "webhook",
@@ -130,6 +150,12 @@ func newSolverServerCommand(groupName string, solvers ...webhook.Solver) *cobra.
 			server, err := newChallengeServer(config)
 			if err != nil {
 				return err
+			}
+			if onStart != nil {
+				cfg := config.GenericConfig.ClientConfig
+				server.AddPostStartHookOrDie("certbridge-peers", func(ctx genericapiserver.PostStartHookContext) error {
+					return onStart(ctx, cfg)
+				})
 			}
 			return server.PrepareRun().RunWithContext(c.Context())
 		},

@@ -77,3 +77,31 @@ func TestChallengeServerReadyzFollowsRequestHeaderCA(t *testing.T) {
 		t.Errorf("CA loaded: %d %q, want 200", code, body)
 	}
 }
+
+func TestPeerFlags_RefusedWithTheFlagToSet(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		flags peerFlags
+		want  string
+	}{
+		{"a Service without a listener", peerFlags{service: "certbridge-webhook"}, "need --peer-bind-address"},
+		{"no serving certificate", peerFlags{bindAddress: ":8444", service: "w", namespace: "n"}, "needs --tls-cert-file"},
+		{"neither Service nor list", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k"}, "either --peer-service"},
+		{"both Service and list", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w", namespace: "n", static: []string{"10.0.0.1:8444"}}, "not both"},
+		{"a Service without namespace", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w"}, "--peer-namespace"},
+		{"no address of its own", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w", namespace: "n"}, "$POD_IP"},
+		{"a peer that is not host:port", peerFlags{bindAddress: ":8444", address: "10.0.0.1:8444", certFile: "c", keyFile: "k", static: []string{"10.0.0.2"}}, `"10.0.0.2" is not host:port`},
+		{"a certificate that does not load", peerFlags{bindAddress: ":8444", address: "10.0.0.1:8444", certFile: "/nonexistent/tls.crt", keyFile: "/nonexistent/tls.key", static: []string{"10.0.0.2:8444"}}, "peer certificate"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("POD_IP", "")
+			p, err := tc.flags.setUp()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v, %v; want an error containing %q", p, err, tc.want)
+			}
+		})
+	}
+	if p, err := (&peerFlags{}).setUp(); p != nil || err != nil {
+		t.Errorf("without --peer-bind-address: %v, %v; want peering off", p, err)
+	}
+}

@@ -185,3 +185,42 @@ func TestBatcher_GivingUpWhileQueued(t *testing.T) {
 		}
 	}
 }
+
+// In a busy zone, every call waits until its oldest change has waited the
+// window, not only the first: a change that arrives just before a call
+// returns does not go out alone the moment it returns, but with the one
+// that comes right after.
+func TestBatcher_EveryCallOfABusyZoneWaitsTheWindow(t *testing.T) {
+	sim, c, z := simClient(t)
+	b := cloudflare.NewBatcher(c, cloudflare.BatchOptions{Window: time.Second})
+	create := func(i int, wg *sync.WaitGroup) {
+		wg.Go(func() {
+			if _, err := b.Create(context.Background(), z.ID, txt(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	var wg sync.WaitGroup
+	for i := range 3 { // makes the zone busy
+		create(i, &wg)
+	}
+	wg.Wait()
+	before := sim.Calls()
+	// The wave's call leaves at 1 s and is answered at 3 s.
+	sim.InjectFault(cfsim.Fault{Route: batchRoute, Delay: 2 * time.Second})
+	create(10, &wg)
+	create(11, &wg)
+	time.Sleep(2700 * time.Millisecond)
+	create(12, &wg) // queued while the wave's call is under way
+	time.Sleep(600 * time.Millisecond)
+	create(13, &wg) // after it returned
+	wg.Wait()
+	after := sim.Calls()
+	calls := after[createRoute] + after[batchRoute] - before[createRoute] - before[batchRoute]
+	if calls != 2 {
+		t.Errorf("4 changes in two pairs took %d calls, want 2 (%v → %v)", calls, before, after)
+	}
+	if stored := len(sim.AllRecords()); stored != 7 {
+		t.Errorf("%d records stored, want 7", stored)
+	}
+}

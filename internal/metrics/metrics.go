@@ -53,6 +53,12 @@ var (
 	}, []string{"provider"})
 
 	// Challenges counts Present and CleanUp calls by outcome.
+	// PeerForwards counts requests handed to the replica that owns their
+	// zone (internal/peers).
+	PeerForwards = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "peer_forwards_total",
+		Help: "Challenge actions handed to the replica that owns their zone, by solver and outcome (answered: the owner served it, whatever its result; unreachable: served here instead).",
+	}, []string{"solver", "outcome"})
 	Challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "certbridge", Name: "challenges_total",
 		Help: "DNS01 challenge actions by solver, action (Present, CleanUp) and outcome (success, error).",
@@ -74,7 +80,7 @@ var (
 
 // Register adds the solver metrics to r.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, QuotaRemaining, RateLimit, BatchSize, Challenges, CleanupsSkipped} {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, QuotaRemaining, RateLimit, BatchSize, PeerForwards, Challenges, CleanupsSkipped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

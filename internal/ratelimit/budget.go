@@ -50,6 +50,8 @@ type view struct {
 	sampleAt        time.Time
 	sampleRemaining int
 	sampleAnswered  int
+	// window is the policy's window, once an answer gave it.
+	window time.Duration
 }
 
 // sampleEvery is how often the others' rate is estimated.
@@ -200,6 +202,25 @@ func (b *Budget) admitByViews(now time.Time) time.Time {
 		others := int(v.othersRate * v.resetAt.Sub(now).Seconds())
 		avail := v.remaining - v.admitted - reserve - others
 		switch {
+		case avail <= 0 && v.remaining-v.admitted-reserve > 0:
+			// Held back only for what the others are expected to spend:
+			// the estimate is refreshed only by this budget's answers, so
+			// one request checks it once it is probeEvery old (since the
+			// last sample, and the last request admitted). Waiting for the reset
+			// instead kept an estimate made while the others spent at
+			// full speed: three replicas that had each seen the other two
+			// do so sent one request a window for a minute after the
+			// others had stopped.
+			at := v.sampleAt
+			if v.lastAdmit.After(at) {
+				at = v.lastAdmit
+			}
+			if at = at.Add(probeEvery(v.window)); now.Before(at) {
+				if v.resetAt.Before(at) {
+					at = v.resetAt
+				}
+				later(at)
+			}
 		case avail <= 0:
 			later(v.resetAt)
 		case float64(avail) < float64(quota)*paceBelow:
@@ -210,6 +231,13 @@ func (b *Budget) admitByViews(now time.Time) time.Time {
 		}
 	}
 	return next
+}
+
+// probeEvery is how often a budget holding back for the others' share
+// sends one request to see their spending again: a twentieth of the
+// policy's window (15 s of Cloudflare's 5 minutes), at least sampleEvery.
+func probeEvery(window time.Duration) time.Duration {
+	return max(sampleEvery, window/20)
 }
 
 // Observe brings the budget in line with the provider's own count, from an
@@ -248,7 +276,7 @@ func (b *Budget) Observe(remaining []Remaining, policies []Policy) {
 		v.remaining, v.resetAt, v.admitted = r.Remaining, now.Add(r.Reset), inFlight
 		for _, p := range policies {
 			if p.Policy == r.Policy {
-				v.quota = p.Quota
+				v.quota, v.window = p.Quota, p.Window
 			}
 		}
 	}

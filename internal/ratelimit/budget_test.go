@@ -226,3 +226,49 @@ func TestBudgetKeepsTheOthersShareAcrossTheReset(t *testing.T) {
 		t.Error("held back although about 80 beyond the others' share are left")
 	}
 }
+
+// A budget holding back for the others' share sends little and sees few
+// counts, so it checks the others' spending with one request now and then:
+// when they have stopped, the counts say so and it is admitted again
+// before the reset.
+func TestBudgetChecksTheOthersShareWhileHoldingBack(t *testing.T) {
+	b, clock := newTestBudget(1200, 6*time.Second)
+	policy := []Policy{{"default", 1200, 6 * time.Second}}
+	// The others spend 200 per second: 50 per 250 ms.
+	remaining := 1100
+	b.Observe([]Remaining{{"default", remaining, 5 * time.Second}}, policy)
+	for range 8 {
+		clock.advance(250 * time.Millisecond)
+		remaining -= 50
+		b.Observe([]Remaining{{"default", remaining, 5 * time.Second}}, policy)
+	}
+	// 500 left, 3 s to the reset: about 600 of it is the others'.
+	b.Observe([]Remaining{{"default", 500, 3 * time.Second}}, policy)
+	// The others stop. Each check is answered with the count unchanged
+	// but for the check itself.
+	left, reset := 500, 3*time.Second
+	admitted, heldBack := 0, 0
+	for range 8 {
+		s, at := b.take()
+		if s == nil {
+			if !at.Before(clock.now().Add(reset)) {
+				t.Fatalf("after %d checks, held back until the reset %s away", admitted, reset)
+			}
+			heldBack++
+			d := at.Sub(clock.now())
+			clock.advance(d)
+			reset -= d
+			continue
+		}
+		admitted++
+		b.release(s)
+		left--
+		b.Observe([]Remaining{{"default", left, reset}}, policy)
+	}
+	if heldBack == 0 {
+		t.Error("never held back for the others' share: the test proves nothing")
+	}
+	if admitted < 4 {
+		t.Errorf("%d requests admitted in 8 tries after the others stopped, want most of them", admitted)
+	}
+}

@@ -42,12 +42,14 @@ var quotaLimit = cfsim.RateLimit{Limit: 1200, Window: 6 * time.Second}
 // keeps its own 1200 / 5 min, one call per change), following Cloudflare's
 // count alone, and with batching too.
 var quotaDesigns = []struct {
-	name string
-	opts cloudflare.Options
+	name   string
+	opts   cloudflare.Options
+	peered bool
 }{
-	{"before: each replica its own window, no batching", cloudflare.Options{LocalWindowOnly: true, Batch: cloudflare.BatchOptions{Max: 1}}},
-	{"following Cloudflare's count, no batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Max: 1}}},
-	{"following Cloudflare's count, batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Window: 20 * time.Millisecond}}},
+	{"before: each replica its own window, no batching", cloudflare.Options{LocalWindowOnly: true, Batch: cloudflare.BatchOptions{Max: 1}}, false},
+	{"following Cloudflare's count, no batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Max: 1}}, false},
+	{"following Cloudflare's count, batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}, false},
+	{"following Cloudflare's count, batching, each zone served by one replica (peers)", cloudflare.Options{Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}, true},
 }
 
 // sharedQuota runs the mass renewal once per design and returns the table.
@@ -58,18 +60,20 @@ func sharedQuota(cfg *rest.Config) []string {
 		"| --- | --- | --- | --- | --- | --- | --- | --- | --- |"}
 	fmt.Println(rows[0])
 	type run struct {
-		name  string
-		opts  cloudflare.Options
-		zones int
+		name   string
+		opts   cloudflare.Options
+		peered bool
+		zones  int
 	}
 	var runs []run
 	for _, d := range quotaDesigns {
-		runs = append(runs, run{d.name, d.opts, quotaZones})
+		runs = append(runs, run{d.name, d.opts, d.peered, quotaZones})
 	}
 	// Batching can only join changes that wait for the same zone at the same
 	// time: 60 in flight over 10 zones and 3 replicas is 2 per (zone,
-	// replica). For contrast, the same renewal with all names in one zone.
-	last := runs[len(runs)-1]
+	// replica), unless each zone is served by one replica. For contrast, the
+	// same renewal with all names in one zone, without peers.
+	last := runs[2]
 	last.name, last.zones = last.name+", all in 1 zone", 1
 	runs = append(runs, last)
 	for _, d := range runs {
@@ -81,14 +85,26 @@ func sharedQuota(cfg *rest.Config) []string {
 		o := d.opts
 		o.BaseURL, o.Limit = sim.URL(), ratelimit.Limit{Limit: quotaLimit.Limit, Window: quotaLimit.Window}
 		var replicas []spreadChallenger
-		for range quotaReplicas {
-			replicas = append(replicas, oursAt(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second}, o), cfConfig))
+		stopPeers := func() {}
+		if d.peered {
+			var solvers []*solver.Solver
+			solvers, stopPeers = peered(quotaReplicas, func(f solver.Forwarder) *solver.Solver {
+				return solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second, Peers: f}, o)
+			})
+			for _, s := range solvers {
+				replicas = append(replicas, oursAt(cfg, s, cfConfig))
+			}
+		} else {
+			for range quotaReplicas {
+				replicas = append(replicas, oursAt(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second}, o), cfConfig))
+			}
 		}
 		stop := foreignClient(sim)
 		start := time.Now()
 		failed := renewSpread(quotaChallenges, quotaInFlight, zones, replicas)
 		took := time.Since(start)
 		stop()
+		stopPeers()
 		ours := sim.TotalCalls() - int(foreignCallCount.Swap(0))
 		// The bound: the calls this design needs, at the rate the foreign
 		// client leaves to the replicas.
@@ -181,7 +197,7 @@ func loneLatency(cfg *rest.Config) []string {
 		o := cloudflare.Options{BaseURL: sim.URL(), Batch: cloudflare.BatchOptions{Max: 1}}
 		name := "off"
 		if on {
-			o.Batch = cloudflare.BatchOptions{Window: 20 * time.Millisecond}
+			o.Batch = cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}
 			name = "on (20 ms window while a zone is busy)"
 		}
 		c := oursAt(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard()}, o), cfConfig)

@@ -246,17 +246,27 @@ func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) e
 // run here: the serving certificate and ServiceAccount startWebhook set up,
 // ports on loopback, and the simulators to talk to.
 func (c *Cluster) webhookArgs(port, metricsPort int, cloudflareURL, alidnsEndpoint string) ([]string, error) {
+	peerPort, err := freePorts(1)
+	if err != nil {
+		return nil, err
+	}
+	peer := hostPort(peerPort[0])
 	args, err := c.chartArgs(webhookService, map[string]string{
 		"--secure-port":          fmt.Sprint(port),
 		"--tls-cert-file":        filepath.Join(c.webhookTLSDir, "tls.crt"),
 		"--tls-private-key-file": filepath.Join(c.webhookTLSDir, "tls.key"),
 		"--metrics-bind-address": hostPort(metricsPort),
+		"--peer-bind-address":    peer,
+		"--peer-ca-file":         filepath.Join(c.webhookTLSDir, "ca.crt"),
 	})
 	if err != nil {
 		return nil, err
 	}
 	kubeconfig := c.webhookKubeconfig
-	return append(args, "--bind-address=127.0.0.1",
+	// The pod's address and namespace come from the downward API in the
+	// chart; no EndpointSlice controller runs here, so the Service has no
+	// endpoints and each process serves what it is sent.
+	return append(args, "--bind-address=127.0.0.1", "--peer-address="+peer, "--peer-namespace="+Namespace,
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
 		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--v=2"), nil
 }
