@@ -198,7 +198,7 @@ func loneLatency(cfg *rest.Config) []string {
 		name := "off"
 		if on {
 			o.Batch = cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}
-			name = "on (20 ms window while a zone is busy)"
+			name = fmt.Sprintf("on (%s window while a zone is busy)", cloudflare.DefaultBatchWindow)
 		}
 		c := oursAt(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard()}, o), cfConfig)
 		var took []time.Duration

@@ -19,7 +19,7 @@ import (
 
 // certbridgeOnly are the flags of `certbridge webhook` that cert-manager's
 // server does not know.
-var certbridgeOnly = []string{"--group-name", "--cloudflare-", "--alidns-", "--alibaba-", "--metrics-bind-address", "--solver-timeout"}
+var certbridgeOnly = []string{"--group-name", "--cloudflare-", "--alidns-", "--alibaba-", "--metrics-bind-address", "--solver-timeout", "--peer"}
 
 func main() {
 	var group string
