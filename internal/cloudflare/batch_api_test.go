@@ -9,7 +9,7 @@ import (
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
 
-func simClient(t *testing.T) (*cfsim.Server, *cloudflare.Client, cfsim.Zone) {
+func simClient(t testing.TB) (*cfsim.Server, *cloudflare.Client, cfsim.Zone) {
 	t.Helper()
 	sim := cfsim.Start()
 	t.Cleanup(sim.Close)
