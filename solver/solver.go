@@ -115,6 +115,10 @@ func (s *Solver) Initialize(cfg *rest.Config, _ <-chan struct{}) error {
 	return nil
 }
 
+// Initialized reports whether Initialize has run, so that requests can be
+// served.
+func (s *Solver) Initialized() bool { return s.client.Load() != nil }
+
 // Client-side rate of the Secret reads when the kubeconfig sets none. Each
 // Present and CleanUp reads its Secret (alidns two keys), cert-manager keeps
 // up to 60 challenges in flight, and client-go's default of 5 per second

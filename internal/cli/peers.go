@@ -126,6 +126,12 @@ func (p *peering) start(ctx context.Context, log logr.Logger, solvers ...*solver
 		if !ok {
 			return false, nil
 		}
+		if !s.Initialized() {
+			// The listener starts before the server's post-start hooks
+			// initialize the solvers: a replica just restarted is sent its
+			// zones' requests at once.
+			return true, peers.ErrNotServing
+		}
 		return true, s.ServeForPeer(ch)
 	}))
 	if err != nil {

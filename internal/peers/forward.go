@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -100,6 +101,11 @@ func (f *Forwarder) Forward(ctx context.Context, owner, solver string, ch *whapi
 	return true, nil
 }
 
+// ErrNotServing is a ServeFunc's error for a replica that cannot serve
+// requests yet (its solvers are not initialized): the peer is answered 503
+// and serves the request itself.
+var ErrNotServing = errors.New("this replica does not serve requests yet")
+
 // ServeFunc serves a request a peer forwarded, as the solver named solver;
 // found is false when no solver has that name.
 type ServeFunc func(solver string, ch *whapi.ChallengeRequest) (found bool, err error)
@@ -122,6 +128,10 @@ func Handler(serve ServeFunc) http.Handler {
 		found, err := serve(solver, &ch)
 		if !found {
 			http.Error(w, "no solver named "+input.Quote(solver), http.StatusNotFound)
+			return
+		}
+		if errors.Is(err, ErrNotServing) {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
 		var a answer

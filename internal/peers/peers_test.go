@@ -187,6 +187,15 @@ func TestForward_OnlyTheWebhooksOwnCertificateIsAPeer(t *testing.T) {
 	}
 }
 
+func TestForward_AnOwnerNotServingYetIsNotServed(t *testing.T) {
+	ca := newCA(t, "webhook")
+	owner := startReplica(t, identity(t, ca, "a", webhookNames...), ErrNotServing)
+	f := NewForwarder(NewRing("127.0.0.1:1", Static{owner.addr}), identity(t, ca, "b", webhookNames...))
+	if served, err := f.Forward(context.Background(), owner.addr, "cloudflare", request()); served || err == nil {
+		t.Errorf("served %v, err %v: an owner whose solvers are not initialized counted as serving", served, err)
+	}
+}
+
 func TestForward_AnOwnerThatIsGoneIsNotServed(t *testing.T) {
 	ca := newCA(t, "webhook")
 	l, err := net.Listen("tcp", "127.0.0.1:0")

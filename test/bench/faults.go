@@ -369,16 +369,31 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 	svc := &service{replicas: make([]*localcluster.WebhookReplica, faultReplicas), ready: make([]bool, faultReplicas),
 		inFlight: make([]int, faultReplicas), down: make([]bool, faultReplicas)}
 	errs := make([]error, faultReplicas)
+	// The processes know each other (--peers) and hand each zone's
+	// requests to the one that owns it, as the chart's replicas do.
+	peers, err := localcluster.PeerAddresses(faultReplicas)
+	if err != nil {
+		return nil, err
+	}
 	var wg sync.WaitGroup
 	for i := range faultReplicas {
 		wg.Go(func() {
 			svc.replicas[i], errs[i] = c.StartWebhookReplica(ctx, fmt.Sprintf("bench-webhook-%s-%d", r.solver, i),
-				localcluster.ReplicaOptions{CloudflareAPIURL: cf.URL(), AliDNSEndpoint: "http://" + ali.Endpoint()})
+				localcluster.ReplicaOptions{CloudflareAPIURL: cf.URL(), AliDNSEndpoint: "http://" + ali.Endpoint(),
+					PeerAddress: peers[i], Peers: peers})
 			svc.ready[i] = errs[i] == nil
 		})
 	}
 	wg.Wait()
 	defer func() {
+		// What the processes' logs say of handing requests to each other.
+		var forwarded, around int
+		for i := range svc.replicas {
+			log, _ := os.ReadFile(c.LogFile(fmt.Sprintf("bench-webhook-%s-%d", r.solver, i)))
+			forwarded += strings.Count(string(log), "Challenge action served by the replica that owns the zone")
+			around += strings.Count(string(log), "The replica that owns the zone did not answer")
+		}
+		fmt.Printf("    requests handed to the process owning their zone: %d; served where they arrived because the owner did not answer: %d\n", forwarded, around)
 		for _, p := range svc.replicas {
 			if p != nil {
 				p.Stop()

@@ -229,7 +229,7 @@ func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) e
 	if c.webhookKubeconfig, err = c.ServiceAccountKubeconfig(ctx, Namespace, webhookService); err != nil {
 		return err
 	}
-	args, err := c.webhookArgs(c.webhookPort, c.webhookMetricsPort, c.Cloudflare.URL(), "http://"+c.Alibaba.Endpoint())
+	args, err := c.webhookArgs(c.webhookPort, c.webhookMetricsPort, "", c.Cloudflare.URL(), "http://"+c.Alibaba.Endpoint())
 	if err != nil {
 		return err
 	}
@@ -245,12 +245,14 @@ func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) e
 // webhookArgs are the chart's arguments of the webhook container, made to
 // run here: the serving certificate and ServiceAccount startWebhook set up,
 // ports on loopback, and the simulators to talk to.
-func (c *Cluster) webhookArgs(port, metricsPort int, cloudflareURL, alidnsEndpoint string) ([]string, error) {
-	peerPort, err := freePorts(1)
-	if err != nil {
-		return nil, err
+func (c *Cluster) webhookArgs(port, metricsPort int, peer, cloudflareURL, alidnsEndpoint string) ([]string, error) {
+	if peer == "" {
+		peerPort, err := freePorts(1)
+		if err != nil {
+			return nil, err
+		}
+		peer = hostPort(peerPort[0])
 	}
-	peer := hostPort(peerPort[0])
 	args, err := c.chartArgs(webhookService, map[string]string{
 		"--secure-port":          fmt.Sprint(port),
 		"--tls-cert-file":        filepath.Join(c.webhookTLSDir, "tls.crt"),
@@ -264,8 +266,10 @@ func (c *Cluster) webhookArgs(port, metricsPort int, cloudflareURL, alidnsEndpoi
 	}
 	kubeconfig := c.webhookKubeconfig
 	// The pod's address and namespace come from the downward API in the
-	// chart; no EndpointSlice controller runs here, so the Service has no
-	// endpoints and each process serves what it is sent.
+	// chart. No EndpointSlice controller runs here (and a slice may not hold
+	// a loopback address), so the Service has no endpoints and the process
+	// serves what it is sent; replicas started with ReplicaOptions.Peers
+	// know each other from --peers instead.
 	return append(args, "--bind-address=127.0.0.1", "--peer-address="+peer, "--peer-namespace="+Namespace,
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
 		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--v=2"), nil

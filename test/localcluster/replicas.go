@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -41,6 +43,25 @@ type ReplicaOptions struct {
 	CloudflareAPIURL, AliDNSEndpoint string
 	// Args are further flags of `certbridge webhook`.
 	Args []string
+	// PeerAddress is the replica's peer listener (from PeerAddresses), and
+	// Peers every replica's: the replicas then hand each zone's requests to
+	// its owner among them (--peers, in place of the chart's
+	// --peer-service).
+	PeerAddress string
+	Peers       []string
+}
+
+// PeerAddresses are n free loopback addresses for replicas' peer listeners.
+func PeerAddresses(n int) ([]string, error) {
+	ports, err := freePorts(n)
+	if err != nil {
+		return nil, err
+	}
+	var addrs []string
+	for _, p := range ports {
+		addrs = append(addrs, hostPort(p))
+	}
+	return addrs, nil
 }
 
 // StartWebhookReplica starts a replica named name (its log is
@@ -56,9 +77,13 @@ func (c *Cluster) StartWebhookReplica(ctx context.Context, name string, o Replic
 	if err != nil {
 		return nil, err
 	}
-	args, err := c.webhookArgs(ports[0], ports[1], o.CloudflareAPIURL, o.AliDNSEndpoint)
+	args, err := c.webhookArgs(ports[0], ports[1], o.PeerAddress, o.CloudflareAPIURL, o.AliDNSEndpoint)
 	if err != nil {
 		return nil, err
+	}
+	if len(o.Peers) > 0 {
+		args = slices.DeleteFunc(args, func(a string) bool { return strings.HasPrefix(a, "--peer-service=") })
+		args = append(args, "--peers="+strings.Join(o.Peers, ","))
 	}
 	r := &WebhookReplica{c: c, name: name, args: append(args, o.Args...), url: "https://" + hostPort(ports[0])}
 	return r, r.Start(ctx)
