@@ -46,8 +46,8 @@ func peeredCloudflare(t *testing.T, n int, o cloudflare.Options) []*peeredReplic
 		t.Cleanup(cancel)
 		r := &peeredReplica{stop: cancel, logs: &logBuffer{}}
 		replicas[i] = r
-		addr, err := peers.Serve(ctx, "127.0.0.1:0", ids[i], peers.Handler(func(name string, ch *whapi.ChallengeRequest) (bool, error) {
-			return true, r.solver.ServeForPeer(ch)
+		addr, err := peers.Serve(ctx, "127.0.0.1:0", ids[i], peers.Handler(func(ctx context.Context, name string, ch *whapi.ChallengeRequest) (bool, error) {
+			return true, r.solver.ServeForPeer(ctx, ch)
 		}))
 		if err != nil {
 			t.Fatal(err)

@@ -141,30 +141,35 @@ func kubeClientConfig(cfg *rest.Config) *rest.Config {
 
 // Present creates the challenge's TXT record.
 func (s *Solver) Present(ch *whapi.ChallengeRequest) error {
-	return s.run(ch, "Present", DNSProvider.PresentTXT, true)
+	return s.run(context.Background(), ch, "Present", DNSProvider.PresentTXT, true)
 }
 
 // CleanUp deletes the challenge's TXT record, and only it.
 func (s *Solver) CleanUp(ch *whapi.ChallengeRequest) error {
-	return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT, true)
+	return s.run(context.Background(), ch, "CleanUp", DNSProvider.CleanUpTXT, true)
 }
 
 // ServeForPeer serves a request another replica forwarded because this one
-// owns its zone: here, never forwarded again.
-func (s *Solver) ServeForPeer(ch *whapi.ChallengeRequest) error {
+// owns its zone: here, never forwarded again. ctx ends when the replica
+// that sent it stops waiting (it was killed, or gave up): the request is
+// then dropped rather than finished for nobody. A Present finished after
+// its sender died, retrying through throttling and backoff, could land
+// after cert-manager had retried it elsewhere, validated and cleaned up,
+// and leave its record behind.
+func (s *Solver) ServeForPeer(ctx context.Context, ch *whapi.ChallengeRequest) error {
 	if ch == nil {
 		return fmt.Errorf("%s: empty challenge request", s.name)
 	}
 	switch ch.Action {
 	case whapi.ChallengeActionPresent:
-		return s.run(ch, "Present", DNSProvider.PresentTXT, false)
+		return s.run(ctx, ch, "Present", DNSProvider.PresentTXT, false)
 	case whapi.ChallengeActionCleanUp:
-		return s.run(ch, "CleanUp", DNSProvider.CleanUpTXT, false)
+		return s.run(ctx, ch, "CleanUp", DNSProvider.CleanUpTXT, false)
 	}
 	return fmt.Errorf("%s: malformed challenge request: action %s is neither Present nor CleanUp", s.name, input.Quote(string(ch.Action)))
 }
 
-func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string) error, mayForward bool) (err error) {
+func (s *Solver) run(parent context.Context, ch *whapi.ChallengeRequest, action string, do func(DNSProvider, context.Context, string, string) error, mayForward bool) (err error) {
 	start := time.Now()
 	log := s.log.WithValues("action", action)
 	defer func() {
@@ -189,7 +194,7 @@ func (s *Solver) run(ch *whapi.ChallengeRequest, action string, do func(DNSProvi
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
 	}
-	ctx, cancel := context.WithDeadline(context.Background(), start.Add(s.timeout))
+	ctx, cancel := context.WithDeadline(parent, start.Add(s.timeout))
 	defer cancel()
 	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {

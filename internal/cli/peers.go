@@ -121,7 +121,7 @@ func (p *peering) start(ctx context.Context, log logr.Logger, solvers ...*solver
 	for _, s := range solvers {
 		byName[s.Name()] = s
 	}
-	addr, err := peers.Serve(ctx, p.bind, p.identity, peers.Handler(func(name string, ch *whapi.ChallengeRequest) (bool, error) {
+	addr, err := peers.Serve(ctx, p.bind, p.identity, peers.Handler(func(ctx context.Context, name string, ch *whapi.ChallengeRequest) (bool, error) {
 		s, ok := byName[name]
 		if !ok {
 			return false, nil
@@ -132,7 +132,7 @@ func (p *peering) start(ctx context.Context, log logr.Logger, solvers ...*solver
 			// zones' requests at once.
 			return true, peers.ErrNotServing
 		}
-		return true, s.ServeForPeer(ch)
+		return true, s.ServeForPeer(ctx, ch)
 	}))
 	if err != nil {
 		return err

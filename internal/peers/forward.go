@@ -108,7 +108,8 @@ var ErrNotServing = errors.New("this replica does not serve requests yet")
 
 // ServeFunc serves a request a peer forwarded, as the solver named solver;
 // found is false when no solver has that name.
-type ServeFunc func(solver string, ch *whapi.ChallengeRequest) (found bool, err error)
+// ctx ends when the peer stops waiting for the answer.
+type ServeFunc func(ctx context.Context, solver string, ch *whapi.ChallengeRequest) (found bool, err error)
 
 // Handler answers peers' requests with serve.
 func Handler(serve ServeFunc) http.Handler {
@@ -125,7 +126,7 @@ func Handler(serve ServeFunc) http.Handler {
 			http.Error(w, "the request does not decode as a challenge request", http.StatusBadRequest)
 			return
 		}
-		found, err := serve(solver, &ch)
+		found, err := serve(r.Context(), solver, &ch)
 		if !found {
 			http.Error(w, "no solver named "+input.Quote(solver), http.StatusNotFound)
 			return

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/utils/ptr"
@@ -97,7 +98,7 @@ func startReplica(t *testing.T, id *Identity, outcome error) *replica {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	r.cancel = cancel
-	addr, err := Serve(ctx, "127.0.0.1:0", id, Handler(func(solver string, ch *whapi.ChallengeRequest) (bool, error) {
+	addr, err := Serve(ctx, "127.0.0.1:0", id, Handler(func(ctx context.Context, solver string, ch *whapi.ChallengeRequest) (bool, error) {
 		if solver != "cloudflare" {
 			return false, nil
 		}
@@ -240,5 +241,35 @@ func TestHandler_BadRequestsAreRefused(t *testing.T) {
 	}
 	if owner.served.Load() != 0 {
 		t.Errorf("%d bad requests reached the solver", owner.served.Load())
+	}
+}
+
+// A forwarded request ends when its sender stops waiting (killed, or given
+// up): the owner must not finish it for nobody.
+func TestHandler_TheSenderGivingUpEndsTheRequest(t *testing.T) {
+	ca := newCA(t, "webhook")
+	ended := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	addr, err := Serve(ctx, "127.0.0.1:0", identity(t, ca, "a", webhookNames...), Handler(func(ctx context.Context, _ string, _ *whapi.ChallengeRequest) (bool, error) {
+		select {
+		case <-ctx.Done():
+			ended <- ctx.Err()
+		case <-time.After(10 * time.Second):
+			ended <- nil
+		}
+		return true, nil
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := NewForwarder(NewRing("127.0.0.1:1", Static{addr.String()}), identity(t, ca, "b", webhookNames...))
+	sendCtx, giveUp := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer giveUp()
+	if served, _ := f.Forward(sendCtx, addr.String(), "cloudflare", request()); served {
+		t.Fatal("served although the sender gave up")
+	}
+	if err := <-ended; err == nil {
+		t.Error("the owner went on with the request for 10 s after its sender gave up")
 	}
 }

@@ -215,7 +215,8 @@ func main() {
 		switch s {
 		case "certbridge cloudflare":
 			c, calls = ours(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second},
-				cloudflare.Options{BaseURL: sim.URL(), Limit: ratelimit.Limit{Limit: limit.Limit, Window: limit.Window}}), cfConfig), sim.TotalCalls
+				cloudflare.Options{BaseURL: sim.URL(), Limit: ratelimit.Limit{Limit: limit.Limit, Window: limit.Window},
+					Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}), cfConfig), sim.TotalCalls
 			leftovers = func() int { return len(sim.AllRecords()) }
 		case "cert-manager in-tree cloudflare":
 			c, calls = inTree(sim), sim.TotalCalls
@@ -275,7 +276,8 @@ var (
 )
 
 func cloudflareSolver(sim *cfsim.Server) *solver.Solver {
-	return solver.NewCloudflare(solver.Options{Log: logr.Discard()}, cloudflare.Options{BaseURL: sim.URL()})
+	// As the webhook runs it: batching with its default window.
+	return solver.NewCloudflare(solver.Options{Log: logr.Discard()}, cloudflare.Options{BaseURL: sim.URL(), Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}})
 }
 
 func aliSolver(ali *alisim.Server) *solver.Solver {

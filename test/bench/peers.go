@@ -38,12 +38,12 @@ func peered(n int, newSolver func(solver.Forwarder) *solver.Solver) (replicas []
 			panic(err)
 		}
 		ids = append(ids, id)
-		addr, err := peers.Serve(ctx, "127.0.0.1:0", id, peers.Handler(func(name string, ch *whapi.ChallengeRequest) (bool, error) {
+		addr, err := peers.Serve(ctx, "127.0.0.1:0", id, peers.Handler(func(ctx context.Context, name string, ch *whapi.ChallengeRequest) (bool, error) {
 			s := serve[i]
 			if s.Name() != name {
 				return false, nil
 			}
-			return true, s.ServeForPeer(ch)
+			return true, s.ServeForPeer(ctx, ch)
 		}))
 		if err != nil {
 			panic(err)
