@@ -12,8 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
-
 	"github.com/certbridge/certbridge/internal/peers"
 	"github.com/certbridge/certbridge/solver"
 )
@@ -117,23 +115,7 @@ func (f *peerFlags) setUp() (*peering, error) {
 
 // start listens for the other replicas' requests, served by solvers.
 func (p *peering) start(ctx context.Context, log logr.Logger, solvers ...*solver.Solver) error {
-	byName := map[string]*solver.Solver{}
-	for _, s := range solvers {
-		byName[s.Name()] = s
-	}
-	addr, err := peers.Serve(ctx, p.bind, p.identity, peers.Handler(func(ctx context.Context, name string, ch *whapi.ChallengeRequest) (bool, error) {
-		s, ok := byName[name]
-		if !ok {
-			return false, nil
-		}
-		if !s.Initialized() {
-			// The listener starts before the server's post-start hooks
-			// initialize the solvers: a replica just restarted is sent its
-			// zones' requests at once.
-			return true, peers.ErrNotServing
-		}
-		return true, s.ServeForPeer(ctx, ch)
-	}))
+	addr, err := peers.Serve(ctx, p.bind, p.identity, peers.Handler(solver.ServePeers(solvers...)))
 	if err != nil {
 		return err
 	}

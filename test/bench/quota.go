@@ -73,7 +73,12 @@ func sharedQuota(cfg *rest.Config) []string {
 	// time: 60 in flight over 10 zones and 3 replicas is 2 per (zone,
 	// replica), unless each zone is served by one replica. For contrast, the
 	// same renewal with all names in one zone, without peers.
-	last := runs[2]
+	var last run
+	for _, r := range runs {
+		if r.opts.Batch.Max != 1 && !r.peered {
+			last = r // batching, spread at random
+		}
+	}
 	last.name, last.zones = last.name+", all in 1 zone", 1
 	runs = append(runs, last)
 	for _, d := range runs {
@@ -84,20 +89,21 @@ func sharedQuota(cfg *rest.Config) []string {
 		sim.SetRateLimit(quotaLimit)
 		o := d.opts
 		o.BaseURL, o.Limit = sim.URL(), ratelimit.Limit{Limit: quotaLimit.Limit, Window: quotaLimit.Window}
-		var replicas []spreadChallenger
+		newSolver := func(f solver.Forwarder) *solver.Solver {
+			return solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second, Peers: f}, o)
+		}
+		var solvers []*solver.Solver
 		stopPeers := func() {}
 		if d.peered {
-			var solvers []*solver.Solver
-			solvers, stopPeers = peered(quotaReplicas, func(f solver.Forwarder) *solver.Solver {
-				return solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second, Peers: f}, o)
-			})
-			for _, s := range solvers {
-				replicas = append(replicas, oursAt(cfg, s, cfConfig))
-			}
+			solvers, stopPeers = peered(quotaReplicas, newSolver)
 		} else {
 			for range quotaReplicas {
-				replicas = append(replicas, oursAt(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second}, o), cfConfig))
+				solvers = append(solvers, newSolver(nil))
 			}
+		}
+		var replicas []spreadChallenger
+		for _, s := range solvers {
+			replicas = append(replicas, oursAt(cfg, s, cfConfig))
 		}
 		stop := foreignClient(sim)
 		start := time.Now()
