@@ -89,9 +89,12 @@ type want struct {
 	groupName        string
 	certManagerSA    string   // namespace/name
 	secretNamespaces []string // where the webhook may get Secrets; "" is every namespace
-	peers            bool     // webhook.peers.enabled
-	crds             bool
-	present, absent  []string // kind/namespace/name
+	// issuerSecretNamespaces are where the issuer may get Secrets; "" is
+	// every namespace, none without the issuer.
+	issuerSecretNamespaces []string
+	peers                  bool // webhook.peers.enabled
+	crds                   bool
+	present, absent        []string // kind/namespace/name
 }
 
 var (
@@ -99,7 +102,7 @@ var (
 		name: "default values", release: "certbridge", namespace: "certbridge",
 		want: want{
 			fullname: "certbridge", groupName: "acme.certbridge.io", certManagerSA: "cert-manager/cert-manager",
-			secretNamespaces: []string{""}, peers: true, crds: true,
+			secretNamespaces: []string{""}, issuerSecretNamespaces: []string{""}, peers: true, crds: true,
 			present: []string{
 				"Deployment/certbridge/certbridge-webhook", "ServiceAccount/certbridge/certbridge-webhook",
 				"Service/certbridge/certbridge-webhook", "PodDisruptionBudget/certbridge/certbridge-webhook",
@@ -123,7 +126,8 @@ var (
 				"CustomResourceDefinition//clusteralibabapcaissuers.certbridge.io",
 				"NetworkPolicy/certbridge/certbridge-webhook-peers",
 			},
-			absent: []string{"ServiceMonitor/certbridge/certbridge", "PrometheusRule/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook"},
+			absent: []string{"ServiceMonitor/certbridge/certbridge", "PrometheusRule/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook",
+				"Role/certbridge/certbridge-issuer:secret-reader"},
 		},
 	}
 	custom = chartCase{
@@ -151,7 +155,29 @@ var (
 			},
 		},
 	}
-	cases = []chartCase{defaults, custom}
+	// Least privilege: the issuer reads Secrets only where it is told (and
+	// in the cluster resource namespace), never the webhook's CA in the
+	// release's namespace; no peers.
+	locked = chartCase{
+		name: "secret namespaces for both, no peers", release: "locked", namespace: "locked-system",
+		set: []string{
+			"webhook.secretNamespaces={team-a}", "issuer.secretNamespaces={team-a}", "issuer.clusterResourceNamespace=team-b",
+			"webhook.peers.enabled=false", "crds.enabled=false", "groupName=acme.locked.example",
+		},
+		want: want{
+			fullname: "locked-certbridge", groupName: "acme.locked.example", certManagerSA: "cert-manager/cert-manager",
+			secretNamespaces: []string{"team-a"}, issuerSecretNamespaces: []string{"team-a", "team-b"},
+			present: []string{
+				"Role/team-a/locked-certbridge-issuer:secret-reader", "RoleBinding/team-a/locked-certbridge-issuer:secret-reader",
+				"Role/team-b/locked-certbridge-issuer:secret-reader", "RoleBinding/team-b/locked-certbridge-issuer:secret-reader",
+			},
+			absent: []string{
+				"NetworkPolicy/locked-system/locked-certbridge-webhook-peers", "Role/locked-system/locked-certbridge-webhook:peers",
+				"Role/locked-system/locked-certbridge-issuer:secret-reader",
+			},
+		},
+	}
+	cases = []chartCase{defaults, custom, locked}
 )
 
 func (c chartCase) helm(t *testing.T, verb string, extra ...string) ([]byte, error) {
@@ -347,6 +373,13 @@ func TestRender(t *testing.T) {
 				got := secretScopes(t, m, c.namespace, webhook)
 				if !slices.Equal(got, w.secretNamespaces) {
 					t.Errorf("the webhook may get Secrets in %q, want %q (\"\" is every namespace)", got, w.secretNamespaces)
+				}
+			})
+
+			t.Run("where the issuer may get Secrets (issuer.secretNamespaces)", func(t *testing.T) {
+				got := secretScopes(t, m, c.namespace, w.fullname+"-issuer")
+				if !slices.Equal(got, w.issuerSecretNamespaces) {
+					t.Errorf("the issuer may get Secrets in %q, want %q (\"\" is every namespace)", got, w.issuerSecretNamespaces)
 				}
 			})
 
@@ -745,7 +778,7 @@ func TestAPIServer(t *testing.T) {
 	for _, mode := range []string{"enforce", "warn", "audit"} {
 		restricted["pod-security.kubernetes.io/"+mode] = "restricted"
 	}
-	for _, ns := range []string{defaults.namespace, custom.namespace, "team-a", "team-b"} {
+	for _, ns := range []string{defaults.namespace, custom.namespace, locked.namespace, "team-a", "team-b"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: restricted}}); err != nil {
 			t.Fatal(err)
 		}
@@ -819,6 +852,18 @@ func TestAPIServer(t *testing.T) {
 				authorizationv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "extension-apiserver-authentication"}, true},
 			{"the webhook may review tokens", defaults.namespace, "certbridge-webhook",
 				authorizationv1.ResourceAttributes{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"}, true},
+			{"the issuer may get Secrets in a listed namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "team-a"}, true},
+			{"the issuer may get Secrets in the cluster resource namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "team-b"}, true},
+			{"the issuer may not get Secrets in an unlisted namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
+			{"with issuer.secretNamespaces the issuer may not read the webhook's CA", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: locked.namespace, Name: "locked-certbridge-ca"}, false},
+			{"with issuer.secretNamespaces the issuer may not read the webhook's serving key", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: locked.namespace, Name: "locked-certbridge-webhook-tls"}, false},
+			{"by default the issuer may get Secrets in any namespace, the release's included", defaults.namespace, "certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: defaults.namespace, Name: "certbridge-ca"}, true},
 			{"cert-manager may approve requests for the cluster Origin CA issuers", "cert-manager", "cert-manager",
 				authorizationv1.ResourceAttributes{Verb: "approve", Group: "cert-manager.io", Resource: "signers", Name: "clustercloudflareoriginissuers.certbridge.io/*"}, true},
 			{"cert-manager may not approve for issuers of other groups", "cert-manager", "cert-manager",
@@ -1143,8 +1188,10 @@ func TestValuesDocumented(t *testing.T) {
 	if !slices.Equal(values, documented) {
 		t.Errorf("the chart values table of docs/configuration.md does not list exactly the values:\nvalues.yaml: %q\ndocs:        %q", values, documented)
 	}
-	if !slices.Contains(values, solver.SecretAccessValue) {
-		t.Errorf("values.yaml has no %s, which the solver's RBAC errors tell users to set", solver.SecretAccessValue)
+	for _, v := range []string{solver.SecretAccessValue, issuer.SecretAccessValue} {
+		if !slices.Contains(values, v) {
+			t.Errorf("values.yaml has no %s, which RBAC errors tell users to set", v)
+		}
 	}
 }
 
