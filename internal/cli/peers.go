@@ -122,7 +122,7 @@ func (f *peerFlags) setUp() (*peering, error) {
 	}
 	token, err := peers.NewTokenFile(f.tokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("--peer-token-file: %w", err)
+		return nil, err
 	}
 	listener, err := peers.Listen(f.bindAddress, id)
 	if err != nil {

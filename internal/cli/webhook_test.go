@@ -114,7 +114,7 @@ func TestPeerFlags_RefusedWithTheFlagToSet(t *testing.T) {
 		{"no address of its own", func(f *peerFlags) { f.address = "" }, "$POD_IP"},
 		{"a peer that is not host:port", func(f *peerFlags) { f.static = []string{"10.0.0.2"} }, `"10.0.0.2" is not host:port`},
 		{"a certificate that does not load", func(f *peerFlags) { f.certFile = "/nonexistent/tls.crt" }, "peer certificate"},
-		{"no token file", func(f *peerFlags) { f.tokenFile = filepath.Join(dir, "none") }, "--peer-token-file"},
+		{"no token file", func(f *peerFlags) { f.tokenFile = filepath.Join(dir, "none") }, "peer token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("POD_IP", "")
