@@ -286,7 +286,8 @@ func (c *checker) issuerMayRead(ctx context.Context, sa serviceAccount, namespac
 		c.r.pass(label, fmt.Sprintf("the certbridge issuer's ServiceAccount %s (%s) may get it", sa, sa.source))
 	default:
 		c.r.fail(label, fmt.Sprintf("the certbridge issuer's %s may not get Secrets in namespace %q (RBAC)", c.describeSA(ctx, sa), namespace),
-			fmt.Sprintf("bind a Role granting get on secrets in %q to %s (the chart's ClusterRole <release>-issuer grants it in every namespace)", namespace, sa))
+			fmt.Sprintf("add %q to the chart value %s, or empty that list for every namespace; or bind a Role granting get on secrets in %q to %s",
+				namespace, issuer.SecretAccessValue, namespace, sa))
 	}
 }
 

@@ -53,6 +53,10 @@ type Options struct {
 	MaxConcurrentSigns int
 }
 
+// SecretAccessValue is the chart value that grants the issuer `get` on
+// Secrets, named in RBAC errors so the fix is one line of values.yaml.
+const SecretAccessValue = "issuer.secretNamespaces"
+
 // FieldOwner is the name the controllers apply their changes under.
 const FieldOwner = "certbridge.io"
 
@@ -81,7 +85,8 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 				namespace, o.ClusterResourceNamespace)
 		},
 		Grant: func(namespace string) string {
-			return fmt.Sprintf("Grant it get on secrets in %q (a Role and RoleBinding)", namespace)
+			return fmt.Sprintf("Add %q to the chart value %s, or bind a Role granting get on secrets in %q to that ServiceAccount",
+				namespace, SecretAccessValue, namespace)
 		},
 	})
 	s.recorder, s.client, s.log = recorder, mgr.GetClient(), mgr.GetLogger().WithName("signer")

@@ -112,15 +112,14 @@ func newWebhookCommand() *cobra.Command {
 				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}),
 			}
 			var onStart func(context.Context, *rest.Config) error
+			var checks []healthz.HealthChecker
 			if peering != nil && !*help {
-				if err := peering.start(cmd.Context(), log.WithName("peers"), solvers...); err != nil {
-					return err
-				}
 				onStart = func(ctx context.Context, cfg *rest.Config) error {
-					return peering.watch(ctx, cfg, log.WithName("peers"))
+					return peering.start(ctx, cfg, log.WithName("peers"), solvers...)
 				}
+				checks = append(checks, peering.ready())
 			}
-			server := newSolverServerCommand(f.groupName, onStart, solvers[0], solvers[1])
+			server := newSolverServerCommand(f.groupName, onStart, checks, solvers[0], solvers[1])
 			server.Short = cmd.Short
 			f.add(server.Flags())
 			server.SetArgs(args)
@@ -133,8 +132,10 @@ func newWebhookCommand() *cobra.Command {
 }
 
 // newSolverServerCommand is cert-manager's webhook server command
-// (server.NewCommandStartWebhookServer) serving newChallengeServer.
-func newSolverServerCommand(groupName string, onStart func(context.Context, *rest.Config) error, solvers ...webhook.Solver) *cobra.Command {
+// (server.NewCommandStartWebhookServer) serving newChallengeServer, with
+// onStart run once the server's client configuration exists, and more
+// readiness checks.
+func newSolverServerCommand(groupName string, onStart func(context.Context, *rest.Config) error, ready []healthz.HealthChecker, solvers ...webhook.Solver) *cobra.Command {
 	o := webhookserver.NewWebhookServerOptions(groupName, solvers...)
 	cmd := &cobra.Command{
 		Use:  "webhook",
@@ -147,6 +148,7 @@ func newSolverServerCommand(groupName string, onStart func(context.Context, *res
 			if err != nil {
 				return err
 			}
+			config.GenericConfig.AddReadyzChecks(ready...)
 			server, err := newChallengeServer(config)
 			if err != nil {
 				return err

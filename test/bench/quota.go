@@ -94,7 +94,7 @@ func sharedQuota(cfg *rest.Config) []string {
 		var solvers []*solver.Solver
 		stopPeers := func() {}
 		if d.peered {
-			solvers, stopPeers = peered(quotaReplicas, newSolver)
+			solvers, stopPeers = peered(cfg, quotaReplicas, newSolver)
 		} else {
 			for range quotaReplicas {
 				solvers = append(solvers, newSolver(nil))
