@@ -659,6 +659,7 @@ func TestUnknownValuesFail(t *testing.T) {
 		{"typo in the PrometheusRule's values", "metrics.prometheusRule.label.team=x", "'label'"},
 		{"groupName without a dot", "groupName=acme", "/groupName"},
 		{"a tag as image.digest", "image.digest=v1.2.3", "/image/digest"},
+		{"a quota without its window", "webhook.cloudflareQuota=1200", "/webhook/cloudflareQuota"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -672,6 +673,16 @@ func TestUnknownValuesFail(t *testing.T) {
 				t.Errorf("the error does not name %s:\n%v", tc.wantInError, err)
 			}
 		})
+	}
+}
+
+// A plan whose Cloudflare limit was raised: the webhook's budget keeps to it.
+func TestCloudflareQuotaReachesTheWebhook(t *testing.T) {
+	c := defaults
+	c.set = []string{"webhook.cloudflareQuota=6000/5m"}
+	d := as[appsv1.Deployment](t, c.render(t).must(t, "Deployment", c.namespace, c.want.fullname+"-webhook"))
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--cloudflare-quota=6000/5m") {
+		t.Errorf("webhook args %q lack --cloudflare-quota=6000/5m", args)
 	}
 }
 

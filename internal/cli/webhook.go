@@ -30,6 +30,7 @@ import (
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/internal/metrics"
+	"github.com/certbridge/certbridge/internal/ratelimit"
 	"github.com/certbridge/certbridge/solver"
 )
 
@@ -42,8 +43,15 @@ type webhookFlags struct {
 	alibabaSTSEndpoint string
 	metricsAddress     string
 	timeout            time.Duration
+	cloudflareQuota    limitFlag
 	peers              peerFlags
 }
+
+// limitFlag is a ratelimit.Limit flag, written requests/window.
+type limitFlag struct{ ratelimit.Limit }
+
+func (f *limitFlag) Set(s string) (err error) { f.Limit, err = ratelimit.ParseLimit(s); return err }
+func (f *limitFlag) Type() string            { return "requests/window" }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
@@ -62,6 +70,11 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"record changes one Cloudflare batch call carries at most (200 on Free zones; 1 turns batching off)")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
+	if f.cloudflareQuota.Limit.Limit == 0 {
+		f.cloudflareQuota.Limit = cloudflare.DocumentedLimit
+	}
+	fs.Var(&f.cloudflareQuota, "cloudflare-quota",
+		"the Cloudflare user's request quota each credential's budget keeps to, requests/window (a plan with a raised limit); Cloudflare's own count, when its answers carry it, is followed too")
 	f.peers.add(fs)
 }
 
@@ -107,7 +120,7 @@ func newWebhookCommand() *cobra.Command {
 			}
 			opts := solver.Options{Log: log, Timeout: f.timeout, Peers: peering.forwarderOrNil()}
 			solvers := []*solver.Solver{
-				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL,
+				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL, Limit: f.cloudflareQuota.Limit,
 					Batch: cloudflare.BatchOptions{Window: f.batchWindow, Max: f.batchMax}}),
 				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}),
 			}
