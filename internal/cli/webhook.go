@@ -51,7 +51,7 @@ type webhookFlags struct {
 type limitFlag struct{ ratelimit.Limit }
 
 func (f *limitFlag) Set(s string) (err error) { f.Limit, err = ratelimit.ParseLimit(s); return err }
-func (f *limitFlag) Type() string            { return "requests/window" }
+func (f *limitFlag) Type() string             { return "requests/window" }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
