@@ -74,11 +74,11 @@ func aliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 		return r, w
 	}
 	for _, d := range o.Domains {
-		name := dnsname.Canonical(d)
-		c.resolve(ctx, "domain "+name, alibaba.DomainQuery{Name: name, DomainName: name}, name)
+		name := dnsname.ASCII(d)
+		c.resolve(ctx, "domain "+dnsname.Display(name), alibaba.DomainQuery{Name: name, DomainName: name}, name)
 	}
 	for _, n := range distinctNames(o.Names) {
-		c.resolve(ctx, "domain of "+n, alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
+		c.resolve(ctx, "domain of "+dnsname.Display(n), alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
 	}
 	return r, w
 }
@@ -113,7 +113,8 @@ func (c *aliCheck) anyDomain(ctx context.Context) {
 	default:
 		c.r.pass(label, fmt.Sprintf("accepted; the account has %d domain(s)", p.TotalCount))
 		if c.write && len(p.Domains) > 0 {
-			c.resolve(ctx, "domain "+p.Domains[0].Name, alibaba.DomainQuery{Name: p.Domains[0].Name, DomainName: p.Domains[0].Name}, p.Domains[0].Name)
+			name := p.Domains[0].Name
+			c.resolve(ctx, "domain "+dnsname.Display(name), alibaba.DomainQuery{Name: name, DomainName: name}, name)
 		}
 	}
 }
@@ -124,7 +125,7 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 	var nd *alibaba.NoDomainError
 	switch {
 	case err == nil:
-		detail := fmt.Sprintf("%s (edition %s, minimum TTL %d)", d.Name, d.Edition, d.MinTTL)
+		detail := fmt.Sprintf("%s (edition %s, minimum TTL %d)", dnsname.Display(d.Name), d.Edition, d.MinTTL)
 		if q.DomainName != "" {
 			detail = fmt.Sprintf("in the account (edition %s, minimum TTL %d)", d.Edition, d.MinTTL)
 		}
@@ -134,12 +135,12 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 			c.writeTest(ctx, d)
 		}
 	case asNoDomain(err, &nd) && q.DomainName != "":
-		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, dnsname.Display(name), c.cred))
 	case asNoDomain(err, &nd):
 		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+dnsname.JoinTried(nd.Tried)+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
 	default:
-		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, dnsname.Display(name), c.cred))
 	}
 }
 
@@ -156,15 +157,16 @@ func (c *aliCheck) writeTest(ctx context.Context, d alibaba.Domain) {
 	if e, ok := alibaba.As(err); ok && e.Reason == alibaba.InvalidTTL && e.MinTTL > 0 {
 		id, err = c.acct.Client.AddTXT(ctx, d.Name, rr, "certbridge write test", e.MinTTL)
 	}
+	shown := dnsname.Display(d.Name)
 	if err != nil {
-		c.r.failBecause(alibaba.ReasonOf(err), "write test "+d.Name, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), "write test "+shown, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, shown, c.cred))
 		return
 	}
 	if err := c.acct.Client.DeleteRecord(ctx, id); err != nil {
-		c.r.fail("write test "+d.Name, "added record "+rr+" but DeleteDomainRecord was refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		c.r.fail("write test "+shown, "added record "+rr+" but DeleteDomainRecord was refused ("+aliQuote(err)+")", aliFix(err, shown, c.cred))
 		return
 	}
-	c.r.pass("write test "+d.Name, "added and deleted a TXT record")
+	c.r.pass("write test "+shown, "added and deleted a TXT record")
 }
 
 // aliQuote is what Alibaba Cloud said, or why no answer came (the
@@ -223,7 +225,7 @@ func (w *aliWriter) resolution() string {
 }
 
 func (w *aliWriter) zone(ctx context.Context, fqdn string) (writtenZone, error) {
-	d, err := w.acct.Domains.Resolve(ctx, alibaba.DomainQuery{Name: dnsname.Canonical(fqdn), DomainName: w.domainName})
+	d, err := w.acct.Domains.Resolve(ctx, alibaba.DomainQuery{Name: fqdn, DomainName: w.domainName})
 	if err != nil {
 		return writtenZone{}, err
 	}
@@ -247,5 +249,5 @@ func (w *aliWriter) failure(err error, domain string) (string, string, string) {
 	if asNoDomain(err, &nd) {
 		return "no domain to write into: " + nd.Error(), "see the domain line of this solver above; set domainName to the domain the record belongs in", alibaba.ReasonOf(err)
 	}
-	return aliQuote(err), aliFix(err, domain, w.cred), alibaba.ReasonOf(err)
+	return aliQuote(err), aliFix(err, dnsname.Display(domain), w.cred), alibaba.ReasonOf(err)
 }

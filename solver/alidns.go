@@ -214,7 +214,7 @@ func (d *aliDNS) PresentTXT(ctx context.Context, fqdn, value string) error {
 	case alibaba.Is(err, alibaba.Duplicate):
 		return nil // already there: Present is idempotent
 	case err != nil:
-		return d.explain(err, dom.Name)
+		return d.explain(err, dnsname.Display(dom.Name))
 	}
 	d.provider.records.Put(d.recordKey(dom.Name, rr, value), id)
 	return nil
@@ -236,7 +236,7 @@ func (d *aliDNS) CleanUpTXT(ctx context.Context, fqdn, value string) error {
 	}
 	records, err := d.account.Client.ListTXT(ctx, dom.Name, fqdn)
 	if err != nil {
-		return d.explain(err, dom.Name)
+		return d.explain(err, dnsname.Display(dom.Name))
 	}
 	var errs []error
 	for _, r := range records {
@@ -252,7 +252,7 @@ func (d *aliDNS) delete(ctx context.Context, id, domain string) error {
 	if err == nil || alibaba.Is(err, alibaba.RecordNotFound) {
 		return nil // gone already
 	}
-	return d.explain(err, domain)
+	return d.explain(err, dnsname.Display(domain))
 }
 
 // domain resolves fqdn's domain by the contract of internal/alibaba.

@@ -9,6 +9,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
 
+	"github.com/certbridge/certbridge/internal/dnsname"
 	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/internal/ratelimit"
 )
@@ -129,6 +130,8 @@ func observe(provider, action string, err error, took time.Duration) {
 
 // Domain is a domain of the account as Alibaba Cloud DNS describes it.
 type Domain struct {
+	// Name is the domain as DNS carries it (lower case, punycode), the
+	// form every name is compared in; dnsname.Display words it for people.
 	Name string
 	// Edition is the DNS edition's code ("mianfei" for the free one).
 	Edition string
@@ -184,12 +187,24 @@ func (d *DNSClient) ListDomains(ctx context.Context, page int) (DomainPage, erro
 	}
 	out := DomainPage{TotalCount: int(res.TotalCount)}
 	for _, dom := range res.Domains.Domain {
-		out.Domains = append(out.Domains, Domain{Name: canonical(dom.DomainName), Edition: dom.VersionCode, MinTTL: EditionMinTTL[dom.VersionCode]})
+		out.Domains = append(out.Domains, Domain{Name: domainASCII(dom.PunyCode, dom.DomainName), Edition: dom.VersionCode, MinTTL: EditionMinTTL[dom.VersionCode]})
 	}
 	return out, nil
 }
 
-// Record is a DNS record as stored: Value exactly as submitted.
+// domainASCII is a listed domain's name as DNS carries it. Alibaba Cloud
+// DNS shows an internationalised domain in Unicode (DomainName) and gives
+// the ASCII form beside it (PunyCode); without PunyCode, DomainName is
+// converted.
+func domainASCII(punyCode, domainName string) string {
+	if punyCode != "" {
+		return canonical(punyCode)
+	}
+	return dnsname.ASCII(domainName)
+}
+
+// Record is a DNS record as stored: Value exactly as submitted, RR as DNS
+// carries it (lower case, punycode; the API may return it in Unicode).
 type Record struct {
 	ID, RR, Value string
 }
@@ -216,7 +231,7 @@ func (d *DNSClient) ListTXT(ctx context.Context, domain, fqdn string) ([]Record,
 			return nil, err
 		}
 		for _, r := range res.DomainRecords.Record {
-			out = append(out, Record{ID: r.RecordId, RR: r.RR, Value: r.Value})
+			out = append(out, Record{ID: r.RecordId, RR: dnsname.ASCII(r.RR), Value: r.Value})
 		}
 		if len(res.DomainRecords.Record) < recordsPerPage || int64(len(out)) >= res.TotalCount {
 			return out, nil

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/certbridge/certbridge/test/sim/simkit"
 )
 
@@ -88,9 +90,14 @@ var (
 
 // Domain is a domain of the simulated account.
 type Domain struct {
-	ID      string
-	Name    string
-	Edition Edition
+	ID string
+	// Name is the domain as DNS carries it: lower case, punycode (the
+	// API's PunyCode).
+	Name string
+	// DomainName is the domain as the API shows it (DescribeDomains'
+	// DomainName): an internationalised domain in Unicode.
+	DomainName string
+	Edition    Edition
 }
 
 // Record is a stored DNS record. Value is kept exactly as submitted.
@@ -251,12 +258,14 @@ func (s *Server) newSTSLocked(policy Policy, ttl time.Duration) *stsCredential {
 	return c
 }
 
-// AddDomain adds a domain of the given edition to the account.
+// AddDomain adds a domain of the given edition to the account; name may be
+// written in Unicode or in punycode.
 func (s *Server) AddDomain(name string, e Edition) Domain {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recordSeq++
-	d := &Domain{ID: fmt.Sprintf("%08x-sim-%04d", s.recordSeq, s.recordSeq), Name: strings.ToLower(name), Edition: e}
+	ascii := asciiName(name)
+	d := &Domain{ID: fmt.Sprintf("%08x-sim-%04d", s.recordSeq, s.recordSeq), Name: ascii, DomainName: unicodeName(ascii), Edition: e}
 	s.domains = append(s.domains, d)
 	sort.Slice(s.domains, func(i, j int) bool { return s.domains[i].Name < s.domains[j].Name })
 	return *d
@@ -278,7 +287,7 @@ func (s *Server) SetEdition(name string, e Edition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.domains {
-		if d.Name == strings.ToLower(name) {
+		if d.Name == asciiName(name) {
 			d.Edition = e
 		}
 	}
@@ -288,7 +297,7 @@ func (s *Server) SetEdition(name string, e Edition) {
 func (s *Server) AddForeignDomain(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.foreign[strings.ToLower(name)] = true
+	s.foreign[asciiName(name)] = true
 }
 
 // SetThrottling turns the per-action QPS limits on or off.
@@ -338,7 +347,7 @@ func (s *Server) Throttled() int {
 func (s *Server) Records(fqdn string) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fqdn = canonical(fqdn)
+	fqdn = asciiName(fqdn)
 	var out []Record
 	for _, rs := range s.records {
 		for _, r := range rs {
@@ -365,6 +374,36 @@ func (s *Server) AllRecords() []Record {
 }
 
 func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
+
+// asciiName is name as DNS carries it, the form the simulator keys domains
+// and records by: lower case, without a trailing dot, each Unicode label
+// in punycode. A label IDNA refuses is kept as it is, and then matches
+// nothing, as with the real API.
+func asciiName(name string) string {
+	labels := strings.Split(canonical(name), ".")
+	for i, l := range labels {
+		if a, err := idna.ToASCII(l); err == nil && a != l {
+			labels[i] = strings.ToLower(a)
+		}
+	}
+	return strings.Join(labels, ".")
+}
+
+// unicodeName is name as Alibaba Cloud DNS shows names it returns: each
+// punycode label in Unicode (DescribeDomains' DomainName beside its
+// PunyCode, a record's DomainName and RR).
+func unicodeName(name string) string {
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if !strings.HasPrefix(l, "xn--") {
+			continue
+		}
+		if u, err := idna.ToUnicode(l); err == nil {
+			labels[i] = u
+		}
+	}
+	return strings.Join(labels, ".")
+}
 
 // apiError is the RPC error body: RequestId, HostId, Code, Message, Recommend.
 type apiError struct {

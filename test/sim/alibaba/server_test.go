@@ -459,3 +459,57 @@ func TestDNSServer(t *testing.T) {
 		}
 	}
 }
+
+// Alibaba Cloud DNS names an internationalised domain in Unicode and
+// gives the ASCII form beside it (PunyCode), and returns a record's
+// DomainName and an internationalised RR in Unicode; requests may name the
+// domain either way. A simulator that answered in punycode only would let
+// a client comparing DomainName with DNS's names pass every test.
+func TestInternationalisedNamesAsTheAPIShowsThem(t *testing.T) {
+	s := start(t)
+	s.AddDomain("例子.中国", alibaba.FreeEdition)
+	s.AddDomain("XN--CZRS0T.example.org", alibaba.FreeEdition) // 商店.example.org, written in punycode, upper case
+	c := akClient(t, s)
+	res, err := c.DescribeDomains(alidns.CreateDescribeDomainsRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range res.Domains.Domain {
+		got[d.PunyCode] = d.DomainName
+	}
+	want := map[string]string{"example.com": "example.com", "xn--fsqu00a.xn--fiqs8s": "例子.中国", "xn--czrs0t.example.org": "商店.example.org"}
+	for puny, name := range want {
+		if got[puny] != name {
+			t.Errorf("DescribeDomains: PunyCode %q has DomainName %q, want %q (all: %v)", puny, got[puny], name, got)
+		}
+	}
+	for _, asked := range []string{"例子.中国", "xn--fsqu00a.xn--fiqs8s", "XN--FSQU00A.XN--FIQS8S"} {
+		req := alidns.CreateDescribeDomainInfoRequest()
+		req.DomainName = asked
+		info, err := c.DescribeDomainInfo(req)
+		if err != nil {
+			t.Fatalf("DescribeDomainInfo %q: %v", asked, err)
+		}
+		if info.DomainName != "例子.中国" || info.PunyCode != "xn--fsqu00a.xn--fiqs8s" {
+			t.Errorf("DescribeDomainInfo %q: DomainName %q PunyCode %q", asked, info.DomainName, info.PunyCode)
+		}
+	}
+	add := alidns.CreateAddDomainRecordRequest()
+	add.DomainName, add.RR, add.Type, add.Value = "xn--fsqu00a.xn--fiqs8s", "_acme-challenge.xn--czrs0t", "TXT", "v"
+	if _, err := c.AddDomainRecord(add); err != nil {
+		t.Fatal(err)
+	}
+	list := alidns.CreateDescribeSubDomainRecordsRequest()
+	list.SubDomain = "_acme-challenge.商店.例子.中国"
+	recs, err := c.DescribeSubDomainRecords(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := recs.DomainRecords.Record; len(rs) != 1 || rs[0].DomainName != "例子.中国" || rs[0].RR != "_acme-challenge.商店" {
+		t.Errorf("DescribeSubDomainRecords: want one record of 例子.中国 with RR _acme-challenge.商店, got %+v", rs)
+	}
+	if rs := s.Records("_acme-challenge.xn--czrs0t.xn--fsqu00a.xn--fiqs8s"); len(rs) != 1 {
+		t.Errorf("the record is stored under its ASCII name: %+v", s.AllRecords())
+	}
+}
