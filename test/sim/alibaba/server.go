@@ -71,9 +71,12 @@ type Role struct {
 	Policy Policy
 	// TrustedAccessKeys may call AssumeRole for this role.
 	TrustedAccessKeys []string
-	// TrustedOIDCProvider may call AssumeRoleWithOIDC with OIDCToken.
+	// TrustedOIDCProvider is the OIDC provider (its ARN) whose tokens may
+	// assume the role with AssumeRoleWithOIDC; OIDCSubjects, when set, is
+	// the trust policy's condition on the token's subject (oidc:sub), such
+	// as system:serviceaccount:<namespace>:<name> for a ServiceAccount.
 	TrustedOIDCProvider string
-	OIDCToken           string
+	OIDCSubjects        []string
 }
 
 // Edition is a DNS edition and its lowest TTL.
@@ -157,23 +160,26 @@ type Server struct {
 	rpc *httptest.Server
 	sts *httptest.Server
 
-	mu        sync.Mutex
-	keys      map[string]*AccessKey
-	stsCreds  map[string]*stsCredential
-	roles     map[string]*Role
-	domains   []*Domain
-	foreign   map[string]bool // domains registered in another account
-	records   map[string][]*Record
-	cas       map[string]*ca
-	nextID    int64
-	nonces    map[string]time.Time
-	calls     simkit.Counter
-	faults    simkit.Queue[Fault]
-	throttle  bool
-	recent    map[string][]time.Time
-	throttled int
-	now       func() time.Time
-	recordSeq int64
+	mu       sync.Mutex
+	keys     map[string]*AccessKey
+	stsCreds map[string]*stsCredential
+	roles    map[string]*Role
+	// oidcProviders are RAM's OIDC identity providers, by ARN.
+	oidcProviders map[string]*OIDCProvider
+	oidcSessions  []OIDCSession
+	domains       []*Domain
+	foreign       map[string]bool // domains registered in another account
+	records       map[string][]*Record
+	cas           map[string]*ca
+	nextID        int64
+	nonces        map[string]time.Time
+	calls         simkit.Counter
+	faults        simkit.Queue[Fault]
+	throttle      bool
+	recent        map[string][]time.Time
+	throttled     int
+	now           func() time.Time
+	recordSeq     int64
 }
 
 type stsCredential struct {
@@ -194,7 +200,7 @@ func Start() *Server {
 // newServer is a simulator's state without its listeners.
 func newServer() *Server {
 	return &Server{
-		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{},
+		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{}, oidcProviders: map[string]*OIDCProvider{},
 		foreign: map[string]bool{}, records: map[string][]*Record{}, nextID: 100000000000,
 		nonces: map[string]time.Time{}, throttle: true, recent: map[string][]time.Time{},
 		now: time.Now,
