@@ -25,13 +25,16 @@ type DNSClient struct {
 	// rates pace each action at a rate that adapts to throttling, so that
 	// several replicas of one account hold its documented QPS together.
 	rates map[string]*ratelimit.Adaptive
+	// prepare renews a ServiceAccount's session before a call; nil for
+	// other credentials.
+	prepare func(context.Context) error
 }
 
 // NewDNSClient builds the client for a credential; region selects the
 // regional endpoint ("" is the central one) unless o.DNS replaces it.
 func NewDNSClient(o Options, c Credential, region string) (*DNSClient, error) {
 	endpoint := o.DNS.Or(DNSRegionalHosts[region])
-	provider, err := c.provider(o.STS.Or(STSHost))
+	provider, prepare, err := c.provider(o)
 	if err != nil {
 		return nil, classify("credentials", endpoint, c.secrets(), &credentialsError{err: err})
 	}
@@ -52,7 +55,7 @@ func NewDNSClient(o Options, c Credential, region string) (*DNSClient, error) {
 	if err != nil {
 		return nil, classify("client", endpoint, c.secrets(), err)
 	}
-	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), rates: adaptiveRates(o.qps())}, nil
+	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), rates: adaptiveRates(o.qps()), prepare: prepare}, nil
 }
 
 // Endpoint is where the client's calls go.
@@ -79,6 +82,11 @@ const Headroom = 0.9
 // call runs one action at its adaptive rate, retrying what Retryable says
 // with backoff until ctx's deadline.
 func (d *DNSClient) call(ctx context.Context, action string, req timeouts, do func(*alidns.Client) error) error {
+	if d.prepare != nil {
+		if err := d.prepare(ctx); err != nil {
+			return err
+		}
+	}
 	rate := d.rates[action]
 	for attempt := 0; ; attempt++ {
 		waitStart := time.Now()
