@@ -396,7 +396,7 @@ func TestAliDNS_SharedFailures(t *testing.T) {
 		cfg := akConfig()
 		cfg["apiTokenSecretRef"] = map[string]any{"name": "x", "key": "y"}
 		err := e.present(cfg, acmeKey())
-		assertMessage(t, err, `unknown field "apiTokenSecretRef"`, "valid fields are: accessKeyIdSecretRef, accessKeySecretSecretRef, domainName, regionId, roleArn, securityTokenSecretRef, ttl")
+		assertMessage(t, err, `unknown field "apiTokenSecretRef"`, "valid fields are: accessKeyIdSecretRef, accessKeySecretSecretRef, domainName, regionId, roleArn, securityTokenSecretRef, serviceAccountRef, ttl")
 	})
 	t.Run("F10 empty references and config errors", func(t *testing.T) {
 		cases := []struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +15,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/certbridge/certbridge/internal/input"
 )
 
 // A ServiceAccount of the cluster as an Alibaba Cloud identity, one per
@@ -274,3 +277,96 @@ func (s *saSession) GetCredentials() (*credentials.Credentials, error) {
 }
 
 func (s *saSession) GetProviderName() string { return "certbridge_service_account" }
+
+// OIDCProviderValue is the chart value holding the cluster's RRSA OIDC
+// provider ARN (the webhook's and the issuer's --alibaba-oidc-provider-arn).
+const OIDCProviderValue = "alibaba.oidcProviderARN"
+
+// Problem is a failed role assumption worded for people: what failed and
+// what to change.
+type Problem struct {
+	Detail, Fix string
+}
+
+// ServiceAccountProblem words err, a failure of sa's role assumption for
+// role with o's OIDC provider, for the webhook, the issuer and check
+// alike; who names the process whose Kubernetes identity requests tokens
+// ("the webhook"). ok is false for any other error.
+func ServiceAccountProblem(err error, sa ServiceAccount, role string, o Options, who string) (p Problem, ok bool) {
+	e, isErr := As(err)
+	if !isErr || (e.Action != ActionTokenRequest && e.Action != ActionAssumeRoleWithOIDC) {
+		return Problem{}, false
+	}
+	quote := e.Quote()
+	trust := fmt.Sprintf("trust policy lets the OIDC provider %s assume it (sts:AssumeRole) under the conditions oidc:aud = %q and oidc:sub = %q",
+		o.OIDCProviderARN, sa.audience(), sa.Subject())
+	switch e.Reason {
+	case TokenForbidden:
+		requester := e.Requester
+		if requester == "" {
+			requester = "system:serviceaccount:<namespace>:<name of " + who + "'s ServiceAccount>"
+		}
+		return Problem{
+			Detail: fmt.Sprintf("%s (Kubernetes user %q) may not request tokens for ServiceAccount %q in namespace %q: kube-apiserver refused the TokenRequest (RBAC)",
+				who, requester, sa.Name, sa.Namespace),
+			Fix: fmt.Sprintf("serviceAccountRef names a ServiceAccount of the issuer's own namespace (for a cluster issuer, of the cluster resource namespace), "+
+				"and its tokens are requested only where that namespace allows it: to let this issuer act as %s, apply in namespace %q: %s",
+				sa, sa.Namespace, TokenGrant(sa.Namespace, sa.Name, requester)),
+		}, true
+	case ServiceAccountNotFound:
+		return Problem{
+			Detail: fmt.Sprintf("there is no ServiceAccount %q in namespace %q (%s)", sa.Name, sa.Namespace, quote),
+			Fix: fmt.Sprintf("serviceAccountRef names a ServiceAccount of the issuer's own namespace (for a cluster issuer, of the cluster resource namespace): create %s, or set serviceAccountRef.name to a ServiceAccount of %q",
+				sa, sa.Namespace),
+		}, true
+	case TokenRequestFailed:
+		return Problem{
+			Detail: fmt.Sprintf("requesting a token for ServiceAccount %s failed (%s)", sa, quote),
+			Fix:    "retry; if it persists, check " + who + "'s connection to kube-apiserver",
+		}, true
+	case OIDCProviderUnset:
+		return Problem{
+			Detail: who + " was not given the cluster's RRSA OIDC provider, through which ServiceAccount tokens are exchanged for roles",
+			Fix: fmt.Sprintf("enable RRSA for the ACK cluster and set the chart value %s (--alibaba-oidc-provider-arn) to its OIDC provider's ARN, acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>",
+				OIDCProviderValue),
+		}, true
+	case OIDCProviderUnknown:
+		return Problem{
+			Detail: fmt.Sprintf("STS knows no OIDC provider %s (%s)", o.OIDCProviderARN, quote),
+			Fix:    fmt.Sprintf("set the chart value %s to the ARN of the cluster's RRSA OIDC provider, in the account of role %s", OIDCProviderValue, role),
+		}, true
+	case OIDCTokenRejected:
+		return Problem{
+			Detail: fmt.Sprintf("STS refused the token of ServiceAccount %s (%s)", sa, quote),
+			Fix: fmt.Sprintf("the OIDC provider %s must be this cluster's RRSA provider (its issuer URL and keys) and accept the audience %q (serviceAccountRef.audience)",
+				o.OIDCProviderARN, sa.audience()),
+		}, true
+	case RoleNotTrusted:
+		return Problem{
+			Detail: fmt.Sprintf("role %s does not admit ServiceAccount %s (%s answered %s)", role, sa, e.Action, quote),
+			Fix:    fmt.Sprintf("if %s may act as role %s, edit the role so that its %s; otherwise set roleArn to the role made for it", sa, role, trust),
+		}, true
+	case RoleNotFound:
+		return Problem{
+			Detail: fmt.Sprintf("there is no RAM role %s (%s)", role, quote),
+			Fix:    "set roleArn to an existing role whose " + trust,
+		}, true
+	case Unreachable:
+		return Problem{
+			Detail: "cannot reach STS: " + quote,
+			Fix:    "check --alibaba-sts-endpoint (" + e.Endpoint.String() + ") and connectivity to it; the STS endpoint is always HTTPS",
+		}, true
+	}
+	return Problem{Detail: fmt.Sprintf("%s refused (%s)", e.Action, quote), Fix: "retry; if it persists, check the role " + role}, true
+}
+
+var oidcProviderARNFormat = regexp.MustCompile(`^acs:ram::[0-9]+:oidc-provider/[A-Za-z0-9._-]+$`)
+
+// CheckOIDCProviderARN is the one rule for the --alibaba-oidc-provider-arn
+// flags: empty, or an OIDC provider's ARN.
+func CheckOIDCProviderARN(flag, value string) error {
+	if value != "" && !oidcProviderARNFormat.MatchString(value) {
+		return fmt.Errorf("%s %s is not an OIDC provider's ARN: acs:ram::<account id>:oidc-provider/<name>, for RRSA ack-rrsa-<cluster id>", flag, input.Quote(value))
+	}
+	return nil
+}
