@@ -97,6 +97,14 @@ func (s *Server) OIDCSessions() []OIDCSession {
 	return slices.Clone(s.oidcSessions)
 }
 
+// OIDCTokens returns every token AssumeRoleWithOIDC was sent, accepted or
+// not: values no log line may contain.
+func (s *Server) OIDCTokens() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.oidcTokens)
+}
+
 // claims are the token claims STS reads.
 type claims struct {
 	Iss string   `json:"iss"`

@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -167,6 +168,7 @@ type Server struct {
 	// oidcProviders are RAM's OIDC identity providers, by ARN.
 	oidcProviders map[string]*OIDCProvider
 	oidcSessions  []OIDCSession
+	oidcTokens    []string
 	domains       []*Domain
 	foreign       map[string]bool // domains registered in another account
 	records       map[string][]*Record
@@ -224,6 +226,12 @@ func (s *Server) STSCertPool() *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(s.sts.Certificate())
 	return pool
+}
+
+// STSCertificatePEM is the STS endpoint's certificate, for a process to
+// trust (SSL_CERT_FILE).
+func (s *Server) STSCertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.sts.Certificate().Raw})
 }
 
 // STSTLSConfig is a client TLS configuration trusting the STS endpoint.

@@ -12,6 +12,8 @@ import (
 const (
 	stsVersion = "2015-04-01"
 	stsHost    = "sts.aliyuncs.com"
+	// maxKeptTokens bounds the OIDC tokens kept for leak scans.
+	maxKeptTokens = 10000
 )
 
 // serveSTS answers AssumeRole (signed by a RAM user's AccessKey or STS
@@ -94,6 +96,9 @@ func (s *Server) assumeRoleWithOIDC(p url.Values) (*Role, *apiError) {
 	}
 	s.mu.Lock()
 	provider, now := s.oidcProviders[p.Get("OIDCProviderArn")], s.now()
+	if len(s.oidcTokens) < maxKeptTokens {
+		s.oidcTokens = append(s.oidcTokens, p.Get("OIDCToken"))
+	}
 	s.mu.Unlock()
 	if provider == nil {
 		return nil, errNoProvider
