@@ -104,6 +104,8 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		// credential asks the provider, once every value was read, and
 		// returns what writes as the solver does (nil: not from here).
 		credential func(env map[string]string, sources map[string]string) zoneWriter
+		// identity names a credential that is no Secret reference.
+		identity string
 	)
 	switch wh.SolverName {
 	case "cloudflare":
@@ -138,6 +140,9 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		if err != nil {
 			c.r.fail(prefix+" config", "alidns: "+err.Error(), configFix)
 			return nil
+		}
+		if ref := cfg.ServiceAccountRef; ref != nil {
+			identity = "serviceAccountRef " + ref.Name + " for roleArn " + cfg.RoleARN
 		}
 		refs = []secretVar{{"accessKeyIdSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_ID", cfg.AccessKeyIDSecretRef},
 			{"accessKeySecretSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", cfg.AccessKeySecretSecretRef},
@@ -175,6 +180,9 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		if rf.sel != nil {
 			used = append(used, rf.field)
 		}
+	}
+	if identity != "" {
+		used = append(used, identity)
 	}
 	if len(used) > 0 {
 		summary += " (" + strings.Join(used, ", ") + ")"

@@ -145,6 +145,7 @@ func TestIssuer_ServiceAccountRef(t *testing.T) {
 			objs:    []runtime.Object{acmeIssuer("tenant-a", "acme.certbridge.io", "alidns", config), availableAPIService(), webhookDeployment},
 			allowed: []string{webhook + " create /serviceaccounts tenant-a/dns"},
 			want: []string{
+				"✓ solvers[0] config: valid alidns config (serviceAccountRef dns for roleArn " + tenantRole + ")",
 				`✓ solvers[0] token request: the webhook's ServiceAccount certbridge/certbridge-webhook may request tokens of ServiceAccount tenant-a/dns (a RoleBinding in "tenant-a" lets it), and kube-apiserver issued one for audience "sts.aliyuncs.com", requested as you`,
 				"✓ solvers[0] role assumption: STS issued credentials of role " + tenantRole + " to system:serviceaccount:tenant-a:dns",
 				"✓ solvers[0] domain example.com: in the account"}},
