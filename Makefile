@@ -115,7 +115,7 @@ fuzz: tools ## run every fuzz target for FUZZTIME each (default 30s), one after 
 # settings (CGO_ENABLED=0, -trimpath, -tags e2e) so that a cold run compiles
 # cert-manager's dependency tree once for all three.
 E2E_GO := CGO_ENABLED=0 GOFLAGS=-trimpath
-e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-l, the garbage run and the demo
+e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-m, the garbage run and the demo
 	$(E2E_GO) go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/
 
 demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)

@@ -93,8 +93,10 @@ type want struct {
 	// every namespace, none without the issuer.
 	issuerSecretNamespaces []string
 	peers                  bool // webhook.peers.enabled
-	crds                   bool
-	present, absent        []string // kind/namespace/name
+	// oidcProviderARN is the webhook's --alibaba-oidc-provider-arn; "" for none.
+	oidcProviderARN string
+	crds            bool
+	present, absent []string // kind/namespace/name
 }
 
 var (
@@ -136,10 +138,11 @@ var (
 			"webhook.secretNamespaces={team-a,team-b}", "crds.enabled=false", "issuer.enabled=false",
 			"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "networkPolicy.enabled=true", "groupName=acme.example.com",
 			"certManager.serviceAccountName=cert-manager-controller",
+			"alibaba.oidcProviderARN=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789",
 		},
 		want: want{
 			fullname: "edge-certbridge", groupName: "acme.example.com", certManagerSA: "cert-manager/cert-manager-controller",
-			secretNamespaces: []string{"team-a", "team-b"}, peers: true,
+			secretNamespaces: []string{"team-a", "team-b"}, peers: true, oidcProviderARN: "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789",
 			present: []string{
 				"NetworkPolicy/edge-system/edge-certbridge-webhook-peers",
 				"Deployment/edge-system/edge-certbridge-webhook", "Service/edge-system/edge-certbridge-webhook",
@@ -440,6 +443,29 @@ func TestRender(t *testing.T) {
 					for _, problem := range restrictedProblems(as[appsv1.Deployment](t, o).Spec.Template.Spec) {
 						t.Errorf("%s: %s", key(o), problem)
 					}
+				}
+			})
+
+			// serviceAccountRef is opt-in per ServiceAccount: a namespace's
+			// own RoleBinding lets the webhook or the issuer request a
+			// ServiceAccount's tokens, never the chart.
+			t.Run("no token requests granted (serviceAccountRef)", func(t *testing.T) {
+				for _, o := range append(m.kind("ClusterRole"), m.kind("Role")...) {
+					for _, rule := range as[rbacv1.ClusterRole](t, o).Rules {
+						named := rbacv1.PolicyRule{APIGroups: rule.APIGroups, Resources: rule.Resources, Verbs: rule.Verbs}
+						if grants([]rbacv1.PolicyRule{named}, "", "serviceaccounts/token", "create") {
+							t.Errorf("%s grants create on serviceaccounts/token: %+v", key(o), rule)
+						}
+					}
+				}
+			})
+
+			t.Run("the RRSA OIDC provider reaches the webhook (alibaba.oidcProviderARN)", func(t *testing.T) {
+				d := as[appsv1.Deployment](t, m.must(t, "Deployment", c.namespace, webhook))
+				args := d.Spec.Template.Spec.Containers[0].Args
+				has := slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--alibaba-oidc-provider-arn") })
+				if w.oidcProviderARN == "" && has || w.oidcProviderARN != "" && !slices.Contains(args, "--alibaba-oidc-provider-arn="+w.oidcProviderARN) {
+					t.Errorf("webhook args %q, want --alibaba-oidc-provider-arn=%s (none when empty)", args, w.oidcProviderARN)
 				}
 			})
 

@@ -41,6 +41,7 @@ type webhookFlags struct {
 	cloudflareAPIURL   string
 	aliDNSEndpoint     string
 	alibabaSTSEndpoint string
+	oidcProviderARN    string
 	metricsAddress     string
 	timeout            time.Duration
 	cloudflareQuota    limitFlag
@@ -62,6 +63,8 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
 	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", alibaba.STSHost,
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	fs.StringVar(&f.oidcProviderARN, "alibaba-oidc-provider-arn", "",
+		"the cluster's RRSA OIDC provider in RAM (acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>), through which the alidns solver's serviceAccountRef tokens are exchanged for roles")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
 	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", cloudflare.DefaultBatchWindow,
@@ -114,6 +117,9 @@ func newWebhookCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := alibaba.CheckOIDCProviderARN("--alibaba-oidc-provider-arn", f.oidcProviderARN); err != nil {
+				return err
+			}
 			peering, err := f.peers.setUp()
 			if err != nil {
 				return err
@@ -122,7 +128,7 @@ func newWebhookCommand() *cobra.Command {
 			solvers := []*solver.Solver{
 				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL, Limit: f.cloudflareQuota.Limit,
 					Batch: cloudflare.BatchOptions{Window: f.batchWindow, Max: f.batchMax}}),
-				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}),
+				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint, OIDCProviderARN: f.oidcProviderARN}),
 			}
 			var onStart func(context.Context, *rest.Config) error
 			var checks []healthz.HealthChecker

@@ -234,7 +234,7 @@ func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) e
 	if err != nil {
 		return err
 	}
-	c.webhook, err = c.start(name, binary, nil, args...)
+	c.webhook, err = c.start(name, binary, c.TrustSTS(), args...)
 	if err != nil {
 		return err
 	}
@@ -277,7 +277,7 @@ func (c *Cluster) webhookArgs(port, metricsPort int, peer, cloudflareURL, alidns
 	// know each other from --peers instead.
 	return append(args, "--bind-address=127.0.0.1", "--peer-address="+peer, "--peer-namespace="+Namespace,
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--v=2"), nil
+		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--alibaba-sts-endpoint="+c.Alibaba.STSEndpoint(), "--v=2"), nil
 }
 
 // writePeerToken writes the webhook's peer token where args'
@@ -344,8 +344,9 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	args = append(args, "--cloudflare-api-url="+c.Cloudflare.URL(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint())
-	c.issuer, err = c.start("certbridge-issuer", c.opts.Certbridge, []string{"KUBECONFIG=" + kubeconfig}, args...)
+	args = append(args, "--cloudflare-api-url="+c.Cloudflare.URL(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint(),
+		"--alibaba-sts-endpoint="+c.Alibaba.STSEndpoint())
+	c.issuer, err = c.start("certbridge-issuer", c.opts.Certbridge, append([]string{"KUBECONFIG=" + kubeconfig}, c.TrustSTS()...), args...)
 	if err != nil {
 		return err
 	}
