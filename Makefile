@@ -121,10 +121,11 @@ e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, w
 demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
 	$(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once)
 
-generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), and the README's bench headline (from BENCHMARKS.md)
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), the flags tables (docs/configuration.md, from the commands), and the README's bench headline (from BENCHMARKS.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
 	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=charts/certbridge/files/crds
 	go run ./hack/chartdoc --chart charts/certbridge --doc docs/configuration.md
+	go run ./hack/flagdoc --doc docs/configuration.md
 	go run ./hack/benchdoc --from BENCHMARKS.md README.md
 
 $(CONTROLLER_GEN):
