@@ -180,7 +180,7 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 			c.writeTest(ctx, d)
 		}
 	case asNoDomain(err, &nd) && q.DomainName != "":
-		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, dnsname.Display(name), c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", alibaba.PinnedDomainNotInAccount(dnsname.Display(q.DomainName)))
 	case asNoDomain(err, &nd):
 		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+dnsname.JoinTried(nd.Tried)+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")

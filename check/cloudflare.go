@@ -183,8 +183,7 @@ func (c *cfCheck) resolve(ctx context.Context, label string, q cloudflare.ZoneQu
 			"set zoneID in the solver's config to the zone that serves the name")
 	default:
 		if q.ZoneName != "" {
-			c.r.failBecause(zerr.Problem.String(), label, "not visible to this credential",
-				"grant the token Zone → Zone → Read for "+dnsname.Canonical(q.ZoneName)+" (or All zones); if the zone is in another account or its name servers are not Cloudflare's, use that account's credential")
+			c.r.failBecause(zerr.Problem.String(), label, "not visible to this credential", cloudflare.PinnedZoneNotVisible(dnsname.Canonical(q.ZoneName)))
 			return
 		}
 		c.r.failBecause(zerr.Problem.String(), label, "no zone visible to this credential (tried "+dnsname.JoinTried(zerr.Tried)+")",

@@ -310,14 +310,13 @@ func (d *aliDNS) domain(ctx context.Context, fqdn string) (alibaba.Domain, error
 	dom, err := d.account.Domains.Resolve(ctx, alibaba.DomainQuery{Name: fqdn, DomainName: d.cfg.DomainName})
 	var nd *alibaba.NoDomainError
 	switch {
+	case errors.As(err, &nd) && d.cfg.DomainName != "":
+		return dom, &noZoneError{cause: nd, msg: fmt.Sprintf("no domain found for %s (from domainName): %s (credential: %s)",
+			dnsname.JoinTried(nd.Tried), alibaba.PinnedDomainNotInAccount(dnsname.Display(d.cfg.DomainName)), d.cred.Describe())}
 	case errors.As(err, &nd):
-		via := ""
-		if d.cfg.DomainName != "" {
-			via = " (from domainName)"
-		}
-		return dom, &noZoneError{cause: nd, msg: fmt.Sprintf("no domain found for %s%s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
-			"Add the domain to Alibaba Cloud DNS in that account, or set domainName to the domain as registered there",
-			dnsname.JoinTried(nd.Tried), via, d.cred.Describe())}
+		return dom, &noZoneError{cause: nd, msg: fmt.Sprintf("no domain found for %s: none of these is a domain in the Alibaba Cloud DNS account of %s. "+
+			"Add the domain to Alibaba Cloud DNS in that account, or, for an _acme-challenge CNAME delegated to another domain, set domainName to that domain",
+			dnsname.JoinTried(nd.Tried), d.cred.Describe())}
 	case err != nil:
 		return dom, d.explain(err, dnsname.JoinTried(dnsname.Parents(fqdn)))
 	}

@@ -273,7 +273,7 @@ func TestAliDNS_F13_ProviderErrors(t *testing.T) {
 				cfg["domainName"] = "not-here.example"
 				return id, secret, cfg
 			},
-			want: []string{"no domain found for not-here.example (from domainName)", "Alibaba Cloud DNS account of AccessKey LTAI****"},
+			want: []string{"no domain found for not-here.example (from domainName): not-here.example is not a domain of this Alibaba Cloud DNS account: check the name's spelling, or add it to Alibaba Cloud DNS there", "(credential: AccessKey LTAI****"},
 		},
 		{
 			name: "IncorrectDomainUser",
@@ -283,7 +283,7 @@ func TestAliDNS_F13_ProviderErrors(t *testing.T) {
 				cfg["domainName"] = "other-account.example"
 				return id, secret, cfg
 			},
-			want: []string{"no domain found for other-account.example", "set domainName"},
+			want: []string{"no domain found for other-account.example (from domainName): other-account.example is not a domain of this Alibaba Cloud DNS account"},
 		},
 		{
 			name: "InvalidTimeStamp.Expired (clock skew)",

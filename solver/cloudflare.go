@@ -272,6 +272,9 @@ func (d *cloudflareDNS) noZone(ctx context.Context, zerr *cloudflare.ZoneError) 
 		return explainf(zerr, "%d active zones named %s are visible to the credential from %s (%s); set zoneID in the config to the one that serves the name",
 			len(zerr.Zones), zerr.Zones[0].Name, d.cred.Source, strings.Join(ids, ", "))
 	}
+	if d.cfg.ZoneName != "" {
+		return &noZoneError{cause: zerr, msg: fmt.Sprintf("no zone found for %s: %s (credential from %s)", list, cloudflare.PinnedZoneNotVisible(dnsname.Canonical(d.cfg.ZoneName)), d.cred.Source)}
+	}
 	detail := d.account.Explain(ctx, zerr, d.cred.IsToken())
 	switch {
 	case detail.TokenStatus != "":

@@ -421,7 +421,12 @@ func TestCloudflare_F11_ZoneNotInAccount(t *testing.T) {
 		token, cfg := e.token(fullToken())
 		cfg["zoneName"] = "acme-delegation.example.net"
 		err := e.present(cfg, acmeKey())
-		assertMessage(t, err, "no zone found for acme-delegation.example.net (from zoneName)", "none of these zones is in the Cloudflare account")
+		want := "cloudflare: no zone found for acme-delegation.example.net (from zoneName): acme-delegation.example.net is not a zone this credential sees: " +
+			"check the name's spelling; the zone must be active in the Cloudflare account the credential belongs to, and an API token needs " +
+			"Zone → Zone → Read for acme-delegation.example.net (or All zones), with Zone → DNS → Edit (credential from Secret " + e.ns + `/cf-token key "api-token" (apiTokenSecretRef))`
+		if err == nil || err.Error() != want {
+			t.Errorf("got  %v\nwant %s", err, want)
+		}
 		assertNoSecret(t, token, err, e.logs)
 	})
 	t.Run("Global API Key", func(t *testing.T) {

@@ -249,3 +249,12 @@ func (r *DomainResolver) lookup(ctx context.Context, name string) (Domain, bool,
 }
 
 func canonical(name string) string { return dnsname.Canonical(name) }
+
+// PinnedDomainNotInAccount says what to change when a domain named outright
+// (the solver's domainName, check's --domain) is not a domain of the
+// account: the solver, check and the docs give this one answer. Setting
+// domainName is no fix for a domainName that names the wrong domain.
+func PinnedDomainNotInAccount(domain string) string {
+	return domain + " is not a domain of this Alibaba Cloud DNS account: check the name's spelling, or add it to Alibaba Cloud DNS there " +
+		"(the account the credential belongs to; with roleArn or serviceAccountRef, the role's account)"
+}

@@ -91,6 +91,15 @@ type ZoneError struct {
 	VisibleZones int
 }
 
+// PinnedZoneNotVisible says what to change when a zone named outright (the
+// solver's zoneName, check's --zone) is not one the credential sees: the
+// solver, check and the docs give this one answer. Setting zoneName is no
+// fix for a zoneName that names the wrong zone.
+func PinnedZoneNotVisible(zone string) string {
+	return fmt.Sprintf("%s is not a zone this credential sees: check the name's spelling; the zone must be active in the Cloudflare account the credential belongs to, "+
+		"and an API token needs Zone → Zone → Read for %s (or All zones), with Zone → DNS → Edit", zone, zone)
+}
+
 func (e *ZoneError) Error() string {
 	switch e.Problem {
 	case NotActive:
