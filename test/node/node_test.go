@@ -1,0 +1,846 @@
+//go:build e2e
+
+// Package node installs certbridge as users do — make image's image, the
+// chart with helm install — on a real node (kubelet, containerd, runc, CNI,
+// kube-proxy, kube-scheduler, kube-controller-manager) of the local cluster,
+// and runs the scenarios a user meets there. Run it with `make e2e-node`.
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/certbridge/certbridge/test/localcluster"
+	"github.com/certbridge/certbridge/test/testutil"
+)
+
+const (
+	ns      = localcluster.Namespace
+	release = localcluster.Release
+	webhook = release + "-webhook"
+	issuer  = release + "-issuer"
+	// The wave's zones, in the Cloudflare account.
+	waveZones = 4
+)
+
+func waveZone(i int) string { return fmt.Sprintf("wave-%d.example", i%waveZones+1) }
+
+type env struct {
+	c   *localcluster.Cluster
+	ctx context.Context
+	// image is make image's, as the chart's defaults name it.
+	repository, tag string
+}
+
+func TestNode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("the node runs containerd, a bridge and iptables rules: run as root (make e2e-node)")
+	}
+	began := time.Now()
+	e := start(t)
+	for i := range waveZones {
+		e.c.Cloudflare.AddZone(waveZone(i))
+	}
+	if !t.Run("a_helm_install_pods_ready_restricted_uid_65532_read_only_no_secret_in_logs", e.scenarioA) {
+		t.Fatal("certbridge did not install: the other scenarios need it")
+	}
+	t.Run("b_acme_cloudflare_alidns_origin_ca_private_ca_ready", e.scenarioB)
+	t.Run("c_peers_through_endpointslices_wave_of_200", e.scenarioC)
+	t.Run("d_webhook_pod_force_deleted_mid_wave", e.scenarioD)
+	t.Run("e_helm_upgrade_to_another_image_mid_wave", e.scenarioE)
+	t.Run("f_issuer_pod_deleted_while_requests_wait", e.scenarioF)
+	t.Run("g_helm_uninstall_leaves_only_the_crds", e.scenarioG)
+	t.Logf("node: %s from an empty directory to the last scenario", time.Since(began).Round(time.Second))
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	opts, err := localcluster.OptionsFromEnv(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Node = true
+	opts.ImageArchive = os.Getenv("CERTBRIDGE_IMAGE_ARCHIVE")
+	image := os.Getenv("CERTBRIDGE_IMAGE")
+	repository, tag, ok := strings.Cut(image, ":")
+	if opts.ImageArchive == "" || !ok {
+		t.Fatal("CERTBRIDGE_IMAGE_ARCHIVE and CERTBRIDGE_IMAGE (repository:tag) name make image's amd64 archive: run make e2e-node")
+	}
+	opts.Progress = testWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), 18*time.Minute)
+	t.Cleanup(cancel)
+	c, err := localcluster.Start(ctx, opts)
+	if err != nil {
+		dumpLogs(t, opts.Dir)
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		// The run leaves nothing: no bridge, veth, iptables chain, process,
+		// mount, cgroup or directory of the node's.
+		if left := localcluster.NodeLeftovers(); len(left) > 0 {
+			t.Errorf("the node left behind:\n%s", strings.Join(left, "\n"))
+		}
+	})
+	e := &env{c: c, ctx: ctx, repository: repository, tag: tag}
+	t.Cleanup(func() {
+		if t.Failed() {
+			e.dumpState(t)
+			dumpLogs(t, opts.Dir)
+		}
+	})
+	return e
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+func dumpLogs(t *testing.T, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "logs", "*.log"))
+	for _, l := range logs {
+		b, _ := os.ReadFile(l)
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		if len(lines) > 40 {
+			lines = lines[len(lines)-40:]
+		}
+		t.Logf("--- %s (last %d lines)\n%s", filepath.Base(l), len(lines), strings.Join(lines, "\n"))
+	}
+}
+
+// dumpState prints what a user would look at: pods, events, containerd's
+// containers.
+func (e *env) dumpState(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, args := range [][]string{{"get", "pods", "-A", "-o", "wide"}, {"get", "events", "-n", ns, "--sort-by=.lastTimestamp"}, {"describe", "pods", "-n", ns}} {
+		out, _ := e.c.Kubectl(ctx, nil, args...)
+		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
+	}
+	if out, err := e.c.Ctr(ctx, "containers", "list"); err == nil {
+		t.Logf("ctr -n k8s.io containers list:\n%s", out)
+	}
+}
+
+func (e *env) kubectl(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := e.c.Kubectl(e.ctx, nil, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func (e *env) helm(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := e.c.Helm(e.ctx, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+// The install, as the README says, with the image and the simulators' URLs
+// the only values set.
+func (e *env) installArgs(command string, extra ...string) []string {
+	args := []string{command, release, "./charts/certbridge", "--namespace", ns, "--create-namespace",
+		"--set", localcluster.ImageValues(e.repository, e.tag), "--set", e.c.SimulatorValues(), "--wait", "--timeout", "3m"}
+	return append(args, extra...)
+}
+
+// scenarioA: helm install; every pod Ready; the APIService Available
+// through the Service to the pods; no PodSecurity warning or refusal at
+// restricted; the processes run as 65532 on a read-only root filesystem;
+// no pod's log holds a secret value.
+func (e *env) scenarioA(t *testing.T) {
+	out := e.helm(t, e.installArgs("install")...)
+	t.Logf("helm install:\n%s", out)
+	for _, bad := range []string{"PodSecurity", "violate", "Warning", "forbidden"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("helm install printed %q: a user at the restricted level sees it", bad)
+		}
+	}
+	e.waitDeployment(t, webhook, 2)
+	e.waitDeployment(t, issuer, 1)
+	pods := e.pods(t)
+	if len(pods) != 3 {
+		t.Fatalf("want 2 webhook pods and 1 issuer pod, got %d: %v", len(pods), podNames(pods))
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName != localcluster.NodeName {
+			t.Errorf("pod %s runs on %q, not on the node", p.Name, p.Spec.NodeName)
+		}
+	}
+	// The aggregator reaches the pods through the Service's ClusterIP
+	// (kube-proxy's rules): the APIService is Available and answers.
+	testutil.Eventually(t, 60*time.Second, "APIService v1alpha1."+localcluster.GroupName+" Available", func() (bool, string) {
+		if err := e.c.APIServiceAvailable(e.ctx); err != nil {
+			return false, err.Error()
+		}
+		err := e.c.Kube.Discovery().RESTClient().Get().AbsPath("/apis", localcluster.GroupName, "v1alpha1").Do(e.ctx).Error()
+		return err == nil, fmt.Sprint(err)
+	})
+	// kube-apiserver lists the pods that would violate restricted.
+	if out := e.kubectl(t, "label", "--dry-run=server", "--overwrite", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"); strings.Contains(out, "Warning") || strings.Contains(out, "violate") {
+		t.Errorf("pods of %s violate restricted:\n%s", ns, out)
+	}
+	if ev := e.kubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name"); strings.TrimSpace(ev) != "" {
+		t.Errorf("pods were refused (FailedCreate): %s", ev)
+	}
+	// What the kernel says of each certbridge process in its container.
+	procs := e.certbridgeProcesses(t)
+	if len(procs) != 3 {
+		t.Fatalf("want 3 certbridge processes in containerd's tasks, got %d", len(procs))
+	}
+	for _, pid := range procs {
+		uid, gid := procIDs(t, pid)
+		if uid != "65532 65532 65532 65532" || gid != "65532 65532 65532 65532" {
+			t.Errorf("process %d runs as uid %q gid %q, want 65532", pid, uid, gid)
+		}
+		if opts := rootMountOptions(t, pid); !slices.Contains(strings.Split(opts, ","), "ro") {
+			t.Errorf("process %d's root filesystem is mounted %q, want read-only", pid, opts)
+		}
+	}
+	t.Logf("a: %d pods Ready on %s; certbridge processes %v run as 65532 on a read-only root", len(pods), localcluster.NodeName, procs)
+	e.assertNoSecretInPodLogs(t)
+}
+
+// assertNoSecretInPodLogs reads each pod's log as a user does (kubectl
+// logs, through kube-apiserver and kubelet) and looks for the simulated
+// accounts' credentials and the pods' own ServiceAccount tokens.
+func (e *env) assertNoSecretInPodLogs(t *testing.T) {
+	secrets := append(e.c.Secrets(), e.podTokens(t)...)
+	for _, p := range e.pods(t) {
+		out := e.kubectl(t, "logs", "-n", ns, p.Name, "--all-containers")
+		if strings.TrimSpace(out) == "" {
+			t.Errorf("kubectl logs %s is empty", p.Name)
+		}
+		for _, s := range secrets {
+			if s != "" && strings.Contains(out, s) {
+				t.Errorf("kubectl logs %s holds a secret value (%d characters, starting %.4q)", p.Name, len(s), s)
+			}
+		}
+	}
+}
+
+// podTokens are the ServiceAccount tokens kubelet projected into the pods.
+func (e *env) podTokens(t *testing.T) []string {
+	files, _ := filepath.Glob(filepath.Join(e.c.NodeDir(), "kubelet", "pods", "*", "volumes", "kubernetes.io~projected", "*", "token"))
+	var tokens []string
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil && len(b) > 0 {
+			tokens = append(tokens, string(b))
+		}
+	}
+	if len(tokens) == 0 {
+		t.Error("found no projected ServiceAccount token in kubelet's pod volumes")
+	}
+	return tokens
+}
+
+func (e *env) waitDeployment(t *testing.T, name string, replicas int32) {
+	t.Helper()
+	testutil.Eventually(t, 3*time.Minute, fmt.Sprintf("Deployment %s: %d replicas updated and available", name, replicas), func() (bool, string) {
+		d, err := e.c.Kube.AppsV1().Deployments(ns).Get(e.ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		s := d.Status
+		return s.ObservedGeneration == d.Generation && s.UpdatedReplicas == replicas && s.AvailableReplicas == replicas && s.Replicas == replicas,
+			fmt.Sprintf("%d replicas, %d updated, %d available", s.Replicas, s.UpdatedReplicas, s.AvailableReplicas)
+	})
+}
+
+func (e *env) pods(t *testing.T, selector ...string) []corev1.Pod {
+	t.Helper()
+	list, err := e.c.Kube.CoreV1().Pods(ns).List(e.ctx, metav1.ListOptions{LabelSelector: strings.Join(selector, ",")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			pods = append(pods, p)
+		}
+	}
+	return pods
+}
+
+func webhookSelector() string { return "app.kubernetes.io/component=webhook" }
+
+func podNames(pods []corev1.Pod) []string {
+	var names []string
+	for _, p := range pods {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// certbridgeProcesses are the host PIDs of containerd's tasks running
+// /certbridge.
+func (e *env) certbridgeProcesses(t *testing.T) []int {
+	out, err := e.c.Ctr(e.ctx, "tasks", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 3 || f[2] != "RUNNING" {
+			continue
+		}
+		pid, err := strconv.Atoi(f[1])
+		if err != nil {
+			continue
+		}
+		cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+		if strings.HasPrefix(string(cmdline), "/certbridge\x00") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func procIDs(t *testing.T, pid int) (uid, gid string) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Uid:"); ok {
+			uid = strings.Join(strings.Fields(v), " ")
+		}
+		if v, ok := strings.CutPrefix(line, "Gid:"); ok {
+			gid = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	return uid, gid
+}
+
+// rootMountOptions are the mount options of / as the process sees it.
+func rootMountOptions(t *testing.T, pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 5 && f[4] == "/" {
+			return f[5]
+		}
+	}
+	t.Fatalf("process %d has no / in its mountinfo", pid)
+	return ""
+}
+
+// scenarioB: ACME apex + wildcard through each solver, an Origin CA and a
+// Private CA certificate through the issuer pod.
+func (e *env) scenarioB(t *testing.T) {
+	const bns = "node-b"
+	e.namespaceWithCredentials(t, bns)
+	e.apply(t, e.c.ACMEIssuer(bns, "cloudflare", true))
+	e.apply(t, e.c.ACMEIssuer(bns, "alidns", true))
+	e.apply(t, localcluster.OriginIssuer(bns, "origin"))
+	e.apply(t, `
+apiVersion: certbridge.io/v1alpha1
+kind: AlibabaPCAIssuer
+metadata: {name: pca, namespace: `+bns+`}
+spec:
+  caIdentifier: `+localcluster.PCASubCA+`
+  regionId: cn-hangzhou
+  auth:
+    accessKeyIdSecretRef: {name: alidns-access-key, key: access-key-id}
+    accessKeySecretSecretRef: {name: alidns-access-key, key: access-key-secret}
+---
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: pca, namespace: `+bns+`}
+spec:
+  secretName: pca
+  privateKey: {algorithm: RSA, size: 2048}
+  issuerRef: {group: certbridge.io, kind: AlibabaPCAIssuer, name: pca}
+  dnsNames: [pca.example.net]
+`)
+	e.apply(t, localcluster.Certificate(bns, "cloudflare", "Issuer", "cert-manager.io", "acme-cloudflare", localcluster.CloudflareZone, "*."+localcluster.CloudflareZone))
+	e.apply(t, localcluster.Certificate(bns, "alidns", "Issuer", "cert-manager.io", "acme-alidns", localcluster.AliDNSDomain, "*."+localcluster.AliDNSDomain))
+	e.apply(t, localcluster.Certificate(bns, "origin", "CloudflareOriginIssuer", "certbridge.io", "origin", "origin."+localcluster.CloudflareZone))
+	for _, name := range []string{"cloudflare", "alidns", "origin", "pca"} {
+		if _, err := e.c.WaitCertificateReady(e.ctx, bns, name, 3*time.Minute); err != nil {
+			t.Error(err)
+		}
+	}
+	e.assertNoLeftoverRecords(t, "")
+}
+
+func (e *env) namespaceWithCredentials(t *testing.T, name string) {
+	t.Helper()
+	if err := e.c.CreateNamespace(e.ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	e.apply(t, e.c.CredentialSecrets(name))
+}
+
+func (e *env) apply(t *testing.T, manifest string) {
+	t.Helper()
+	if err := e.c.ApplyYAML(e.ctx, manifest); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertNoLeftoverRecords waits up to a minute for the zones (all when
+// suffix is empty) to hold no TXT record.
+func (e *env) assertNoLeftoverRecords(t *testing.T, suffix string) {
+	t.Helper()
+	var left []string
+	for deadline := time.Now().Add(time.Minute); ; {
+		left = left[:0]
+		for _, r := range e.c.Cloudflare.AllRecords() {
+			if r.Type == "TXT" && strings.HasSuffix(r.Name, suffix) {
+				left = append(left, "cloudflare "+r.Name)
+			}
+		}
+		for _, r := range e.c.Alibaba.AllRecords() {
+			if r.Type == "TXT" && strings.HasSuffix(r.FQDN(), suffix) {
+				left = append(left, "alidns "+r.FQDN())
+			}
+		}
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Errorf("%d leftover TXT records: %v", len(left), left)
+	}
+}
+
+// scenarioC: three webhook replicas find each other in the Service's
+// EndpointSlices (written by kube-controller-manager); a wave of 200
+// challenges over 4 zones; each zone's record changes come from one pod.
+func (e *env) scenarioC(t *testing.T) {
+	out := e.helm(t, "upgrade", release, "./charts/certbridge", "--namespace", ns, "--reuse-values", "--set", "webhook.replicas=3", "--wait", "--timeout", "3m")
+	t.Logf("helm upgrade --set webhook.replicas=3:\n%s", lastLines(out, 3))
+	e.waitDeployment(t, webhook, 3)
+	e.waitPeers(t, 3)
+	before := e.scrapeAll(t)
+	w := e.wave(t, "node-c", nil)
+	after := e.scrapeAll(t)
+	w.report(t)
+	var forwarded float64
+	for ip, m := range after {
+		fwd := m.sum("certbridge_peer_forwards_total", "") - before[ip].sum("certbridge_peer_forwards_total", "")
+		answered := m.sum("certbridge_peer_forwards_total", `outcome="answered"`) - before[ip].sum("certbridge_peer_forwards_total", `outcome="answered"`)
+		batches := m.sum("certbridge_provider_batch_size_count", `provider="cloudflare"`) - before[ip].sum("certbridge_provider_batch_size_count", `provider="cloudflare"`)
+		changes := m.sum("certbridge_provider_batch_size_sum", `provider="cloudflare"`) - before[ip].sum("certbridge_provider_batch_size_sum", `provider="cloudflare"`)
+		t.Logf("c: pod %s: %.0f peer forwards (%.0f answered by the owner), %.0f Cloudflare change calls carrying %.0f changes", ip, fwd, answered, batches, changes)
+		forwarded += answered
+	}
+	if forwarded == 0 {
+		t.Error("no request was handed to a peer: the replicas do not know each other")
+	}
+	for zone, writers := range w.writers {
+		if len(writers) != 1 {
+			t.Errorf("zone %s's records were changed by %d pods %v, want one (its owner)", zone, len(writers), writers)
+		}
+	}
+	if len(w.writers) < waveZones {
+		t.Errorf("records changed in %d zones, want %d", len(w.writers), waveZones)
+	}
+}
+
+// waitPeers waits for the webhook Service's EndpointSlices to list n ready
+// endpoints with the peer port.
+func (e *env) waitPeers(t *testing.T, n int) {
+	t.Helper()
+	testutil.Eventually(t, 2*time.Minute, fmt.Sprintf("%d ready peer endpoints in %s's EndpointSlices", n, webhook), func() (bool, string) {
+		list, err := e.c.Kube.DiscoveryV1().EndpointSlices(ns).List(e.ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + webhook})
+		if err != nil {
+			return false, err.Error()
+		}
+		ready := 0
+		for _, s := range list.Items {
+			hasPeer := slices.ContainsFunc(s.Ports, func(p discoveryv1.EndpointPort) bool { return p.Name != nil && *p.Name == "peer" })
+			for _, ep := range s.Endpoints {
+				if hasPeer && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+					ready++
+				}
+			}
+		}
+		return ready == n, fmt.Sprintf("%d ready", ready)
+	})
+}
+
+// metrics are one pod's Prometheus samples, by series (name{labels}).
+type metrics map[string]float64
+
+func (m metrics) sum(name, labelMatch string) float64 {
+	var total float64
+	for series, v := range m {
+		if (series == name || strings.HasPrefix(series, name+"{")) && strings.Contains(series, labelMatch) {
+			total += v
+		}
+	}
+	return total
+}
+
+// scrapeAll scrapes each running webhook pod's metrics port at its pod IP,
+// as Prometheus would.
+func (e *env) scrapeAll(t *testing.T) map[string]metrics {
+	t.Helper()
+	all := map[string]metrics{}
+	for _, p := range e.pods(t, webhookSelector()) {
+		if p.Status.PodIP == "" {
+			continue
+		}
+		m, err := scrape(e.ctx, "http://"+p.Status.PodIP+":9402/metrics")
+		if err != nil {
+			t.Errorf("scraping pod %s: %v", p.Name, err)
+			continue
+		}
+		all[p.Status.PodIP] = m
+	}
+	return all
+}
+
+func scrape(ctx context.Context, url string) (metrics, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	m := metrics{}
+	sc := bufio.NewScanner(io.LimitReader(resp.Body, 8<<20))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, sc.Err()
+}
+
+// waveResult is what a wave did.
+type waveResult struct {
+	name                    string
+	certificates, notReady  int
+	challenges              int
+	calls, writes           int
+	writers                 map[string][]string
+	took                    time.Duration
+	leftover                []string
+	failedCertificateEvents []string
+}
+
+func (w waveResult) report(t *testing.T) {
+	t.Logf("%s: %d Certificates (%d challenges over %d zones) in %s: %d not Ready, %d leftover records; %d Cloudflare API calls from the pods (%.2f per challenge), %d of them changing records",
+		w.name, w.certificates, w.challenges, waveZones, w.took.Round(time.Second), w.notReady, len(w.leftover), w.calls, float64(w.calls)/float64(w.challenges), w.writes)
+}
+
+// wave issues 100 Certificates, each for a host and its wildcard (200
+// challenges) over the wave's zones, through an ACME Issuer with the
+// cloudflare solver; midway, once 40 % of the Certificates are Ready,
+// it calls during. It fails the test on a Certificate not Ready or a
+// leftover record.
+func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
+	t.Helper()
+	const certificates = 100
+	e.namespaceWithCredentials(t, wns)
+	e.apply(t, e.c.ACMEIssuer(wns, "cloudflare", true))
+	callsBefore := len(e.c.SimulatorCalls())
+	began := time.Now()
+	var manifest strings.Builder
+	for i := range certificates {
+		host := fmt.Sprintf("%s-%03d.%s", wns, i, waveZone(i))
+		manifest.WriteString(localcluster.Certificate(wns, fmt.Sprintf("c%03d", i), "Issuer", "cert-manager.io", "acme-cloudflare", host, "*."+host))
+		manifest.WriteString("\n---\n")
+	}
+	e.apply(t, manifest.String())
+	ready, triggered := 0, during == nil
+	var last string
+	for deadline := time.Now().Add(6 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		list, err := e.c.CM.CertmanagerV1().Certificates(wns).List(e.ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ready = 0
+		for _, crt := range list.Items {
+			if isReady(crt) {
+				ready++
+			}
+		}
+		if !triggered && ready >= certificates*4/10 {
+			triggered = true
+			t.Logf("%s: %d of %d Certificates Ready after %s", wns, ready, certificates, time.Since(began).Round(time.Second))
+			during()
+		}
+		if ready == certificates {
+			break
+		}
+		if s := fmt.Sprint(ready); s != last {
+			last = s
+		}
+	}
+	w := waveResult{name: wns, certificates: certificates, notReady: certificates - ready, challenges: 2 * certificates, took: time.Since(began), writers: map[string][]string{}}
+	if w.notReady > 0 {
+		t.Errorf("%s: %d of %d Certificates not Ready after %s\n%s", wns, w.notReady, certificates, w.took.Round(time.Second), firstLines(e.c.Describe(e.ctx, wns), 30))
+	}
+	zoneNames := map[string]string{}
+	for _, z := range e.c.Cloudflare.AllZones() {
+		zoneNames[z.ID] = z.Name
+	}
+	for _, call := range e.c.SimulatorCalls()[callsBefore:] {
+		if !strings.Contains(call.Path, "/client/v4/") {
+			continue
+		}
+		w.calls++
+		rest, ok := strings.CutPrefix(call.Path[strings.Index(call.Path, "/client/v4/"):], "/client/v4/zones/")
+		zoneID, tail, _ := strings.Cut(rest, "/")
+		if !ok || call.Method == http.MethodGet || !strings.HasPrefix(tail, "dns_records") {
+			continue
+		}
+		w.writes++
+		zone := zoneNames[zoneID]
+		if !slices.Contains(w.writers[zone], call.From) {
+			w.writers[zone] = append(w.writers[zone], call.From)
+			sort.Strings(w.writers[zone])
+		}
+	}
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(500 * time.Millisecond) {
+		w.leftover = w.leftover[:0]
+		for _, r := range e.c.Cloudflare.AllRecords() {
+			if r.Type == "TXT" && strings.Contains(r.Name, wns+"-") {
+				w.leftover = append(w.leftover, r.Name)
+			}
+		}
+		if len(w.leftover) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(w.leftover) > 0 {
+		t.Errorf("%s: %d leftover TXT records, e.g. %v", wns, len(w.leftover), w.leftover[:min(5, len(w.leftover))])
+	}
+	return w
+}
+
+func isReady(crt cmapi.Certificate) bool {
+	for _, c := range crt.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionReady && c.Status == cmmeta.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// scenarioD: a webhook pod force-deleted mid-wave (its process killed, its
+// endpoint gone) → every Certificate Ready, no leftover record.
+func (e *env) scenarioD(t *testing.T) {
+	w := e.wave(t, "node-d", func() {
+		pods := e.pods(t, webhookSelector())
+		victim := pods[0].Name
+		out := e.kubectl(t, "delete", "pod", "-n", ns, victim, "--grace-period=0", "--force")
+		t.Logf("d: %s", strings.TrimSpace(out))
+	})
+	w.report(t)
+	e.waitDeployment(t, webhook, 3)
+}
+
+// scenarioE: helm upgrade to a second image (another tag, another build
+// version) mid-wave: the Deployment rolls, old and new replicas overlap and
+// hand each other requests → every Certificate Ready, no leftover record.
+func (e *env) scenarioE(t *testing.T) {
+	next := e.tag + "-next"
+	archive := e.buildImage(t, next)
+	if err := e.c.ImportImage(e.ctx, archive); err != nil {
+		t.Fatal(err)
+	}
+	var upgrade chan error
+	overlap := false
+	w := e.wave(t, "node-e", func() {
+		upgrade = make(chan error, 1)
+		go func() {
+			_, err := e.c.Helm(e.ctx, "upgrade", release, "./charts/certbridge", "--namespace", ns, "--reuse-values",
+				"--set", "image.tag="+next, "--wait", "--timeout", "4m")
+			upgrade <- err
+		}()
+		// Watch for both versions serving at once.
+		testutil.Eventually(t, 2*time.Minute, "old and new webhook replicas Ready at once", func() (bool, string) {
+			images := map[string]int{}
+			for _, p := range e.pods(t, webhookSelector()) {
+				if podReady(p) {
+					images[p.Spec.Containers[0].Image]++
+				}
+			}
+			overlap = len(images) == 2
+			return overlap, fmt.Sprint(images)
+		})
+	})
+	w.report(t)
+	if upgrade == nil {
+		t.Fatal("the wave ended before the upgrade started")
+	}
+	if err := <-upgrade; err != nil {
+		t.Fatal(err)
+	}
+	e.waitDeployment(t, webhook, 3)
+	for _, p := range e.pods(t, webhookSelector()) {
+		if img := p.Spec.Containers[0].Image; !strings.HasSuffix(img, ":"+next) {
+			t.Errorf("pod %s runs %s after the upgrade", p.Name, img)
+		}
+	}
+	t.Logf("e: replicas of %s and %s served the wave side by side (overlap seen: %v)", e.tag, next, overlap)
+}
+
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+			return p.DeletionTimestamp == nil
+		}
+	}
+	return false
+}
+
+// buildImage builds a linux/amd64 image as make image does (make build's
+// flags, hack/image), stamped with version tag and tagged so, and returns
+// its docker-archive.
+func (e *env) buildImage(t *testing.T, tag string) string {
+	t.Helper()
+	dir := t.TempDir()
+	out, err := runIn(e.ctx, e.c.ModuleRoot(), "make", "--no-print-directory", "image-amd64", "IMAGE_DIR="+dir, "IMAGE_TAG="+tag, "VERSION="+tag)
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return filepath.Join(dir, "certbridge-linux-amd64.tar")
+}
+
+// scenarioF: the issuer pod deleted while CertificateRequests wait → the
+// new pod (the new leader) signs them; none fails.
+func (e *env) scenarioF(t *testing.T) {
+	const fns = "node-f"
+	e.namespaceWithCredentials(t, fns)
+	e.apply(t, localcluster.OriginIssuer(fns, "origin"))
+	old := e.pods(t, "app.kubernetes.io/component=issuer")
+	if len(old) != 1 {
+		t.Fatalf("want one issuer pod, got %v", podNames(old))
+	}
+	e.kubectl(t, "delete", "pod", "-n", ns, old[0].Name, "--wait=false")
+	var manifest strings.Builder
+	for i := range 10 {
+		manifest.WriteString(localcluster.Certificate(fns, fmt.Sprintf("origin-%d", i), "CloudflareOriginIssuer", "certbridge.io", "origin", fmt.Sprintf("f%d.%s", i, localcluster.CloudflareZone)))
+		manifest.WriteString("\n---\n")
+	}
+	e.apply(t, manifest.String())
+	for i := range 10 {
+		if _, err := e.c.WaitCertificateReady(e.ctx, fns, fmt.Sprintf("origin-%d", i), 3*time.Minute); err != nil {
+			t.Error(err)
+		}
+	}
+	e.waitDeployment(t, issuer, 1)
+	now := e.pods(t, "app.kubernetes.io/component=issuer")
+	if len(now) != 1 || now[0].Name == old[0].Name {
+		t.Errorf("want a new issuer pod in place of %s, got %v", old[0].Name, podNames(now))
+	}
+	failed := e.kubectl(t, "get", "certificaterequests", "-n", fns, "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}`)
+	if strings.Contains(failed, "Failed") || strings.Contains(failed, "Denied") {
+		t.Errorf("CertificateRequests failed:\n%s", failed)
+	}
+}
+
+// scenarioG: helm uninstall removes every certbridge pod, Service,
+// APIService and RBAC object, and keeps the CRDs (crds.keep).
+func (e *env) scenarioG(t *testing.T) {
+	t.Logf("helm uninstall:\n%s", e.helm(t, "uninstall", release, "--namespace", ns, "--wait", "--timeout", "2m"))
+	selector := "app.kubernetes.io/instance=" + release
+	testutil.Eventually(t, 2*time.Minute, "no certbridge object left", func() (bool, string) {
+		var left []string
+		for _, kind := range []string{"pods", "services", "deployments", "replicasets", "serviceaccounts", "roles", "rolebindings", "poddisruptionbudgets", "endpointslices"} {
+			out, err := e.c.Kubectl(e.ctx, nil, "get", kind, "-A", "-l", selector, "-o", "name")
+			if err != nil {
+				return false, err.Error()
+			}
+			left = append(left, strings.Fields(string(out))...)
+		}
+		// The pods themselves, whatever their labels.
+		out, err := e.c.Kubectl(e.ctx, nil, "get", "pods", "-n", ns, "-o", "name")
+		if err != nil {
+			return false, err.Error()
+		}
+		left = append(left, strings.Fields(string(out))...)
+		for _, kind := range []string{"clusterroles", "clusterrolebindings", "apiservices"} {
+			out, err := e.c.Kubectl(e.ctx, nil, "get", kind, "-l", selector, "-o", "name")
+			if err != nil {
+				return false, err.Error()
+			}
+			left = append(left, strings.Fields(string(out))...)
+		}
+		slices.Sort(left)
+		left = slices.Compact(left)
+		return len(left) == 0, fmt.Sprint(left)
+	})
+	if _, err := e.c.Dynamic.Resource(apiServices).Get(e.ctx, "v1alpha1."+localcluster.GroupName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("APIService v1alpha1.%s after uninstall: %v", localcluster.GroupName, err)
+	}
+	for _, crd := range []string{"cloudflareoriginissuers", "clustercloudflareoriginissuers", "alibabapcaissuers", "clusteralibabapcaissuers"} {
+		if _, err := e.c.Kubectl(e.ctx, nil, "get", "crd", crd+".certbridge.io"); err != nil {
+			t.Errorf("CRD %s.certbridge.io is gone after uninstall; the docs say it is kept: %v", crd, err)
+		}
+	}
+	// The issuers in the CRDs survive too.
+	if _, err := e.c.Kubectl(e.ctx, nil, "get", "cloudflareoriginissuer", "-n", "node-f", "origin"); err != nil {
+		t.Errorf("CloudflareOriginIssuer node-f/origin is gone after uninstall: %v", err)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
+
+// runIn runs a command in dir and returns its output.
+func runIn(ctx context.Context, dir string, name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	return cmd.CombinedOutput()
+}
