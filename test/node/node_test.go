@@ -107,6 +107,7 @@ func start(t *testing.T) *env {
 		if t.Failed() {
 			e.dumpState(t)
 			dumpLogs(t, opts.Dir)
+			e.hold(t, opts.Dir)
 		}
 	})
 	return e
@@ -143,6 +144,18 @@ func (e *env) dumpState(t *testing.T) {
 	if out, err := e.c.Ctr(ctx, "containers", "list"); err == nil {
 		t.Logf("ctr -n k8s.io containers list:\n%s", out)
 	}
+}
+
+// hold keeps a failed run's node up for CERTBRIDGE_NODE_HOLD (make
+// e2e-node NODE_HOLD=10m) so that one can look inside before it is torn down.
+func (e *env) hold(t *testing.T, dir string) {
+	d, err := time.ParseDuration(os.Getenv("CERTBRIDGE_NODE_HOLD"))
+	if err != nil || d <= 0 {
+		return
+	}
+	t.Logf("holding the node for %s: KUBECONFIG=%s; ctr --address %s -n k8s.io …; logs in %s",
+		d, e.c.AdminKubeconfig, e.c.NodeSocket(), filepath.Join(dir, "logs"))
+	time.Sleep(d)
 }
 
 func (e *env) kubectl(t *testing.T, args ...string) string {
@@ -207,8 +220,18 @@ func (e *env) scenarioA(t *testing.T) {
 	if out := e.kubectl(t, "label", "--dry-run=server", "--overwrite", "namespace", ns, "pod-security.kubernetes.io/enforce=restricted"); strings.Contains(out, "Warning") || strings.Contains(out, "violate") {
 		t.Errorf("pods of %s violate restricted:\n%s", ns, out)
 	}
-	if ev := e.kubectl(t, "get", "events", "-n", ns, "--field-selector", "reason=FailedCreate", "-o", "name"); strings.TrimSpace(ev) != "" {
-		t.Errorf("pods were refused (FailedCreate): %s", ev)
+	// A user's first look after an install: no warning event (a refused
+	// pod, a failing probe, a crash), no restart.
+	if ev := e.kubectl(t, "get", "events", "-n", ns, "--field-selector", "type=Warning",
+		"-o", `jsonpath={range .items[*]}{.involvedObject.name}: {.reason}: {.message}{"\n"}{end}`); strings.TrimSpace(ev) != "" {
+		t.Errorf("warning events in %s after the install:\n%s", ns, ev)
+	}
+	for _, p := range pods {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.RestartCount > 0 {
+				t.Errorf("container %s of pod %s restarted %d times", cs.Name, p.Name, cs.RestartCount)
+			}
+		}
 	}
 	// What the kernel says of each certbridge process in its container.
 	procs := e.certbridgeProcesses(t)
