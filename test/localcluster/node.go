@@ -47,8 +47,13 @@ const (
 	// kubernetesServiceIP is the first address of ServiceCIDR, which
 	// kube-apiserver gives the kubernetes Service.
 	kubernetesServiceIP = "10.218.0.1"
-	bridgeName          = "cbnode0"
-	guardChain          = "CERTBRIDGE-NODE"
+	// clusterDNSIP is kube-system/kube-dns's ClusterIP, which kubelet writes
+	// into pods' resolv.conf. No DNS server backs it: kube-proxy rejects
+	// queries to a Service without endpoints, so a lookup fails at once on
+	// the node, as in a cluster whose DNS is down.
+	clusterDNSIP = "10.218.0.10"
+	bridgeName   = "cbnode0"
+	guardChain   = "CERTBRIDGE-NODE"
 	// The sandbox image is built here (there is no registry to pull from)
 	// under a name of its own, which containerd's sandbox_image names.
 	sandboxImage = "localhost/certbridge-e2e/pause:1"
@@ -216,6 +221,19 @@ func (c *Cluster) startNode(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.ApplyYAML(ctx, `
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: `+clusterDNSIP+`
+  selector: {k8s-app: kube-dns}
+  ports:
+    - {name: dns, port: 53, protocol: UDP}
+    - {name: dns-tcp, port: 53, protocol: TCP}
+`); err != nil {
+		return err
+	}
 	kubelet, err := c.startKubelet(ctx)
 	if err != nil {
 		return err
@@ -327,8 +345,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 	if err := os.WriteFile(filepath.Join(n.dir, "cni", "10-certbridge-node.conflist"), b, 0o600); err != nil {
 		return err
 	}
-	// Pods resolve nothing: no cluster DNS runs, and a query goes to the
-	// pod's own loopback.
+	// Host-network pods (none here) would resolve through the pod's own
+	// loopback: nothing.
 	return os.WriteFile(filepath.Join(n.dir, "resolv.conf"), []byte("nameserver 127.0.0.1\n"), 0o600)
 }
 
@@ -405,7 +423,7 @@ func (c *Cluster) startKubelet(ctx context.Context) (*process, error) {
 		"authentication": map[string]any{"anonymous": map[string]any{"enabled": false}, "webhook": map[string]any{"enabled": true},
 			"x509": map[string]any{"clientCAFile": filepath.Join(dir, "ca.crt")}},
 		"authorization": map[string]any{"mode": "Webhook"},
-		"clusterDomain": "cluster.local", "resolvConf": filepath.Join(n.dir, "resolv.conf"),
+		"clusterDomain": "cluster.local", "clusterDNS": []string{clusterDNSIP}, "resolvConf": filepath.Join(n.dir, "resolv.conf"),
 		"podLogsDir": filepath.Join(n.dir, "pod-logs"),
 		"failSwapOn": false, "maxPods": 30, "serializeImagePulls": false,
 		// A busy disk must not evict the test's pods, nor image garbage
@@ -710,3 +728,21 @@ func NodeLeftovers() []string {
 	}
 	return left
 }
+
+// CleanNode removes what a node run left (NodeLeftovers), as every node run
+// does first; kubeProxy, when set, removes kube-proxy's rules as it would.
+func CleanNode(w io.Writer, kubeProxy string) error {
+	lock, err := os.OpenFile(nodeDir+".lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		return fmt.Errorf("another run holds the node (%s.lock): %w", nodeDir, err)
+	}
+	(&node{dir: nodeDir, kubeProxy: kubeProxy, runcRoot: filepath.Join(nodeDir, "runc")}).clean(w)
+	return nil
+}
+
+// NodeDirectory is where node runs keep their state.
+func NodeDirectory() string { return nodeDir }

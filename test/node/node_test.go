@@ -141,6 +141,12 @@ func (e *env) dumpState(t *testing.T) {
 		out, _ := e.c.Kubectl(ctx, nil, args...)
 		t.Logf("kubectl %s:\n%s", strings.Join(args, " "), out)
 	}
+	if list, err := e.c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{}); err == nil {
+		for _, p := range list.Items {
+			out, _ := e.c.Kubectl(ctx, nil, "logs", "-n", ns, p.Name, "--all-containers", "--tail=30")
+			t.Logf("kubectl logs %s --tail=30:\n%s", p.Name, out)
+		}
+	}
 	if out, err := e.c.Ctr(ctx, "containers", "list"); err == nil {
 		t.Logf("ctr -n k8s.io containers list:\n%s", out)
 	}
@@ -221,10 +227,23 @@ func (e *env) scenarioA(t *testing.T) {
 		t.Errorf("pods of %s violate restricted:\n%s", ns, out)
 	}
 	// A user's first look after an install: no warning event (a refused
-	// pod, a failing probe, a crash), no restart.
-	if ev := e.kubectl(t, "get", "events", "-n", ns, "--field-selector", "type=Warning",
-		"-o", `jsonpath={range .items[*]}{.involvedObject.name}: {.reason}: {.message}{"\n"}{end}`); strings.TrimSpace(ev) != "" {
-		t.Errorf("warning events in %s after the install:\n%s", ns, ev)
+	// pod, a failing probe, a crash), no restart. Two kinds clear by
+	// themselves within seconds of a fresh install, while cert-manager
+	// issues the chart's CA and then the webhook's serving certificate: the
+	// CA Issuer waiting for its Secret, the webhook pods' tls volume
+	// waiting for theirs (docs/troubleshooting.md says so).
+	bootstrap := []string{
+		"ErrGetKeyPair: Error getting keypair for CA issuer: secrets \"" + release + "-ca\" not found",
+		"ErrInitIssuer: Error initializing issuer: secrets \"" + release + "-ca\" not found",
+		"FailedMount: MountVolume.SetUp failed for volume \"tls\" : secret \"" + release + "-webhook-tls\" not found",
+	}
+	events := e.kubectl(t, "get", "events", "-n", ns, "--field-selector", "type=Warning",
+		"-o", `jsonpath={range .items[*]}{.involvedObject.name}: {.reason}: {.message}{"\n"}{end}`)
+	for _, ev := range strings.Split(strings.TrimSpace(events), "\n") {
+		_, what, _ := strings.Cut(ev, ": ")
+		if ev != "" && !slices.Contains(bootstrap, what) {
+			t.Errorf("warning event in %s after the install: %s", ns, ev)
+		}
 	}
 	for _, p := range pods {
 		for _, cs := range p.Status.ContainerStatuses {
