@@ -150,8 +150,12 @@ node-deps: ## install the node's runtime from Debian when missing: containerd, r
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
-demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
-	$(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once)
+# make demo runs certbridge in pods on the local node (root; about 1.5 minutes
+# warm); NODE= runs it as local processes instead, without root.
+NODE ?= 1
+demo: tools build $(if $(NODE),node-deps image-amd64) ## start the local environment with certbridge in pods on a real node, issue a wildcard and an Origin CA certificate, and stay up (ONCE=1 exits; NODE= runs certbridge as local processes, without root)
+	$(if $(NODE),CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG)) \
+	  $(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once) $(if $(NODE),--node)
 
 generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, and the chart values' descriptions (schema, docs/configuration.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...

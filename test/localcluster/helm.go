@@ -43,3 +43,12 @@ func (c *Cluster) SimulatorValues() string {
 	return strings.Join([]string{"webhook.cloudflareAPIURL=" + cf, "webhook.alidnsEndpoint=" + ali,
 		"issuer.cloudflareAPIURL=" + cf, "issuer.alibabaPCAEndpoint=" + ali}, ",")
 }
+
+// HelmInstallArgs are helm's arguments to install (command "install") or
+// upgrade the chart as the README's Install says, with image and the
+// simulators' URLs the only values set, waiting until every pod is Ready.
+func (c *Cluster) HelmInstallArgs(command, repository, tag string, extra ...string) []string {
+	args := []string{command, Release, "./charts/certbridge", "--namespace", Namespace, "--create-namespace",
+		"--set", ImageValues(repository, tag), "--set", c.SimulatorValues(), "--wait", "--timeout", "3m"}
+	return append(args, extra...)
+}

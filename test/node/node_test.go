@@ -182,20 +182,12 @@ func (e *env) helm(t *testing.T, args ...string) string {
 	return string(out)
 }
 
-// The install, as the README says, with the image and the simulators' URLs
-// the only values set.
-func (e *env) installArgs(command string, extra ...string) []string {
-	args := []string{command, release, "./charts/certbridge", "--namespace", ns, "--create-namespace",
-		"--set", localcluster.ImageValues(e.repository, e.tag), "--set", e.c.SimulatorValues(), "--wait", "--timeout", "3m"}
-	return append(args, extra...)
-}
-
 // scenarioA: helm install; every pod Ready; the APIService Available
 // through the Service to the pods; no PodSecurity warning or refusal at
 // restricted; the processes run as 65532 on a read-only root filesystem;
 // no pod's log holds a secret value.
 func (e *env) scenarioA(t *testing.T) {
-	out := e.helm(t, e.installArgs("install")...)
+	out := e.helm(t, e.c.HelmInstallArgs("install", e.repository, e.tag)...)
 	t.Logf("helm install:\n%s", out)
 	for _, bad := range []string{"PodSecurity", "violate", "Warning", "forbidden"} {
 		if strings.Contains(out, bad) {
@@ -602,6 +594,7 @@ type waveResult struct {
 	challenges              int
 	calls, writes           int
 	writers                 map[string][]string
+	writesByImage           map[string]int
 	took                    time.Duration
 	leftover                []string
 	failedCertificateEvents []string
@@ -632,8 +625,13 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 	}
 	e.apply(t, manifest.String())
 	ready, triggered := 0, during == nil
-	var last string
+	imageOf := map[string]string{}
 	for deadline := time.Now().Add(6 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
+		for _, p := range e.pods(t, webhookSelector()) {
+			if p.Status.PodIP != "" {
+				imageOf[p.Status.PodIP] = p.Spec.Containers[0].Image
+			}
+		}
 		list, err := e.c.CM.CertmanagerV1().Certificates(wns).List(e.ctx, metav1.ListOptions{})
 		if err != nil {
 			t.Fatal(err)
@@ -652,11 +650,9 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 		if ready == certificates {
 			break
 		}
-		if s := fmt.Sprint(ready); s != last {
-			last = s
-		}
 	}
-	w := waveResult{name: wns, certificates: certificates, notReady: certificates - ready, challenges: 2 * certificates, took: time.Since(began), writers: map[string][]string{}}
+	w := waveResult{name: wns, certificates: certificates, notReady: certificates - ready, challenges: 2 * certificates, took: time.Since(began),
+		writers: map[string][]string{}, writesByImage: map[string]int{}}
 	if w.notReady > 0 {
 		t.Errorf("%s: %d of %d Certificates not Ready after %s\n%s", wns, w.notReady, certificates, w.took.Round(time.Second), firstLines(e.c.Describe(e.ctx, wns), 30))
 	}
@@ -675,6 +671,7 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 			continue
 		}
 		w.writes++
+		w.writesByImage[imageOf[call.From]]++
 		zone := zoneNames[zoneID]
 		if !slices.Contains(w.writers[zone], call.From) {
 			w.writers[zone] = append(w.writers[zone], call.From)
@@ -711,10 +708,23 @@ func isReady(crt cmapi.Certificate) bool {
 // endpoint gone) → every Certificate Ready, no leftover record.
 func (e *env) scenarioD(t *testing.T) {
 	w := e.wave(t, "node-d", func() {
-		pods := e.pods(t, webhookSelector())
-		victim := pods[0].Name
+		// The pod that changed the most records so far: the owner of
+		// zones, with their batches in flight.
+		writes := map[string]int{}
+		for _, call := range e.c.SimulatorCalls() {
+			if call.Method != http.MethodGet {
+				writes[call.From]++
+			}
+		}
+		var victim string
+		most := -1
+		for _, p := range e.pods(t, webhookSelector()) {
+			if writes[p.Status.PodIP] > most {
+				victim, most = p.Name, writes[p.Status.PodIP]
+			}
+		}
 		out := e.kubectl(t, "delete", "pod", "-n", ns, victim, "--grace-period=0", "--force")
-		t.Logf("d: %s", strings.TrimSpace(out))
+		t.Logf("d: force-deleted %s (%d record changes so far): %s", victim, most, lastLines(out, 1))
 	})
 	w.report(t)
 	e.waitDeployment(t, webhook, 3)
@@ -763,7 +773,15 @@ func (e *env) scenarioE(t *testing.T) {
 			t.Errorf("pod %s runs %s after the upgrade", p.Name, img)
 		}
 	}
-	t.Logf("e: replicas of %s and %s served the wave side by side (overlap seen: %v)", e.tag, next, overlap)
+	// Both versions changed records during the wave: the new replicas
+	// took zones over while the old ones still served theirs, each
+	// receiving requests the other forwarded (one peer protocol,
+	// /certbridge.peer/v1/, in both builds).
+	old, nw := e.repository+":"+e.tag, e.repository+":"+next
+	if w.writesByImage[old] == 0 || w.writesByImage[nw] == 0 {
+		t.Errorf("record changes by image: %v; want both %s and %s", w.writesByImage, old, nw)
+	}
+	t.Logf("e: replicas of %s and %s served the wave side by side (overlap seen: %v); record changes by image: %v", e.tag, next, overlap, w.writesByImage)
 }
 
 func podReady(p corev1.Pod) bool {
