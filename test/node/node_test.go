@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +32,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/certbridge/certbridge/internal/peers"
 	"github.com/certbridge/certbridge/test/localcluster"
 	"github.com/certbridge/certbridge/test/testutil"
 )
@@ -39,11 +42,13 @@ const (
 	release = localcluster.Release
 	webhook = release + "-webhook"
 	issuer  = release + "-issuer"
-	// The wave's zones, in the Cloudflare account.
-	waveZones = 4
+	// Zones of the Cloudflare account the waves may use; each wave uses
+	// at least waveZones of them.
+	candidateZones = 24
+	waveZones      = 4
 )
 
-func waveZone(i int) string { return fmt.Sprintf("wave-%d.example", i%waveZones+1) }
+func candidateZone(i int) string { return fmt.Sprintf("wave-%02d.example", i+1) }
 
 type env struct {
 	c   *localcluster.Cluster
@@ -58,8 +63,8 @@ func TestNode(t *testing.T) {
 	}
 	began := time.Now()
 	e := start(t)
-	for i := range waveZones {
-		e.c.Cloudflare.AddZone(waveZone(i))
+	for i := range candidateZones {
+		e.c.Cloudflare.AddZone(candidateZone(i))
 	}
 	if !t.Run("a_helm_install_pods_ready_restricted_uid_65532_read_only_no_secret_in_logs", e.scenarioA) {
 		t.Fatal("certbridge did not install: the other scenarios need it")
@@ -478,9 +483,23 @@ func (e *env) scenarioC(t *testing.T) {
 	out := e.helm(t, "upgrade", release, "./charts/certbridge", "--namespace", ns, "--reuse-values", "--set", "webhook.replicas=3", "--wait", "--timeout", "3m")
 	t.Logf("helm upgrade --set webhook.replicas=3:\n%s", lastLines(out, 3))
 	e.waitDeployment(t, webhook, 3)
-	e.waitPeers(t, 3)
+	members := e.waitPeers(t, 3)
+	// Each replica has read the others from the EndpointSlices, as its log
+	// says.
+	for _, p := range e.pods(t, webhookSelector()) {
+		logs := e.kubectl(t, "logs", "-n", ns, p.Name)
+		if !strings.Contains(logs, `"Peer replicas changed"`) || !containsAll(logs, members...) {
+			t.Errorf("pod %s's log does not list its peers %v in a \"Peer replicas changed\" line", p.Name, members)
+		}
+	}
+	// Zones that the three replicas own between them, as they compute it
+	// (internal/peers' ring over the EndpointSlices' addresses), so that
+	// whichever replica kube-apiserver sends the wave to hands some zones
+	// to the others.
+	ring := peers.NewRing(members[0], peers.Static(members))
+	zones, owners := pickZones(ring, len(members), 0)
 	before := e.scrapeAll(t)
-	w := e.wave(t, "node-c", nil)
+	w := e.wave(t, "node-c", zones, nil)
 	after := e.scrapeAll(t)
 	w.report(t)
 	var forwarded float64
@@ -495,36 +514,70 @@ func (e *env) scenarioC(t *testing.T) {
 	if forwarded == 0 {
 		t.Error("no request was handed to a peer: the replicas do not know each other")
 	}
-	for zone, writers := range w.writers {
-		if len(writers) != 1 {
-			t.Errorf("zone %s's records were changed by %d pods %v, want one (its owner)", zone, len(writers), writers)
+	for _, zone := range zones {
+		want := []string{strings.Split(owners[zone], ":")[0]}
+		if got := w.writers[zone]; !slices.Equal(got, want) {
+			t.Errorf("zone %s's records were changed by %v, want its owner %v alone", zone, got, want)
 		}
-	}
-	if len(w.writers) < waveZones {
-		t.Errorf("records changed in %d zones, want %d", len(w.writers), waveZones)
 	}
 }
 
+// pickZones picks at least waveZones of the candidate zones from the
+// first-th on such that each of n replicas owns one or more of them.
+func pickZones(ring *peers.Ring, n, first int) (zones []string, owners map[string]string) {
+	owners = map[string]string{}
+	covered := map[string]bool{}
+	for i := first; i < candidateZones; i++ {
+		zone := candidateZone(i)
+		owner := ring.Owner("cloudflare|" + zone)
+		if !covered[owner] || len(zones) < waveZones {
+			zones, owners[zone], covered[owner] = append(zones, zone), owner, true
+		}
+		if len(covered) == n && len(zones) >= waveZones {
+			break
+		}
+	}
+	return zones, owners
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if !strings.Contains(s, sub) {
+			return false
+		}
+	}
+	return true
+}
+
 // waitPeers waits for the webhook Service's EndpointSlices to list n ready
-// endpoints with the peer port.
-func (e *env) waitPeers(t *testing.T, n int) {
+// endpoints with the peer port, and returns them as host:port.
+func (e *env) waitPeers(t *testing.T, n int) []string {
 	t.Helper()
+	var members []string
 	testutil.Eventually(t, 2*time.Minute, fmt.Sprintf("%d ready peer endpoints in %s's EndpointSlices", n, webhook), func() (bool, string) {
 		list, err := e.c.Kube.DiscoveryV1().EndpointSlices(ns).List(e.ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + webhook})
 		if err != nil {
 			return false, err.Error()
 		}
-		ready := 0
+		members = members[:0]
 		for _, s := range list.Items {
-			hasPeer := slices.ContainsFunc(s.Ports, func(p discoveryv1.EndpointPort) bool { return p.Name != nil && *p.Name == "peer" })
-			for _, ep := range s.Endpoints {
-				if hasPeer && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
-					ready++
+			for _, p := range s.Ports {
+				if p.Name == nil || *p.Name != "peer" || p.Port == nil {
+					continue
+				}
+				for _, ep := range s.Endpoints {
+					if ep.Conditions.Ready == nil || *ep.Conditions.Ready {
+						for _, a := range ep.Addresses {
+							members = append(members, net.JoinHostPort(a, strconv.Itoa(int(*p.Port))))
+						}
+					}
 				}
 			}
 		}
-		return ready == n, fmt.Sprintf("%d ready", ready)
+		sort.Strings(members)
+		return len(members) == n, fmt.Sprint(members)
 	})
+	return members
 }
 
 // metrics are one pod's Prometheus samples, by series (name{labels}).
@@ -590,19 +643,24 @@ func scrape(ctx context.Context, url string) (metrics, error) {
 // waveResult is what a wave did.
 type waveResult struct {
 	name                    string
+	zones                   int
 	certificates, notReady  int
 	challenges              int
 	calls, writes           int
 	writers                 map[string][]string
 	writesByImage           map[string]int
+	warnings                map[string]int
 	took                    time.Duration
 	leftover                []string
 	failedCertificateEvents []string
 }
 
 func (w waveResult) report(t *testing.T) {
+	for what, n := range w.warnings {
+		t.Logf("%s: %d× warning event %s", w.name, n, what)
+	}
 	t.Logf("%s: %d Certificates (%d challenges over %d zones) in %s: %d not Ready, %d leftover records; %d Cloudflare API calls from the pods (%.2f per challenge), %d of them changing records",
-		w.name, w.certificates, w.challenges, waveZones, w.took.Round(time.Second), w.notReady, len(w.leftover), w.calls, float64(w.calls)/float64(w.challenges), w.writes)
+		w.name, w.certificates, w.challenges, w.zones, w.took.Round(time.Second), w.notReady, len(w.leftover), w.calls, float64(w.calls)/float64(w.challenges), w.writes)
 }
 
 // wave issues 100 Certificates, each for a host and its wildcard (200
@@ -610,7 +668,7 @@ func (w waveResult) report(t *testing.T) {
 // cloudflare solver; midway, once 40 % of the Certificates are Ready,
 // it calls during. It fails the test on a Certificate not Ready or a
 // leftover record.
-func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
+func (e *env) wave(t *testing.T, wns string, zones []string, during func()) waveResult {
 	t.Helper()
 	const certificates = 100
 	e.namespaceWithCredentials(t, wns)
@@ -619,12 +677,12 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 	began := time.Now()
 	var manifest strings.Builder
 	for i := range certificates {
-		host := fmt.Sprintf("%s-%03d.%s", wns, i, waveZone(i))
+		host := fmt.Sprintf("%s-%03d.%s", wns, i, zones[i%len(zones)])
 		manifest.WriteString(localcluster.Certificate(wns, fmt.Sprintf("c%03d", i), "Issuer", "cert-manager.io", "acme-cloudflare", host, "*."+host))
 		manifest.WriteString("\n---\n")
 	}
 	e.apply(t, manifest.String())
-	ready, triggered := 0, during == nil
+	ready, total, triggered := 0, certificates, during == nil
 	imageOf := map[string]string{}
 	for deadline := time.Now().Add(6 * time.Minute); time.Now().Before(deadline); time.Sleep(time.Second) {
 		for _, p := range e.pods(t, webhookSelector()) {
@@ -636,7 +694,7 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ready = 0
+		ready, total = 0, len(list.Items)
 		for _, crt := range list.Items {
 			if isReady(crt) {
 				ready++
@@ -646,15 +704,16 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 			triggered = true
 			t.Logf("%s: %d of %d Certificates Ready after %s", wns, ready, certificates, time.Since(began).Round(time.Second))
 			during()
+			continue
 		}
-		if ready == certificates {
+		if ready == total {
 			break
 		}
 	}
-	w := waveResult{name: wns, certificates: certificates, notReady: certificates - ready, challenges: 2 * certificates, took: time.Since(began),
+	w := waveResult{name: wns, zones: len(zones), certificates: total, notReady: total - ready, challenges: 2 * total, took: time.Since(began),
 		writers: map[string][]string{}, writesByImage: map[string]int{}}
 	if w.notReady > 0 {
-		t.Errorf("%s: %d of %d Certificates not Ready after %s\n%s", wns, w.notReady, certificates, w.took.Round(time.Second), firstLines(e.c.Describe(e.ctx, wns), 30))
+		t.Errorf("%s: %d of %d Certificates not Ready after %s\n%s", wns, w.notReady, total, w.took.Round(time.Second), firstLines(e.c.Describe(e.ctx, wns), 30))
 	}
 	zoneNames := map[string]string{}
 	for _, z := range e.c.Cloudflare.AllZones() {
@@ -692,6 +751,16 @@ func (e *env) wave(t *testing.T, wns string, during func()) waveResult {
 	if len(w.leftover) > 0 {
 		t.Errorf("%s: %d leftover TXT records, e.g. %v", wns, len(w.leftover), w.leftover[:min(5, len(w.leftover))])
 	}
+	// What cert-manager met on the way: failed Present or CleanUp calls
+	// it retried (a user sees them as the Challenges' warning events).
+	events, err := e.c.Kube.CoreV1().Events(wns).List(e.ctx, metav1.ListOptions{FieldSelector: "type=Warning"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.warnings = map[string]int{}
+	for _, ev := range events.Items {
+		w.warnings[ev.Reason+": "+firstLines(ev.Message, 1)] += int(max(ev.Count, 1))
+	}
 	return w
 }
 
@@ -704,10 +773,19 @@ func isReady(crt cmapi.Certificate) bool {
 	return false
 }
 
+// someZones are the first waveZones candidate zones.
+func (e *env) someZones() []string {
+	var zones []string
+	for i := range waveZones {
+		zones = append(zones, candidateZone(i))
+	}
+	return zones
+}
+
 // scenarioD: a webhook pod force-deleted mid-wave (its process killed, its
 // endpoint gone) → every Certificate Ready, no leftover record.
 func (e *env) scenarioD(t *testing.T) {
-	w := e.wave(t, "node-d", func() {
+	w := e.wave(t, "node-d", e.someZones(), func() {
 		// The pod that changed the most records so far: the owner of
 		// zones, with their batches in flight.
 		writes := map[string]int{}
@@ -739,49 +817,96 @@ func (e *env) scenarioE(t *testing.T) {
 	if err := e.c.ImportImage(e.ctx, archive); err != nil {
 		t.Fatal(err)
 	}
-	var upgrade chan error
-	overlap := false
-	w := e.wave(t, "node-e", func() {
-		upgrade = make(chan error, 1)
-		go func() {
-			_, err := e.c.Helm(e.ctx, "upgrade", release, "./charts/certbridge", "--namespace", ns, "--reuse-values",
-				"--set", "image.tag="+next, "--wait", "--timeout", "4m")
-			upgrade <- err
-		}()
-		// Watch for both versions serving at once.
-		testutil.Eventually(t, 2*time.Minute, "old and new webhook replicas Ready at once", func() (bool, string) {
-			images := map[string]int{}
+	oldImage, newImage := e.repository+":"+e.tag, e.repository+":"+next
+	const ens = "node-e"
+	upgraded := false
+	w := e.wave(t, ens, e.someZones(), func() {
+		// helm upgrade; the rollout is held once it made its first new
+		// replica, so that both versions serve side by side for as long as
+		// it takes to show they hand each other requests, then resumed.
+		e.helm(t, "upgrade", release, "./charts/certbridge", "--namespace", ns, "--reuse-values", "--set", "image.tag="+next)
+		upgraded = true
+		e.kubectl(t, "rollout", "pause", "deployment/"+webhook, "-n", ns)
+		defer e.kubectl(t, "rollout", "resume", "deployment/"+webhook, "-n", ns)
+		var ready map[string]string
+		testutil.Eventually(t, 2*time.Minute, "old and new webhook replicas Ready side by side", func() (bool, string) {
+			ready = map[string]string{}
 			for _, p := range e.pods(t, webhookSelector()) {
 				if podReady(p) {
-					images[p.Spec.Containers[0].Image]++
+					ready[p.Status.PodIP] = p.Spec.Containers[0].Image
 				}
 			}
-			overlap = len(images) == 2
-			return overlap, fmt.Sprint(images)
+			return slices.Contains(slices.Collect(maps.Values(ready)), newImage) && slices.Contains(slices.Collect(maps.Values(ready)), oldImage), fmt.Sprint(ready)
 		})
+		members := e.waitPeers(t, len(ready))
+		// Zones the wave does not use: their changes during the hold come
+		// from these Certificates alone, each routed over the four replicas.
+		zones, owners := pickZones(peers.NewRing(members[0], peers.Static(members)), len(members), waveZones)
+		t.Logf("e: replicas side by side %v; zones %v owned by %v", ready, zones, owners)
+		calls := len(e.c.SimulatorCalls())
+		var manifest strings.Builder
+		for i, zone := range zones {
+			for j := range 3 {
+				host := fmt.Sprintf("%s-mixed-%d-%d.%s", ens, i, j, zone)
+				manifest.WriteString(localcluster.Certificate(ens, fmt.Sprintf("mixed-%d-%d", i, j), "Issuer", "cert-manager.io", "acme-cloudflare", host, "*."+host))
+				manifest.WriteString("\n---\n")
+			}
+		}
+		e.apply(t, manifest.String())
+		for i := range zones {
+			for j := range 3 {
+				if _, err := e.c.WaitCertificateReady(e.ctx, ens, fmt.Sprintf("mixed-%d-%d", i, j), 2*time.Minute); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+		// Each zone's records were changed by its owner, whichever version
+		// it runs: the replica kube-apiserver sent the requests to handed
+		// the other version's zones over.
+		byImage := map[string]int{}
+		for _, call := range e.c.SimulatorCalls()[calls:] {
+			if call.Method == http.MethodGet || !strings.Contains(call.Path, "/dns_records") {
+				continue
+			}
+			zone := zoneOfPath(e, call.Path)
+			if _, mixed := owners[zone]; !mixed {
+				continue
+			}
+			byImage[ready[call.From]]++
+			if owner := strings.Split(owners[zone], ":")[0]; call.From != owner {
+				t.Errorf("zone %s changed by %s (%s), not by its owner %s (%s)", zone, call.From, ready[call.From], owner, ready[owner])
+			}
+		}
+		if byImage[oldImage] == 0 || byImage[newImage] == 0 {
+			t.Errorf("record changes by image while both ran: %v; want both versions", byImage)
+		}
+		t.Logf("e: while both versions ran, record changes by image: %v", byImage)
 	})
 	w.report(t)
-	if upgrade == nil {
+	if !upgraded {
 		t.Fatal("the wave ended before the upgrade started")
-	}
-	if err := <-upgrade; err != nil {
-		t.Fatal(err)
 	}
 	e.waitDeployment(t, webhook, 3)
 	for _, p := range e.pods(t, webhookSelector()) {
-		if img := p.Spec.Containers[0].Image; !strings.HasSuffix(img, ":"+next) {
+		if img := p.Spec.Containers[0].Image; img != newImage {
 			t.Errorf("pod %s runs %s after the upgrade", p.Name, img)
 		}
 	}
-	// Both versions changed records during the wave: the new replicas
-	// took zones over while the old ones still served theirs, each
-	// receiving requests the other forwarded (one peer protocol,
-	// /certbridge.peer/v1/, in both builds).
-	old, nw := e.repository+":"+e.tag, e.repository+":"+next
-	if w.writesByImage[old] == 0 || w.writesByImage[nw] == 0 {
-		t.Errorf("record changes by image: %v; want both %s and %s", w.writesByImage, old, nw)
+}
+
+// zoneOfPath is the name of the zone a Cloudflare API path is about.
+func zoneOfPath(e *env, path string) string {
+	rest, ok := strings.CutPrefix(path[strings.Index(path, "/client/v4/"):], "/client/v4/zones/")
+	if !ok {
+		return ""
 	}
-	t.Logf("e: replicas of %s and %s served the wave side by side (overlap seen: %v); record changes by image: %v", e.tag, next, overlap, w.writesByImage)
+	id, _, _ := strings.Cut(rest, "/")
+	for _, z := range e.c.Cloudflare.AllZones() {
+		if z.ID == id {
+			return z.Name
+		}
+	}
+	return ""
 }
 
 func podReady(p corev1.Pod) bool {
