@@ -26,6 +26,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -941,6 +942,28 @@ func (e *env) scenarioF(t *testing.T) {
 	if len(old) != 1 {
 		t.Fatalf("want one issuer pod, got %v", podNames(old))
 	}
+	// The Lease, as the leader renews it, until another pod holds it.
+	const lease = "certbridge-issuer.certbridge.io"
+	leases := make(chan *coordinationv1.Lease, 1)
+	go func() {
+		defer close(leases)
+		var lastOld *coordinationv1.Lease
+		for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			l, err := e.c.Kube.CoordinationV1().Leases(ns).Get(e.ctx, lease, metav1.GetOptions{})
+			if err != nil || l.Spec.HolderIdentity == nil {
+				continue
+			}
+			switch holder := *l.Spec.HolderIdentity; {
+			case strings.HasPrefix(holder, old[0].Name+"_"):
+				lastOld = l
+			case holder != "" && lastOld != nil:
+				leases <- lastOld
+				leases <- l
+				return
+			}
+		}
+	}()
+	time.Sleep(500 * time.Millisecond)
 	e.kubectl(t, "delete", "pod", "-n", ns, old[0].Name, "--wait=false")
 	var manifest strings.Builder
 	for i := range 10 {
@@ -957,6 +980,19 @@ func (e *env) scenarioF(t *testing.T) {
 	now := e.pods(t, "app.kubernetes.io/component=issuer")
 	if len(now) != 1 || now[0].Name == old[0].Name {
 		t.Errorf("want a new issuer pod in place of %s, got %v", old[0].Name, podNames(now))
+	}
+	// The deleted leader gave its Lease up: its successor took it before
+	// the Lease would have expired (without that, not before its last
+	// renewal plus the Lease's duration).
+	last, next := <-leases, <-leases
+	if last == nil || next == nil {
+		t.Fatal("did not see the Lease pass from the deleted pod to another")
+	}
+	duration := time.Duration(*last.Spec.LeaseDurationSeconds) * time.Second
+	if gap := next.Spec.AcquireTime.Sub(last.Spec.RenewTime.Time); gap >= duration {
+		t.Errorf("the new issuer pod acquired the Lease %s after the deleted one's last renewal, not before the Lease's %s ran out: the deleted leader did not give it up", gap.Round(10*time.Millisecond), duration)
+	} else {
+		t.Logf("f: %s took the Lease %s after %s's last renewal (Lease duration %s)", *next.Spec.HolderIdentity, gap.Round(10*time.Millisecond), *last.Spec.HolderIdentity, duration)
 	}
 	failed := e.kubectl(t, "get", "certificaterequests", "-n", fns, "-o", `jsonpath={range .items[*]}{.metadata.name}{" "}{.status.conditions[?(@.type=="Ready")].reason}{"\n"}{end}`)
 	if strings.Contains(failed, "Failed") || strings.Contains(failed, "Denied") {
