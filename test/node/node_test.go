@@ -500,7 +500,7 @@ func (e *env) scenarioC(t *testing.T) {
 	ring := peers.NewRing(members[0], peers.Static(members))
 	zones, owners := pickZones(ring, len(members), 0)
 	before := e.scrapeAll(t)
-	w := e.wave(t, "node-c", zones, nil)
+	w := e.wave(t, "node-c", zones, 100, nil)
 	after := e.scrapeAll(t)
 	w.report(t)
 	var forwarded float64
@@ -664,14 +664,13 @@ func (w waveResult) report(t *testing.T) {
 		w.name, w.certificates, w.challenges, w.zones, w.took.Round(time.Second), w.notReady, len(w.leftover), w.calls, float64(w.calls)/float64(w.challenges), w.writes)
 }
 
-// wave issues 100 Certificates, each for a host and its wildcard (200
-// challenges) over the wave's zones, through an ACME Issuer with the
+// wave issues Certificates, each for a host and its wildcard (two
+// challenges each) over zones, through an ACME Issuer with the
 // cloudflare solver; midway, once 40 % of the Certificates are Ready,
 // it calls during. It fails the test on a Certificate not Ready or a
 // leftover record.
-func (e *env) wave(t *testing.T, wns string, zones []string, during func()) waveResult {
+func (e *env) wave(t *testing.T, wns string, zones []string, certificates int, during func()) waveResult {
 	t.Helper()
-	const certificates = 100
 	e.namespaceWithCredentials(t, wns)
 	e.apply(t, e.c.ACMEIssuer(wns, "cloudflare", true))
 	callsBefore := len(e.c.SimulatorCalls())
@@ -786,7 +785,7 @@ func (e *env) someZones() []string {
 // scenarioD: a webhook pod force-deleted mid-wave (its process killed, its
 // endpoint gone) → every Certificate Ready, no leftover record.
 func (e *env) scenarioD(t *testing.T) {
-	w := e.wave(t, "node-d", e.someZones(), func() {
+	w := e.wave(t, "node-d", e.someZones(), 60, func() {
 		// The pod that changed the most records so far: the owner of
 		// zones, with their batches in flight.
 		writes := map[string]int{}
@@ -821,7 +820,7 @@ func (e *env) scenarioE(t *testing.T) {
 	oldImage, newImage := e.repository+":"+e.tag, e.repository+":"+next
 	const ens = "node-e"
 	upgraded := false
-	w := e.wave(t, ens, e.someZones(), func() {
+	w := e.wave(t, ens, e.someZones(), 60, func() {
 		// helm upgrade; the rollout is held once it made its first new
 		// replica, so that both versions serve side by side for as long as
 		// it takes to show they hand each other requests, then resumed.
