@@ -48,11 +48,11 @@ func NewPCAClient(o Options, c Credential, region string) (*PCAClient, error) {
 // call runs one action once: the issuer's controller retries transient
 // failures itself, with its own backoff and --max-retry-duration.
 func (p *PCAClient) call(ctx context.Context, action string, params map[string]string, out any) error {
-	release, err := p.budgets[action].Acquire(ctx)
+	ticket, err := p.budgets[action].Acquire(ctx)
 	if err != nil {
 		return classify(action, p.endpoint, p.secrets, err)
 	}
-	defer release()
+	defer ticket.Done(ratelimit.Counts{})
 	req := requests.NewCommonRequest()
 	req.Method, req.Product, req.Version, req.ApiName, req.Domain = "POST", "cas", "2020-06-30", action, p.endpoint.Host
 	for k, v := range params {

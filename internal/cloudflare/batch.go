@@ -21,13 +21,17 @@ import (
 // idle zone is sent at once, on its own, as a single call. Changes that
 // arrive while a call for the zone is under way queue and go together
 // when it returns (group commit). Only while the zone is busy — at least
-// two other changes came within the last ActiveFor, as in a renewal wave,
-// not a lone challenge's Present and CleanUp — does a call wait for more
+// two other changes came within the last ActiveFor (and Window), or a
+// call was under way, as in a renewal wave, not a lone challenge's
+// Present and CleanUp — does a call wait for more
 // changes to join it: until the oldest change it carries has waited
-// Window. A wave's changes arrive spread over a few milliseconds; without
-// that wait for every call, the ones that came while the first call was
-// under way would go out as a second call of their own the moment it
-// returned.
+// Window, and Window has passed since the zone's previous call returned.
+// A wave's changes arrive spread over a few milliseconds, and the callers
+// of a call that returned send their next change (CleanUp after Present, a
+// new name's Present) a few milliseconds later; without that wait, the
+// changes that came while a call was under way would go out on their own
+// the moment it returned, and the zone's challenges would split into two
+// groups taking turns, each call carrying half of them.
 //
 // A batch is all or nothing, so one challenge's refused record must not
 // fail the others': when a batch fails, each of its changes is sent again
@@ -44,7 +48,8 @@ type BatchOptions struct {
 	// Max is how many changes one call carries; 0 means MaxBatch, 1 turns
 	// batching off (every change its own call, at once).
 	Max int
-	// Window is how long a call for a busy zone waits for more changes.
+	// Window is how long a call for a busy zone waits for more changes;
+	// 0 means DefaultBatchWindow, negative no wait.
 	Window time.Duration
 }
 
@@ -58,7 +63,9 @@ const DefaultBatchWindow = 80 * time.Millisecond
 const MaxBatch = 200
 
 // ActiveFor is how recent the changes are that make a zone count as
-// busy, so that a call waits Window for others to join.
+// busy, so that a call waits Window for others to join; the Window is
+// added to it, so that a busy zone whose calls each wait the Window stays
+// busy between them.
 const ActiveFor = time.Second
 
 // Batcher coalesces one credential's record changes and lookups per zone;
@@ -76,7 +83,15 @@ type Batcher struct {
 // lane is one zone's queue: of changes, or of lookups.
 type lane struct {
 	queue []*change
-	busy  bool
+	// draining is set while a goroutine sends the lane's calls.
+	draining bool
+	// hot is set while the zone is busy, as its latest change found it:
+	// other changes came shortly before, or a call was under way.
+	hot bool
+	// calling is set while a call of the lane is under way.
+	calling bool
+	// returned is when the lane's last call came back.
+	returned time.Time
 	// recent are the times of the last changes, to tell a zone in a
 	// renewal wave from one a lone challenge's Present and CleanUp touch.
 	recent []time.Time
@@ -85,11 +100,12 @@ type lane struct {
 // busyAfter is how many other changes within ActiveFor make a zone busy.
 const busyAfter = 2
 
-// active records a change at now and reports whether the zone is busy.
-func (l *lane) active(now time.Time) bool {
+// active records a change at now and reports whether the zone is busy:
+// busyAfter other changes within the last activeFor.
+func (l *lane) active(now time.Time, activeFor time.Duration) bool {
 	kept := l.recent[:0]
 	for _, t := range l.recent {
-		if now.Sub(t) < ActiveFor {
+		if now.Sub(t) < activeFor {
 			kept = append(kept, t)
 		}
 	}
@@ -123,6 +139,12 @@ type change struct {
 func NewBatcher(client *Client, o BatchOptions) *Batcher {
 	if o.Max <= 0 || o.Max > MaxBatch {
 		o.Max = MaxBatch
+	}
+	switch {
+	case o.Window == 0:
+		o.Window = DefaultBatchWindow
+	case o.Window < 0:
+		o.Window = 0
 	}
 	return &Batcher{client: client, max: o.Max, window: o.Window, now: time.Now, lanes: map[string]*lane{}}
 }
@@ -165,14 +187,10 @@ func (b *Batcher) submit(ctx context.Context, key string, c *change) *change {
 	}
 	c.queued = b.now()
 	l.queue = append(l.queue, c)
-	busy := l.active(c.queued)
-	if !l.busy {
-		l.busy = true
-		wait := time.Duration(0)
-		if busy {
-			wait = b.window
-		}
-		go b.drain(key, l, wait)
+	l.hot = l.active(c.queued, ActiveFor+b.window) || l.calling
+	if !l.draining {
+		l.draining = true
+		go b.drain(key, l)
 	}
 	b.mu.Unlock()
 	select {
@@ -187,21 +205,24 @@ func (b *Batcher) submit(ctx context.Context, key string, c *change) *change {
 	return c
 }
 
-// drain sends the lane's changes until it is empty, up to max a call. A
-// busy lane's call first waits until its oldest change has waited wait.
-func (b *Batcher) drain(key string, l *lane, wait time.Duration) {
+// drain sends the lane's changes until it is empty, up to max a call. While
+// the zone is busy, each call first waits until its oldest change has
+// waited the window, and the window has passed since the previous call
+// returned.
+func (b *Batcher) drain(key string, l *lane) {
 	zoneID, _, _ := strings.Cut(key, "|")
 	for {
-		if wait > 0 {
-			b.mu.Lock()
-			var oldest time.Time
-			if len(l.queue) > 0 {
-				oldest = l.queue[0].queued
+		b.mu.Lock()
+		var from time.Time
+		if l.hot && len(l.queue) > 0 {
+			from = l.queue[0].queued
+			if l.returned.After(from) {
+				from = l.returned
 			}
-			b.mu.Unlock()
-			if d := oldest.Add(wait).Sub(b.now()); !oldest.IsZero() && d > 0 {
-				time.Sleep(d)
-			}
+		}
+		b.mu.Unlock()
+		if d := from.Add(b.window).Sub(b.now()); !from.IsZero() && d > 0 {
+			time.Sleep(d)
 		}
 		b.mu.Lock()
 		var batch []*change
@@ -213,16 +234,20 @@ func (b *Batcher) drain(key string, l *lane, wait time.Duration) {
 			}
 		}
 		if len(batch) == 0 {
-			l.busy = false // kept: its recent changes tell a busy zone from an idle one
+			l.draining = false // kept: its recent changes tell a busy zone from an idle one
 			b.mu.Unlock()
 			return
 		}
+		l.calling = true
 		b.mu.Unlock()
 		if batch[0].list != "" {
 			b.lookups(zoneID, batch)
 		} else {
 			b.changes(zoneID, batch)
 		}
+		b.mu.Lock()
+		l.calling, l.returned = false, b.now()
+		b.mu.Unlock()
 	}
 }
 

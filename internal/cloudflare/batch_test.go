@@ -187,9 +187,10 @@ func TestBatcher_GivingUpWhileQueued(t *testing.T) {
 }
 
 // In a busy zone, every call waits until its oldest change has waited the
-// window, not only the first: a change that arrives just before a call
+// window and the window has passed since the zone's previous call
+// returned, not only the first: a change that arrives just before a call
 // returns does not go out alone the moment it returns, but with the one
-// that comes right after.
+// that comes right after (as a CleanUp follows its Present).
 //
 // The scenario depends on timing (a 2 s window, a call held 2 s by the
 // simulator, changes sent 0.5 s before and after it returns); on a machine
@@ -252,12 +253,43 @@ func everyCallWaitsScenario(t *testing.T, window, held, margin time.Duration) (i
 		return 0, fmt.Sprintf("the wave's call returned after %s, not held", waveDone.Sub(start).Round(time.Millisecond))
 	case !thirdSent.Before(waveDone):
 		return 0, "the third change was sent after the wave's call returned"
-	case time.Since(thirdSent) > window+margin:
-		return 0, fmt.Sprintf("the pair took %s, the machine is slower than the margins", time.Since(thirdSent).Round(time.Millisecond))
+	case time.Since(waveDone) > window+margin:
+		return 0, fmt.Sprintf("the pair came back %s after the wave's call, the machine is slower than the margins", time.Since(waveDone).Round(time.Millisecond))
 	}
 	after := sim.Calls()
 	if stored := len(sim.AllRecords()); stored != 7 {
 		t.Errorf("%d records stored, want 7", stored)
 	}
 	return after[createRoute] + after[batchRoute] - before[createRoute] - before[batchRoute], ""
+}
+
+// A zone that turns busy while the call of a change made on it when idle
+// is under way waits the window after that call returns: the changes that
+// queued meanwhile go out together with the one its caller sends next,
+// not on their own the moment it returns.
+func TestBatcher_AZoneThatTurnsBusyWaitsTheWindow(t *testing.T) {
+	sim, c, z := simClient(t)
+	b := cloudflare.NewBatcher(c, cloudflare.BatchOptions{Window: time.Second})
+	sim.InjectFault(cfsim.Fault{Route: createRoute, Delay: time.Second})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := b.Create(context.Background(), z.ID, txt(1)); err != nil { // idle: at once, alone
+			t.Error(err)
+		}
+		if _, err := b.Create(context.Background(), z.ID, txt(4)); err != nil { // its caller's next change
+			t.Error(err)
+		}
+	})
+	time.Sleep(200 * time.Millisecond)
+	for i := 2; i <= 3; i++ { // queued while the first call is under way
+		wg.Go(func() {
+			if _, err := b.Create(context.Background(), z.ID, txt(i)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if calls := sim.Calls(); calls[createRoute] != 1 || calls[batchRoute] != 1 {
+		t.Errorf("want the first change alone and the other 3 in one batch, got %v", calls)
+	}
 }

@@ -51,10 +51,6 @@ type Options struct {
 	Limit ratelimit.Limit
 	// Batch tunes how record changes share calls.
 	Batch BatchOptions
-	// LocalWindowOnly ignores Cloudflare's own count of the quota and keeps
-	// to the local window alone, as certbridge did before it followed the
-	// count; `make bench` sets it to compare. The webhook never does.
-	LocalWindowOnly bool
 }
 
 func (o Options) withDefaults() Options {
@@ -95,6 +91,11 @@ func (c Credential) Hash() string {
 	return hex.EncodeToString(sum[:])
 }
 
+// Label names the credential in metrics: the first 12 characters of its
+// hash, enough to tell a user's credentials apart and nothing to recover
+// the value from.
+func (c Credential) Label() string { return c.Hash()[:12] }
+
 var (
 	// Pre-2026 Global API Keys are 37–45 lower-case hex characters; new ones start cfk_.
 	globalKeyFormat = regexp.MustCompile(`^([0-9a-f]{37,45}|cfk_\S+)$`)
@@ -127,13 +128,13 @@ func NewClient(o Options, c Credential) *Client {
 	o = o.withDefaults()
 	var budget *ratelimit.Budget
 	if o.Limit.Limit > 0 {
-		budget = ratelimit.New(o.Limit.Limit, o.Limit.Window)
+		budget = ratelimit.NewCounted(o.Limit.Limit, o.Limit.Window)
 	}
 	opts := []option.RequestOption{
 		option.WithBaseURL(o.BaseURL),
 		option.WithHTTPClient(o.HTTPClient),
 		option.WithMaxRetries(o.MaxRetries),
-		option.WithMiddleware(throttle(budget, !o.LocalWindowOnly)),
+		option.WithMiddleware(throttle(budget, c.Label())),
 	}
 	if c.IsToken() {
 		opts = append(opts, option.WithAPIToken(c.Token))
@@ -149,24 +150,33 @@ func NewClient(o Options, c Credential) *Client {
 }
 
 // throttle spends the credential's budget on every attempt (retries count
-// against Cloudflare's quota too) and records each attempt's metrics. On a
-// 429 it holds the budget back until Retry-After, and stops the SDK from
-// retrying when that is past the call's deadline.
-func throttle(b *ratelimit.Budget, followProvider bool) option.Middleware {
+// against Cloudflare's quota too), brings the budget in line with the count
+// each answer carries, and records each attempt's metrics under the
+// credential's label. On a 429 it holds the budget back until Retry-After,
+// and stops the SDK from retrying when that is past the call's deadline.
+func throttle(b *ratelimit.Budget, credential string) option.Middleware {
 	return func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
 		waitStart := time.Now()
-		release, err := b.Acquire(req.Context())
+		ticket, err := b.Acquire(req.Context())
 		metrics.RateLimitWait.WithLabelValues("cloudflare").Add(time.Since(waitStart).Seconds())
+		if ticket.Waited() {
+			metrics.BudgetWaits.WithLabelValues("cloudflare", credential).Inc()
+		}
 		if err != nil {
 			return nil, err
 		}
 		start := time.Now()
 		res, err := next(req)
-		release()
-		observe(req, res, err, time.Since(start))
-		if err == nil && followProvider {
-			followCount(b, res.Header)
+		var counts ratelimit.Counts
+		if err == nil {
+			counts = countsOf(res.Header)
+			counts.Refused = res.StatusCode == http.StatusTooManyRequests
 		}
+		ticket.Done(counts)
+		for _, r := range counts.Remaining {
+			metrics.QuotaRemaining.WithLabelValues("cloudflare", r.Policy, credential).Set(float64(r.Remaining))
+		}
+		observe(req, res, err, time.Since(start))
 		if err != nil || res.StatusCode != http.StatusTooManyRequests {
 			return res, err
 		}
@@ -185,20 +195,17 @@ func throttle(b *ratelimit.Budget, followProvider bool) option.Middleware {
 	}
 }
 
-// followCount brings the budget in line with Cloudflare's own count of the
-// user's quota, which every client of the user spends: other replicas,
-// clusters and tools. Fields that do not parse are ignored: the local
-// window still holds.
-func followCount(b *ratelimit.Budget, h http.Header) {
+// countsOf reads Cloudflare's own count of the user's quota from an
+// answer: every client of the user spends it, other replicas, clusters and
+// tools. Fields that do not parse are ignored: the local window still
+// holds.
+func countsOf(h http.Header) ratelimit.Counts {
 	remaining, err := ratelimit.ParseRatelimit(strings.Join(h.Values("Ratelimit"), ", "))
 	if err != nil || len(remaining) == 0 {
-		return
+		return ratelimit.Counts{}
 	}
 	policies, _ := ratelimit.ParsePolicy(strings.Join(h.Values("Ratelimit-Policy"), ", "))
-	b.Observe(remaining, policies)
-	for _, r := range remaining {
-		metrics.QuotaRemaining.WithLabelValues("cloudflare", r.Policy).Set(float64(r.Remaining))
-	}
+	return ratelimit.Counts{Remaining: remaining, Policies: policies}
 }
 
 // observe records an attempt: the operation as a route ("POST

@@ -31,12 +31,20 @@ var (
 		Help: "Seconds spent waiting for rate limits, by provider.",
 	}, []string{"provider"})
 
+	// BudgetWaits counts the requests a credential's budget held back.
+	BudgetWaits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "rate_limit_waits_total",
+		Help: "Requests that waited for the client-side budget of a credential, by provider and credential (a hash).",
+	}, []string{"provider", "credential"})
+
 	// QuotaRemaining is what the provider last said is left of the
-	// account's quota (Cloudflare's Ratelimit field), by policy.
+	// account's quota (Cloudflare's Ratelimit field), by policy and
+	// credential (a hash, never the value): several credentials' counts
+	// must not overwrite each other.
 	QuotaRemaining = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "certbridge", Name: "provider_quota_remaining",
-		Help: "Requests left of the account's quota as the provider last counted them (all its clients together), by provider and policy.",
-	}, []string{"provider", "policy"})
+		Help: "Requests left of the account's quota as the provider last counted them (all its clients together), by provider, policy and credential (a hash).",
+	}, []string{"provider", "policy", "credential"})
 
 	// RateLimit is the adaptive request rate per second a provider's
 	// action is held to (Alibaba Cloud DNS).
@@ -80,7 +88,7 @@ var (
 
 // Register adds the solver metrics to r.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, QuotaRemaining, RateLimit, BatchSize, PeerForwards, Challenges, CleanupsSkipped} {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, BudgetWaits, QuotaRemaining, RateLimit, BatchSize, PeerForwards, Challenges, CleanupsSkipped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

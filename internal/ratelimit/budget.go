@@ -9,56 +9,34 @@ import (
 	"time"
 )
 
-// Budget is a client-side request budget for one credential: at most limit
-// requests in any window, the way the provider counts them (Cloudflare: 1200
-// per 5 minutes, sliding). Bursts are allowed up to the limit. A request holds
-// its slot from when it is sent until window after its answer came back: the
-// provider stamps it somewhere in between, so the slot never frees before the
-// provider's count drops. A 429 blocks the budget until its Retry-After, so
-// concurrent calls with the same credential wait instead of piling on.
-//
-// The provider's own count comes first when it sends one (Observe): it
-// covers every client of the account — other replicas, other clusters,
-// other tools — which no local window can see.
+// Budget is a client-side request budget for one credential. Three things
+// hold a request back, each its own small type:
+//   - this process's own window (ownWindow): at most limit requests per
+//     window, the way the provider counts them (Cloudflare: 1200 per 5
+//     minutes), bursts allowed;
+//   - the provider's own count when its answers carry one (providerCount):
+//     what is left for every client of the account, less the share the
+//     others will spend before the reset;
+//   - a 429's Retry-After (BlockUntil), so concurrent calls with the same
+//     credential wait instead of piling on.
 type Budget struct {
-	limit  int
-	window time.Duration
-	now    func() time.Time
+	now func() time.Time
 
 	mu           sync.Mutex
-	slots        []*slot // oldest first
+	own          ownWindow
 	blockedUntil time.Time
-	// views are the provider's counts by policy name, from its answers.
-	views map[string]*view
-	// answered counts the requests whose answers came back.
-	answered int
-}
-
-// view is the provider's count of one policy as its last answer gave it.
-type view struct {
-	remaining int
-	resetAt   time.Time
-	quota     int
-	// admitted counts the requests admitted since the count was taken: the
-	// provider may not have counted them yet.
-	admitted  int
-	lastAdmit time.Time
-	// othersRate estimates, in requests per second, what the account's
-	// other clients spend: the count's fall beyond this budget's own
-	// answered requests, sampled every sampleEvery.
-	othersRate      float64
-	sampleAt        time.Time
-	sampleRemaining int
-	sampleAnswered  int
-	// window is the policy's window, once an answer gave it.
-	window time.Duration
-}
-
-// sampleEvery is how often the others' rate is estimated.
-const sampleEvery = 250 * time.Millisecond
-
-type slot struct {
-	done time.Time // zero while the request is in flight
+	// sent counts the requests admitted; a request's number is its place
+	// in the send order.
+	sent uint64
+	// counted counts the requests answered with a count (not refused):
+	// the provider surely counted them.
+	counted uint64
+	counts  map[string]*providerCount
+	// learning: the provider's answers carry its count, and none has come
+	// back yet.
+	learning bool
+	// changed is closed, and replaced, whenever an answer comes back.
+	changed chan struct{}
 }
 
 // Limit is a number of requests per window.
@@ -69,7 +47,37 @@ type Limit struct {
 
 // New admits limit requests per window; a limit of 0 or less admits all.
 func New(limit int, window time.Duration) *Budget {
-	return &Budget{limit: limit, window: window, now: time.Now}
+	return &Budget{own: ownWindow{limit: limit, window: window}, now: time.Now, changed: make(chan struct{})}
+}
+
+// NewCounted is New for a provider whose answers carry its count (Done's
+// Counts). Until the first answer is in, it sends one request: a process
+// starting into a window that others have spent must not burst into it.
+func NewCounted(limit int, window time.Duration) *Budget {
+	b := New(limit, window)
+	b.learning = true
+	return b
+}
+
+// Counts is what an answer said of the provider's count: its Ratelimit and
+// Ratelimit-Policy fields, and whether the provider refused the request
+// (a 429, which it may not have counted).
+type Counts struct {
+	Remaining []Remaining
+	Policies  []Policy
+	Refused   bool
+}
+
+// Ticket is one admitted request. The caller ends it with Done once the
+// request's answer, or its failure, is in.
+type Ticket struct {
+	b   *Budget
+	seq uint64
+	// held is how many of the budget's requests the provider surely
+	// counted before this one was sent: those answered with a count.
+	held   uint64
+	slot   *slot
+	waited bool
 }
 
 // ExhaustedError says the budget cannot admit a request before the
@@ -88,205 +96,125 @@ func (e *ExhaustedError) Error() string {
 
 func (e *ExhaustedError) Is(target error) bool { return target == context.DeadlineExceeded }
 
-// inFlightPoll is how often a full budget of requests still in flight is
-// looked at again.
-const inFlightPoll = 20 * time.Millisecond
-
 // Acquire blocks until the budget admits one request, or fails at once when
-// that would be after ctx's deadline. The caller calls release when the
-// request's answer has arrived.
-func (b *Budget) Acquire(ctx context.Context) (release func(), err error) {
-	if b == nil || b.limit <= 0 {
-		return func() {}, nil
+// that would be after ctx's deadline. A nil or unlimited budget admits
+// everything (its Ticket is nil, and Done on it does nothing).
+func (b *Budget) Acquire(ctx context.Context) (*Ticket, error) {
+	if b == nil || b.own.limit <= 0 {
+		return nil, nil
 	}
+	waited := false
 	for {
-		s, until := b.take()
-		if s != nil {
-			return func() { b.release(s) }, nil
+		t, next, changed := b.take()
+		if t != nil {
+			t.waited = waited
+			return t, nil
 		}
-		if deadline, has := ctx.Deadline(); has && until.After(deadline) {
-			return nil, &ExhaustedError{until: until, limit: b.limit, window: b.window}
+		waited = true
+		if deadline, has := ctx.Deadline(); has && !next.IsZero() && next.After(deadline) {
+			return nil, &ExhaustedError{until: next, limit: b.own.limit, window: b.own.window}
 		}
-		t := time.NewTimer(time.Until(until))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, ctx.Err()
-		case <-t.C:
+		if err := wait(ctx, next, changed); err != nil {
+			return nil, err
 		}
 	}
 }
 
-// take admits a request now, or says when to look again.
-func (b *Budget) take() (*slot, time.Time) {
+// wait returns at next (when not zero), when changed is closed (when not
+// nil), or with ctx's error.
+func wait(ctx context.Context, next time.Time, changed <-chan struct{}) error {
+	var timer <-chan time.Time
+	if !next.IsZero() {
+		t := time.NewTimer(time.Until(next))
+		defer t.Stop()
+		timer = t.C
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-timer:
+	case <-changed:
+	}
+	return nil
+}
+
+// take admits a request now, or says when to look again: at next, or
+// when an answer comes back (changed is not nil).
+func (b *Budget) take() (t *Ticket, next time.Time, changed <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	if now.Before(b.blockedUntil) {
-		return nil, b.blockedUntil
+		return nil, b.blockedUntil, nil
 	}
-	if next := b.admitByViews(now); !next.IsZero() {
-		return nil, next
-	}
-	kept := b.slots[:0]
-	var next time.Time
-	for _, s := range b.slots {
-		if s.done.IsZero() || now.Sub(s.done) < b.window {
-			kept = append(kept, s)
-			if free := s.done.Add(b.window); !s.done.IsZero() && (next.IsZero() || free.Before(next)) {
-				next = free
-			}
+	awaitAnswer := false
+	later := func(at time.Time, await bool) {
+		if at.After(next) {
+			next = at
 		}
+		awaitAnswer = awaitAnswer || await
 	}
-	clear(b.slots[len(kept):])
-	b.slots = kept
-	if len(b.slots) >= b.limit {
-		if next.IsZero() {
-			next = now.Add(inFlightPoll)
-		}
-		return nil, next
+	if b.learning && b.sent > 0 {
+		later(time.Time{}, true)
 	}
-	s := &slot{}
-	b.slots = append(b.slots, s)
-	for _, v := range b.views {
-		v.admitted++
-		v.lastAdmit = now
+	for _, c := range b.counts {
+		later(c.admits(now, b.sent))
 	}
-	return s, time.Time{}
+	later(b.own.admits(now))
+	if awaitAnswer {
+		return nil, next, b.changed
+	}
+	if !next.IsZero() {
+		return nil, next, nil
+	}
+	b.sent++
+	for _, c := range b.counts {
+		c.admitted(now, b.sent)
+	}
+	return &Ticket{b: b, seq: b.sent, held: b.counted, slot: b.own.take(now)}, time.Time{}, nil
 }
 
-// Reserve is the share of a quota left unspent for the account's other
-// clients and the requests in flight everywhere.
-const Reserve = 0.02
+// Waited reports whether the request had to wait for the budget.
+func (t *Ticket) Waited() bool { return t != nil && t.waited }
 
-// paceBelow is the share of a quota below which requests are spread over
-// the time left instead of sent at once.
-const paceBelow = 0.5
-
-// admitByViews applies the provider's counts: nothing is sent once only the
-// reserve and what the account's other clients will spend before the reset
-// (at the rate the count shows them spending) are left, and below half of
-// the quota requests are spread evenly over the time to the reset.
-//
-// Each client of the account that does this leaves the others their share:
-// with n of them spending at rate ρ each, one paces at (r/T) − (n−1)ρ, which
-// settles at ρ = r/(nT): together they spend what is left exactly by the
-// reset, and a foreign client's steady spending is left to it. It returns
-// when to look again, or zero to admit.
-func (b *Budget) admitByViews(now time.Time) time.Time {
-	var next time.Time
-	later := func(t time.Time) {
-		if t.After(next) {
-			next = t
-		}
-	}
-	for _, v := range b.views {
-		if v.resetAt.IsZero() {
-			continue
-		}
-		if !now.Before(v.resetAt) {
-			// The window reset: admit until the next count, keeping the
-			// estimate of what the others spend. Forgetting it made every
-			// replica of a shared quota burst at each window's start, see
-			// the others' burst as their steady rate and hold back until
-			// the next reset: a quarter of the quota spent per window.
-			v.remaining, v.admitted, v.resetAt = 0, 0, time.Time{}
-			continue
-		}
-		quota := v.quota
-		if quota <= 0 {
-			quota = max(v.remaining, b.limit)
-		}
-		reserve := max(1, int(float64(quota)*Reserve))
-		// Leave what the others will spend before the reset.
-		others := int(v.othersRate * v.resetAt.Sub(now).Seconds())
-		avail := v.remaining - v.admitted - reserve - others
-		switch {
-		case avail <= 0 && v.remaining-v.admitted-reserve > 0:
-			// Held back only for what the others are expected to spend:
-			// the estimate is refreshed only by this budget's answers, so
-			// one request checks it once it is probeEvery old (since the
-			// last sample, and the last request admitted). Waiting for the reset
-			// instead kept an estimate made while the others spent at
-			// full speed: three replicas that had each seen the other two
-			// do so sent one request a window for a minute after the
-			// others had stopped.
-			at := v.sampleAt
-			if v.lastAdmit.After(at) {
-				at = v.lastAdmit
-			}
-			if at = at.Add(probeEvery(v.window)); now.Before(at) {
-				if v.resetAt.Before(at) {
-					at = v.resetAt
-				}
-				later(at)
-			}
-		case avail <= 0:
-			later(v.resetAt)
-		case float64(avail) < float64(quota)*paceBelow:
-			gap := v.resetAt.Sub(now) / time.Duration(avail)
-			if at := v.lastAdmit.Add(gap); now.Before(at) {
-				later(at)
-			}
-		}
-	}
-	return next
-}
-
-// probeEvery is how often a budget holding back for the others' share
-// sends one request to see their spending again: a twentieth of the
-// policy's window (15 s of Cloudflare's 5 minutes), at least sampleEvery.
-func probeEvery(window time.Duration) time.Duration {
-	return max(sampleEvery, window/20)
-}
-
-// Observe brings the budget in line with the provider's own count, from an
-// answer's Ratelimit (and Ratelimit-Policy) fields.
-func (b *Budget) Observe(remaining []Remaining, policies []Policy) {
-	if b == nil || len(remaining) == 0 {
+// Done ends the request: its slot starts to age, and the provider's count
+// its answer carried, if any, is applied as of this request's place in the
+// send order.
+func (t *Ticket) Done(counts Counts) {
+	if t == nil {
 		return
 	}
+	b := t.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
-	if b.views == nil {
-		b.views = map[string]*view{}
+	t.slot.done = now
+	b.learning = false
+	b.own.prune(now)
+	if len(counts.Remaining) > 0 && !counts.Refused {
+		b.counted++
 	}
-	inFlight := 0
-	for _, s := range b.slots {
-		if s.done.IsZero() {
-			inFlight++
+	for _, r := range counts.Remaining {
+		c := b.counts[r.Policy]
+		if c == nil {
+			c = &providerCount{quota: b.own.limit, window: b.own.window}
+			if b.counts == nil {
+				b.counts = map[string]*providerCount{}
+			}
+			b.counts[r.Policy] = c
 		}
-	}
-	for _, r := range remaining {
-		v, ok := b.views[r.Policy]
-		switch {
-		case !ok:
-			v = &view{sampleAt: now, sampleRemaining: r.Remaining, sampleAnswered: b.answered}
-			b.views[r.Policy] = v
-		case r.Remaining > v.sampleRemaining || v.resetAt.IsZero():
-			// A new window: start the sample again, keep the estimate.
-			v.sampleAt, v.sampleRemaining, v.sampleAnswered = now, r.Remaining, b.answered
-		case now.Sub(v.sampleAt) >= sampleEvery:
-			spent := v.sampleRemaining - r.Remaining - (b.answered - v.sampleAnswered)
-			rate := float64(max(spent, 0)) / now.Sub(v.sampleAt).Seconds()
-			v.othersRate = (v.othersRate + rate) / 2
-			v.sampleAt, v.sampleRemaining, v.sampleAnswered = now, r.Remaining, b.answered
-		}
-		v.remaining, v.resetAt, v.admitted = r.Remaining, now.Add(r.Reset), inFlight
-		for _, p := range policies {
+		for _, p := range counts.Policies {
 			if p.Policy == r.Policy {
-				v.quota, v.window = p.Quota, p.Window
+				c.quota, c.window = p.Quota, p.Window
 			}
 		}
+		c.observe(now, t.seq, t.held+1, b.sent, r, b.own.sentSince)
 	}
-}
-
-func (b *Budget) release(s *slot) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s.done = b.now()
-	b.answered++
+	for _, c := range b.counts {
+		c.answered(t.seq)
+	}
+	close(b.changed)
+	b.changed = make(chan struct{})
 }
 
 // BlockUntil holds every request back until t (the provider's Retry-After).

@@ -7,75 +7,78 @@ import (
 	"time"
 )
 
-// fakeClock drives a budget without waiting.
-type fakeClock struct{ t time.Time }
-
-func (c *fakeClock) now() time.Time          { return c.t }
-func (c *fakeClock) advance(d time.Duration) { c.t = c.t.Add(d) }
-
 func newTestBudget(limit int, window time.Duration) (*Budget, *fakeClock) {
-	clock := &fakeClock{t: time.Now()} // acquire compares with real deadlines
-	b := New(limit, window)
+	clock := &fakeClock{t: time.Now()} // Acquire compares with real deadlines
+	b := NewCounted(limit, window)
 	b.now = clock.now
 	return b, clock
+}
+
+// count is an answer's Ratelimit and Ratelimit-Policy for policy "default".
+func count(remaining int, reset time.Duration, quota int, window time.Duration) Counts {
+	return Counts{Remaining: []Remaining{{"default", remaining, reset}}, Policies: []Policy{{"default", quota, window}}}
+}
+
+// must admits a request now or fails the test.
+func must(t *testing.T, b *Budget, what string) *Ticket {
+	t.Helper()
+	tk, next, changed := b.take()
+	if tk == nil {
+		t.Fatalf("%s: held back (until %v, waiting for an answer %v)", what, next, changed != nil)
+	}
+	return tk
 }
 
 func TestBudget(t *testing.T) {
 	t.Run("bursts up to the limit, then waits for the oldest answer plus the window", func(t *testing.T) {
 		b, clock := newTestBudget(3, time.Minute)
-		var slots []*slot
-		for i := range 3 {
-			s, _ := b.take()
-			if s == nil {
-				t.Fatalf("request %d of a burst of 3 refused", i)
-			}
-			slots = append(slots, s)
+		first := must(t, b, "the first request")
+		first.Done(Counts{}) // an answer without a count: the local window alone holds
+		tickets := []*Ticket{first}
+		for i := range 2 {
 			clock.advance(time.Second)
+			tickets = append(tickets, must(t, b, "request of a burst of 3"))
+			_ = i
 		}
-		for _, s := range slots {
-			b.release(s) // answers arrive at +3s
+		for _, tk := range tickets[1:] {
+			tk.Done(Counts{}) // answers arrive at +2s
 		}
-		s, next := b.take()
-		if s != nil {
+		tk, next, _ := b.take()
+		if tk != nil {
 			t.Fatal("a fourth request within the window was admitted")
 		}
-		if want := clock.now().Add(time.Minute); !next.Equal(want) {
+		if want := tickets[0].slot.done.Add(time.Minute); !next.Equal(want) {
 			t.Errorf("next slot at %v, want %v (window after the first answer)", next, want)
 		}
-		clock.advance(time.Minute)
-		if s, _ := b.take(); s == nil {
-			t.Fatal("a slot must free once the window has passed since the answer")
-		}
+		clock.t = next
+		must(t, b, "a request once the window has passed since the first answer")
 	})
 	t.Run("requests in flight hold their slots", func(t *testing.T) {
 		b, clock := newTestBudget(1, time.Second)
-		if s, _ := b.take(); s == nil {
-			t.Fatal("first request refused")
-		}
+		must(t, b, "the first request")
 		clock.advance(time.Hour)
-		if s, _ := b.take(); s != nil {
-			t.Fatal("a slot was freed while its request is still in flight")
+		if tk, _, changed := b.take(); tk != nil || changed == nil {
+			t.Fatal("a slot was freed while its request is still in flight, or the wait is not for its answer")
 		}
 	})
 	t.Run("a 429 blocks until Retry-After", func(t *testing.T) {
 		b, clock := newTestBudget(100, time.Minute)
+		must(t, b, "the first request").Done(Counts{})
 		until := clock.now().Add(30 * time.Second)
 		b.BlockUntil(until)
-		if s, next := b.take(); s != nil || !next.Equal(until) {
-			t.Fatalf("want blocked until %v, got slot=%v next=%v", until, s != nil, next)
+		if tk, next, _ := b.take(); tk != nil || !next.Equal(until) {
+			t.Fatalf("want blocked until %v, got admitted=%v next=%v", until, tk != nil, next)
 		}
 		clock.advance(30 * time.Second)
-		if s, _ := b.take(); s == nil {
-			t.Fatal("still blocked after Retry-After")
-		}
+		must(t, b, "after Retry-After")
 	})
 	t.Run("a wait past the deadline fails at once as DeadlineExceeded", func(t *testing.T) {
 		b, _ := newTestBudget(1, time.Hour)
-		release, err := b.Acquire(context.Background())
+		tk, err := b.Acquire(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
-		release()
+		tk.Done(Counts{})
 		ctx, cancel := context.WithTimeout(context.Background(), time.Hour/2)
 		defer cancel()
 		_, err = b.Acquire(ctx)
@@ -87,10 +90,21 @@ func TestBudget(t *testing.T) {
 	t.Run("a disabled budget admits everything", func(t *testing.T) {
 		var b *Budget
 		for range 5 {
-			if _, err := b.Acquire(context.Background()); err != nil {
+			tk, err := b.Acquire(context.Background())
+			if err != nil {
 				t.Fatal(err)
 			}
+			tk.Done(Counts{})
 		}
+	})
+	t.Run("until the first answer, one request learns the count", func(t *testing.T) {
+		b, _ := newTestBudget(1200, 5*time.Minute)
+		first := must(t, b, "the first request")
+		if tk, _, changed := b.take(); tk != nil || changed == nil {
+			t.Fatal("a second request went before the first answer")
+		}
+		first.Done(count(1199, 5*time.Minute, 1200, 5*time.Minute))
+		must(t, b, "a request after the first answer")
 	})
 }
 
@@ -100,49 +114,44 @@ func TestBudget(t *testing.T) {
 func TestBudgetFollowsTheProvidersCount(t *testing.T) {
 	t.Run("a foreign client spent the quota: wait for the reset", func(t *testing.T) {
 		b, clock := newTestBudget(1200, 5*time.Minute)
-		b.Observe([]Remaining{{"default", 20, 30 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
-		s, next := b.take()
-		if s != nil {
+		must(t, b, "the first request").Done(count(20, 30*time.Second, 1200, 5*time.Minute))
+		tk, next, _ := b.take()
+		if tk != nil {
 			t.Fatal("admitted with 20 left of 1200: that is within the reserve (24)")
 		}
 		if want := clock.now().Add(30 * time.Second); !next.Equal(want) {
 			t.Errorf("next at %v, want the reset %v", next, want)
 		}
 		clock.advance(30 * time.Second)
-		if s, _ := b.take(); s == nil {
-			t.Error("not admitted after the reset")
-		}
+		must(t, b, "after the reset")
 	})
 	t.Run("plenty left: sent at once", func(t *testing.T) {
 		b, _ := newTestBudget(1200, 5*time.Minute)
-		b.Observe([]Remaining{{"default", 1100, 200 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
-		for i := range 50 {
-			if s, _ := b.take(); s == nil {
-				t.Fatalf("request %d held back with most of the quota left", i)
-			}
+		must(t, b, "the first request").Done(count(1100, 200*time.Second, 1200, 5*time.Minute))
+		for range 50 {
+			must(t, b, "a request with most of the quota left")
 		}
 	})
-	t.Run("below half: spread over the time left", func(t *testing.T) {
+	t.Run("below half, others about: spread over the time left", func(t *testing.T) {
 		b, clock := newTestBudget(1200, 5*time.Minute)
-		b.Observe([]Remaining{{"default", 124, 100 * time.Second}}, []Policy{{"default", 1200, 5 * time.Minute}})
-		if s, _ := b.take(); s == nil {
-			t.Fatal("the first request after a count is held back")
+		// Others spent 1075 of the window: the first answer says 124 left.
+		must(t, b, "the first request").Done(count(124, 100*time.Second, 1200, 5*time.Minute))
+		must(t, b, "the first request after a count")
+		tk, next, _ := b.take()
+		if tk != nil {
+			t.Fatal("a second request at once, with 98 left for 100 s")
 		}
-		s, next := b.take()
-		if s != nil {
-			t.Fatal("a second request at once, with 99 left for 100 s")
-		}
-		// 124 - 1 admitted - 24 reserve = 99 left over 100 s.
+		// 124 - 1 sent since - 24 reserve = 99 left over 100 s.
 		if gap := next.Sub(clock.now()); gap < time.Second || gap > 1100*time.Millisecond {
 			t.Errorf("gap %v, want about 100s/99", gap)
 		}
 	})
-	t.Run("requests admitted since the count are counted against it", func(t *testing.T) {
+	t.Run("requests sent since the count are counted against it", func(t *testing.T) {
 		b, _ := newTestBudget(1200, 5*time.Minute)
-		b.Observe([]Remaining{{"default", 30, time.Hour}}, []Policy{{"default", 1200, time.Hour}})
+		must(t, b, "the first request").Done(count(30, time.Hour, 1200, time.Hour))
 		admitted := 0
 		for range 10 {
-			if s, _ := b.take(); s != nil {
+			if tk, _, _ := b.take(); tk != nil {
 				admitted++
 			}
 		}
@@ -153,77 +162,65 @@ func TestBudgetFollowsTheProvidersCount(t *testing.T) {
 	})
 	t.Run("without a count the local window holds", func(t *testing.T) {
 		b, _ := newTestBudget(3, time.Minute)
-		b.Observe(nil, nil)
-		for range 3 {
-			if s, _ := b.take(); s == nil {
-				t.Fatal("held back within the local window")
-			}
+		must(t, b, "the first request").Done(Counts{})
+		for range 2 {
+			must(t, b, "a request within the local window")
 		}
-		if s, _ := b.take(); s != nil {
+		if tk, _, _ := b.take(); tk != nil {
 			t.Error("a fourth request admitted past the local window")
 		}
 	})
 }
 
-// othersSpending is a budget that has watched Cloudflare's count fall by 4
-// per second for two seconds without a request of its own (another client
-// spends 4 per second), with the window's reset that far away.
-func othersSpending(reset time.Duration) (*Budget, *fakeClock, []Policy) {
-	b, clock := newTestBudget(1200, 5*time.Minute)
-	policy := []Policy{{"default", 1200, 5 * time.Minute}}
-	remaining := 1000
-	b.Observe([]Remaining{{"default", remaining, reset}}, policy)
-	for range 8 {
-		clock.advance(250 * time.Millisecond)
-		remaining--
-		b.Observe([]Remaining{{"default", remaining, reset}}, policy)
+// withSteadyNeighbour runs a process wanting far more than the quota
+// beside a foreign client that spends 2 requests per second, half of
+// Cloudflare's quota, without a budget, from a window before the process
+// starts, and for a window after end, a time since the process started
+// where the run stops.
+func withSteadyNeighbour(end time.Duration) (*simulation, *client, *client, time.Time) {
+	s := newSimulation(1, &counterModel{quota: cloudflareQuota.Limit, window: cloudflareQuota.Window}, 20*time.Millisecond, 150*time.Millisecond)
+	start := s.now.Add(cloudflareQuota.Window + 20*time.Second)
+	var times []time.Time
+	for at := s.now; !at.After(start.Add(end + cloudflareQuota.Window)); at = at.Add(500 * time.Millisecond) {
+		times = append(times, at)
 	}
-	return b, clock, policy
+	foreign := s.foreign(times, 1)
+	c := s.newClient(cloudflareQuota.Limit, cloudflareQuota.Window, 60)
+	c.want(start, 100000)
+	s.run(start.Add(end))
+	return s, c, foreign, start
 }
 
 // A foreign client spending steadily is seen in the count's fall beyond
-// the budget's own answered requests, and its share until the reset is
-// left to it.
+// the process's own requests, and its share until the reset is left to it:
+// no 429 for anyone, and the process spends what the neighbour leaves.
 func TestBudgetLeavesTheOthersTheirShare(t *testing.T) {
-	b, _, policy := othersSpending(100 * time.Second)
-	b.mu.Lock()
-	rate := b.views["default"].othersRate
-	b.mu.Unlock()
-	if rate < 3 || rate > 5 {
-		t.Fatalf("the others' rate is estimated at %.1f per second, want about 4", rate)
+	s, c, foreign, start := withSteadyNeighbour(3 * cloudflareQuota.Window)
+	if rate := c.b.counts["default"].othersRate; rate < 1.5 || rate > 2.5 {
+		t.Errorf("the others' rate is estimated at %.1f per second, want about 2", rate)
 	}
-	// About 4/s × 100 s is the others' until the reset, 24 the reserve.
-	b.Observe([]Remaining{{"default", 410, 100 * time.Second}}, policy)
-	if s, _ := b.take(); s != nil {
-		t.Error("admitted although what is left is the others' share until the reset")
+	if foreign.rejected+c.rejected != 0 {
+		t.Errorf("%d of the neighbour's requests and %d of the process's answered 429", foreign.rejected, c.rejected)
 	}
-	b.Observe([]Remaining{{"default", 500, 100 * time.Second}}, policy)
-	if s, _ := b.take(); s == nil {
-		t.Error("held back although about 80 beyond the others' share are left")
+	for end, n := range s.model.perWindow {
+		if end.After(start.Add(cloudflareQuota.Window)) && end.Before(start.Add(3*cloudflareQuota.Window)) && n < cloudflareQuota.Limit*9/10 {
+			t.Errorf("only %d of %d spent in the window ending %s: the process left the neighbour's share unused", n, cloudflareQuota.Limit, end.Sub(start))
+		}
 	}
 }
 
 // The others' rate is an estimate of the account's other clients, not of
 // one window: after the reset it still leaves them their share, rather
-// than every client starting the window as if alone.
+// than the process starting the window as if alone and bursting.
 func TestBudgetKeepsTheOthersShareAcrossTheReset(t *testing.T) {
-	b, clock, policy := othersSpending(10 * time.Second)
-	clock.advance(10 * time.Second)
-	s, _ := b.take()
-	if s == nil {
-		t.Fatal("not admitted after the reset, before any count of the new window")
-	}
-	b.release(s)
-	// A new window of 100 s: about 4/s × 100 s are the others', 24 the
-	// reserve, so 410 left is nothing for this client.
-	b.Observe([]Remaining{{"default", 410, 100 * time.Second}}, policy)
-	if s, _ := b.take(); s != nil {
-		t.Error("admitted in the new window although what is left is the others' share until its reset")
-	}
-	clock.advance(2 * time.Second) // past the pace's gap after the request above
-	b.Observe([]Remaining{{"default", 500, 100 * time.Second}}, policy)
-	if s, _ := b.take(); s == nil {
-		t.Error("held back although about 80 beyond the others' share are left")
+	s, c, _, _ := withSteadyNeighbour(cloudflareQuota.Window)
+	s.run(s.model.windowEnd) // to the next reset
+	sent := c.sent
+	s.run(s.now.Add(10 * time.Second))
+	// Half the window is the neighbour's: what is left, about 576, is
+	// spread over 300 s, some 20 in 10 s, not sent at once.
+	if n := c.sent - sent; n > 40 {
+		t.Errorf("%d requests in the new window's first 10 s, want about 20", n)
 	}
 }
 
@@ -232,25 +229,24 @@ func TestBudgetKeepsTheOthersShareAcrossTheReset(t *testing.T) {
 // when they have stopped, the counts say so and it is admitted again
 // before the reset.
 func TestBudgetChecksTheOthersShareWhileHoldingBack(t *testing.T) {
-	b, clock := newTestBudget(1200, 6*time.Second)
-	policy := []Policy{{"default", 1200, 6 * time.Second}}
+	window := 6 * time.Second
+	b, clock := newTestBudget(1200, window)
 	// The others spend 200 per second: 50 per 250 ms.
-	remaining := 1100
-	b.Observe([]Remaining{{"default", remaining, 5 * time.Second}}, policy)
-	for range 8 {
+	remaining, reset := 1100, 5*time.Second
+	for range 9 {
+		remaining--
+		must(t, b, "a request while the others spend").Done(count(remaining, reset, 1200, window))
 		clock.advance(250 * time.Millisecond)
+		reset -= 250 * time.Millisecond
 		remaining -= 50
-		b.Observe([]Remaining{{"default", remaining, 5 * time.Second}}, policy)
 	}
-	// 500 left, 3 s to the reset: about 600 of it is the others'.
-	b.Observe([]Remaining{{"default", 500, 3 * time.Second}}, policy)
+	// About 650 left, 2.75 s to the reset: about 550 of it is the others'.
 	// The others stop. Each check is answered with the count unchanged
 	// but for the check itself.
-	left, reset := 500, 3*time.Second
 	admitted, heldBack := 0, 0
 	for range 8 {
-		s, at := b.take()
-		if s == nil {
+		tk, at, _ := b.take()
+		if tk == nil {
 			if !at.Before(clock.now().Add(reset)) {
 				t.Fatalf("after %d checks, held back until the reset %s away", admitted, reset)
 			}
@@ -261,14 +257,66 @@ func TestBudgetChecksTheOthersShareWhileHoldingBack(t *testing.T) {
 			continue
 		}
 		admitted++
-		b.release(s)
-		left--
-		b.Observe([]Remaining{{"default", left, reset}}, policy)
+		remaining--
+		tk.Done(count(remaining, reset, 1200, window))
 	}
 	if heldBack == 0 {
 		t.Error("never held back for the others' share: the test proves nothing")
 	}
 	if admitted < 4 {
 		t.Errorf("%d requests admitted in 8 tries after the others stopped, want most of them", admitted)
+	}
+}
+
+// An answer overtaken by a later request's answer carries an older count:
+// it must not bring back what the newer count says is spent.
+func TestBudgetKeepsTheNewerCountOfAnswersOutOfOrder(t *testing.T) {
+	b, _ := newTestBudget(1200, 5*time.Minute)
+	must(t, b, "the first request").Done(count(1000, time.Minute, 1200, 5*time.Minute))
+	older := must(t, b, "a request answered late")
+	newer := must(t, b, "a request answered first")
+	newer.Done(count(30, time.Minute, 1200, 5*time.Minute))
+	older.Done(count(900, time.Minute, 1200, 5*time.Minute))
+	if got := b.counts["default"].remaining; got != 30 {
+		t.Fatalf("the count reads %d left after the older answer, want the newer 30", got)
+	}
+	admitted := 0
+	for range 10 {
+		if tk, _, _ := b.take(); tk != nil {
+			admitted++
+		}
+	}
+	// 30 - 24 reserve = 6, spread: one at once.
+	if admitted > 1 {
+		t.Errorf("%d admitted at once on the overtaken count, want at most 1", admitted)
+	}
+}
+
+// At the reset, a budget that shares the account does not admit a whole
+// new window at once: every replica doing so would burst together. One
+// request learns the new window's count first.
+func TestBudgetLearnsTheNewWindowBeforeBursting(t *testing.T) {
+	cases := []struct {
+		name  string
+		reset time.Duration // what the last answer before the reset said
+	}{
+		{"the reset passed", 2 * time.Second},
+		{"the count said t=0", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, clock := newTestBudget(1200, 5*time.Minute)
+			// Others spent most of the window.
+			must(t, b, "the first request").Done(count(200, tc.reset, 1200, 5*time.Minute))
+			clock.advance(tc.reset + time.Second)
+			probe := must(t, b, "the request after the reset")
+			if tk, _, changed := b.take(); tk != nil || changed == nil {
+				t.Fatal("a second request went before the new window's count")
+			}
+			probe.Done(count(1100, 5*time.Minute, 1200, 5*time.Minute))
+			for range 20 {
+				must(t, b, "a request once the new window's count is in")
+			}
+		})
 	}
 }

@@ -46,7 +46,6 @@ var quotaDesigns = []struct {
 	opts   cloudflare.Options
 	peered bool
 }{
-	{"before: each replica its own window, no batching", cloudflare.Options{LocalWindowOnly: true, Batch: cloudflare.BatchOptions{Max: 1}}, false},
 	{"following Cloudflare's count, no batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Max: 1}}, false},
 	{"following Cloudflare's count, batching", cloudflare.Options{Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}, false},
 	{"following Cloudflare's count, batching, each zone served by one replica (peers)", cloudflare.Options{Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}, true},
@@ -230,7 +229,7 @@ func loneLatency(cfg *rest.Config) []string {
 }
 
 // ActiveGap lets a zone go idle between lone challenges.
-const ActiveGap = cloudflare.ActiveFor + 100*time.Millisecond
+const ActiveGap = cloudflare.ActiveFor + cloudflare.DefaultBatchWindow + 100*time.Millisecond
 
 // aliReplicas runs a mass renewal through 3 alidns replicas under the
 // documented QPS, shared by all of them.

@@ -167,6 +167,7 @@ type Server struct {
 	throttled int
 	now       func() time.Time
 	recordSeq int64
+	latency   simkit.Latency
 }
 
 type stsCredential struct {
@@ -179,8 +180,8 @@ type stsCredential struct {
 // documented QPS is on; SetThrottling turns it off.
 func Start() *Server {
 	s := newServer()
-	s.rpc = httptest.NewServer(http.HandlerFunc(s.serveRPC))
-	s.sts = httptest.NewTLSServer(http.HandlerFunc(s.serveSTS))
+	s.rpc = httptest.NewServer(s.delayed(s.serveRPC))
+	s.sts = httptest.NewTLSServer(s.delayed(s.serveSTS))
 	return s
 }
 
@@ -190,8 +191,27 @@ func newServer() *Server {
 		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{},
 		foreign: map[string]bool{}, records: map[string][]*Record{}, nextID: 100000000000,
 		nonces: map[string]time.Time{}, throttle: true, recent: map[string][]time.Time{},
-		now: time.Now,
+		now: time.Now, latency: simkit.DefaultLatency,
 	}
+}
+
+// delayed answers after the simulator's latency; a call is counted, and
+// takes effect, when it arrives.
+func (s *Server) delayed(serve http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		latency := s.latency
+		s.mu.Unlock()
+		latency.Serve(w, r, func(w http.ResponseWriter) { serve(w, r) })
+	}
+}
+
+// SetLatency sets how long answers take after the call arrived (and was
+// counted); simkit.Instant answers at once.
+func (s *Server) SetLatency(l simkit.Latency) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = l
 }
 
 // Close stops both servers.

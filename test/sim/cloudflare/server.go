@@ -72,11 +72,13 @@ type Server struct {
 	rejectedBy map[string]int // by API token
 	batches    int
 	now        func() time.Time
+	latency    simkit.Latency
 }
 
-// Start runs a simulator on 127.0.0.1 until Close.
+// Start runs a simulator on 127.0.0.1 until Close. It answers with
+// simkit.DefaultLatency.
 func Start() *Server {
-	s := &Server{state: newState(), now: time.Now}
+	s := &Server{state: newState(), now: time.Now, latency: simkit.DefaultLatency}
 	s.http = httptest.NewServer(s)
 	return s
 }
@@ -164,6 +166,14 @@ func (s *Server) AddGlobalKey(email, key string) {
 	s.state.mu.Lock()
 	defer s.state.mu.Unlock()
 	s.keys = append(s.keys, globalKey{email: strings.ToLower(email), key: key})
+}
+
+// SetLatency sets how long answers take after the call arrived (and was
+// counted); simkit.Instant answers at once.
+func (s *Server) SetLatency(l simkit.Latency) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = l
 }
 
 // SetRateLimit enforces a budget; the zero value disables it.
@@ -273,8 +283,17 @@ var routes = []route{
 	{http.MethodDelete, regexp.MustCompile(`^/certificates/([^/]+)$`), "DELETE /certificates/{id}", (*Server).revokeOriginCert},
 }
 
-// ServeHTTP routes a request: count, fault, authenticate, rate-limit, handle.
+// ServeHTTP answers a request after the simulator's latency; it is
+// counted, and takes effect, when it arrives.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	latency := s.latency
+	s.mu.Unlock()
+	latency.Serve(w, r, func(w http.ResponseWriter) { s.route(w, r) })
+}
+
+// route handles a request: count, fault, authenticate, rate-limit, handle.
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	path, ok := strings.CutPrefix(r.URL.Path, BasePath)
 	if !ok {
 		writeError(w, http.StatusNotFound, errItem(7000, "No route for that URI"))

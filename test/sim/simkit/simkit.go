@@ -1,14 +1,105 @@
-// Package simkit is what the simulators share: a queue of injected faults
-// (each hits the next matching calls a set number of times, and may delay the
-// answer, drop the connection before the call is handled, or handle it and
-// lose its answer) and per-call counters.
+// Package simkit is what the simulators share: the latency of their
+// answers, a queue of injected faults (each hits the next matching calls a
+// set number of times, and may delay the answer, drop the connection before
+// the call is handled, or handle it and lose its answer) and per-call
+// counters.
 package simkit
 
 import (
+	"bufio"
+	"bytes"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"time"
 )
+
+// Latency is the time between a call's arrival and its answer, drawn
+// evenly between Min and Max for each call. A call is counted, and takes
+// effect, when it arrives; only its answer waits, as it does across a
+// network: a client sees its own requests counted before it has their
+// answers.
+type Latency struct {
+	Min, Max time.Duration
+}
+
+// DefaultLatency is what the simulators answer with unless a test sets
+// another: real APIs answer tens of milliseconds after they counted a
+// call, and a behaviour that holds only with instant answers is a bug.
+var DefaultLatency = Latency{Min: 20 * time.Millisecond, Max: 150 * time.Millisecond}
+
+// Instant answers at once: for tests where when an answer comes cannot
+// matter, such as a message's wording.
+var Instant = Latency{}
+
+// draw is one call's latency.
+func (l Latency) draw() time.Duration {
+	if l.Max <= l.Min {
+		return l.Min
+	}
+	return l.Min + time.Duration(rand.Int64N(int64(l.Max-l.Min)+1))
+}
+
+// Serve handles a call at once and holds its answer back until the
+// call's latency has passed since it arrived, or until its caller gave up.
+// A connection the handler drops is dropped at once.
+func (l Latency) Serve(w http.ResponseWriter, r *http.Request, serve func(http.ResponseWriter)) {
+	answerAt := time.Now().Add(l.draw())
+	h := &held{w: w, header: http.Header{}}
+	serve(h)
+	if h.hijacked {
+		return
+	}
+	if d := time.Until(answerAt); d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+	for k, v := range h.header {
+		w.Header()[k] = v
+	}
+	if h.status != 0 {
+		w.WriteHeader(h.status)
+	}
+	_, _ = w.Write(h.body.Bytes())
+}
+
+// held is an answer kept until its time comes.
+type held struct {
+	w        http.ResponseWriter
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	hijacked bool
+}
+
+func (h *held) Header() http.Header { return h.header }
+func (h *held) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return h.body.Write(b)
+}
+func (h *held) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+// Hijack hands over the connection, for a fault that drops it.
+func (h *held) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := h.w.(http.Hijacker)
+	if !ok {
+		return nil, nil, http.ErrNotSupported
+	}
+	h.hijacked = true
+	return hj.Hijack()
+}
 
 // Injected is what every simulator's fault carries.
 type Injected interface {
