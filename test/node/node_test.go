@@ -263,6 +263,11 @@ func (e *env) scenarioA(t *testing.T) {
 		if opts := rootMountOptions(t, pid); !slices.Contains(strings.Split(opts, ","), "ro") {
 			t.Errorf("process %d's root filesystem is mounted %q, want read-only", pid, opts)
 		}
+		// Nothing routes the pod's traffic off the machine: its routes are
+		// its subnet and the Service range, on the bridge.
+		if routes := podRoutes(t, pid); !slices.Equal(routes, []string{localcluster.PodCIDR, localcluster.ServiceCIDR}) {
+			t.Errorf("process %d's network namespace routes %v, want only %s and %s", pid, routes, localcluster.PodCIDR, localcluster.ServiceCIDR)
+		}
 	}
 	t.Logf("a: %d pods Ready on %s; certbridge processes %v run as 65532 on a read-only root", len(pods), localcluster.NodeName, procs)
 	e.assertNoSecretInPodLogs(t)
@@ -379,6 +384,33 @@ func procIDs(t *testing.T, pid int) (uid, gid string) {
 		}
 	}
 	return uid, gid
+}
+
+// podRoutes are the IPv4 routes of the process's network namespace
+// (/proc/<pid>/net/route), as destination/prefix, sorted.
+func podRoutes(t *testing.T, pid int) []string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/route", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routes []string
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) < 8 {
+			continue
+		}
+		dst, err1 := strconv.ParseUint(f[1], 16, 32)
+		mask, err2 := strconv.ParseUint(f[7], 16, 32)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		// Little-endian, as the kernel prints them.
+		ip := net.IPv4(byte(dst), byte(dst>>8), byte(dst>>16), byte(dst>>24))
+		ones, _ := net.IPv4Mask(byte(mask), byte(mask>>8), byte(mask>>16), byte(mask>>24)).Size()
+		routes = append(routes, fmt.Sprintf("%s/%d", ip, ones))
+	}
+	sort.Strings(routes)
+	return routes
 }
 
 // rootMountOptions are the mount options of / as the process sees it.
