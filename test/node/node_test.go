@@ -45,7 +45,7 @@ const (
 	issuer  = release + "-issuer"
 	// Zones of the Cloudflare account the waves may use; each wave uses
 	// at least waveZones of them.
-	candidateZones = 24
+	candidateZones = 32
 	waveZones      = 4
 )
 
