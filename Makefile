@@ -129,7 +129,7 @@ fuzz: tools ## run every fuzz target for FUZZTIME each (default 30s), one after 
 # settings (CGO_ENABLED=0, -trimpath, -tags e2e) so that a cold run compiles
 # cert-manager's dependency tree once for all three.
 E2E_GO := CGO_ENABLED=0 GOFLAGS=-trimpath
-e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-l, the garbage run and the demo
+e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-m, the garbage run and the demo
 	$(E2E_GO) go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/
 
 # The node scenarios (test/node): make image's image on kubelet + containerd,
@@ -157,10 +157,11 @@ demo: tools build $(if $(NODE),node-deps image-amd64) ## start the local environ
 	$(if $(NODE),CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG)) \
 	  $(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once) $(if $(NODE),--node)
 
-generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, and the chart values' descriptions (schema, docs/configuration.md)
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), and the README's bench headline (from BENCHMARKS.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
 	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=charts/certbridge/files/crds
 	go run ./hack/chartdoc --chart charts/certbridge --doc docs/configuration.md
+	go run ./hack/benchdoc --from BENCHMARKS.md README.md
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(dir $(CONTROLLER_GEN))
@@ -183,7 +184,7 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged, no pr
 	@out=$$(go list -f '{{.ImportPath}} {{join .Deps " "}}' $$(go list ./... | grep -v '/test/') | \
 	  awk '{for (i = 2; i <= NF; i++) if ($$i ~ /^github.com\/certbridge\/certbridge\/test\//) print "  " $$1 " imports " $$i}'); \
 	  if [ -n "$$out" ]; then echo "production packages must not import the test harness under test/:"; echo "$$out"; exit 1; fi
-	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds charts/certbridge/values.schema.json docs/configuration.md || { echo "generated files are stale: run make generate and commit"; exit 1; }
+	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds charts/certbridge/values.schema.json docs/configuration.md README.md || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
 tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(KUBE_NODE_TOOLS) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) $(TEST_ASSET_PROMTOOL) ## build the pinned Kubernetes binaries, etcd, helm, Pebble and promtool once
@@ -241,8 +242,9 @@ conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOK
 	@test -n "$${CLOUDFLARE_API_TOKEN:-}$${ALIBABA_CLOUD_ACCESS_KEY_ID:-}" || { echo "set CLOUDFLARE_API_TOKEN, or ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"; exit 1; }
 	CERTBRIDGE_CONFORMANCE_LIVE=1 go test -count=1 -v -run 'TestConformance/cloudflare-live|TestConformanceLiveAliDNS' ./solver/
 
-bench: tools build ## API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver), mass renewal, webhook RSS, issuer throughput, faults across webhook processes; writes BENCHMARKS.md
-	go run ./test/bench
+bench: tools build ## API calls per challenge (ours vs cert-manager's in-tree Cloudflare solver), the quota (alone, a renewal that reaches it, hostile neighbours), webhook RSS, issuer throughput, faults across webhook processes; writes BENCHMARKS.md and the README's headline (BENCH_FLAGS, e.g. -scale 1 -runs 5)
+	go run ./test/bench $(BENCH_FLAGS)
+	go run ./hack/benchdoc --from BENCHMARKS.md README.md
 
 sim: ## run the simulators on loopback and print their addresses
 	go run ./test/sim/cmd/sim

@@ -36,6 +36,7 @@ import (
 	certificatesv1 "k8s.io/api/certificates/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -88,8 +89,14 @@ type want struct {
 	groupName        string
 	certManagerSA    string   // namespace/name
 	secretNamespaces []string // where the webhook may get Secrets; "" is every namespace
-	crds             bool
-	present, absent  []string // kind/namespace/name
+	// issuerSecretNamespaces are where the issuer may get Secrets; "" is
+	// every namespace, none without the issuer.
+	issuerSecretNamespaces []string
+	peers                  bool // webhook.peers.enabled
+	// oidcProviderARN is the webhook's --alibaba-oidc-provider-arn; "" for none.
+	oidcProviderARN string
+	crds            bool
+	present, absent []string // kind/namespace/name
 }
 
 var (
@@ -97,7 +104,7 @@ var (
 		name: "default values", release: "certbridge", namespace: "certbridge",
 		want: want{
 			fullname: "certbridge", groupName: "acme.certbridge.io", certManagerSA: "cert-manager/cert-manager",
-			secretNamespaces: []string{""}, crds: true,
+			secretNamespaces: []string{""}, issuerSecretNamespaces: []string{""}, peers: true, crds: true,
 			present: []string{
 				"Deployment/certbridge/certbridge-webhook", "ServiceAccount/certbridge/certbridge-webhook",
 				"Service/certbridge/certbridge-webhook", "PodDisruptionBudget/certbridge/certbridge-webhook",
@@ -119,8 +126,10 @@ var (
 				"CustomResourceDefinition//clustercloudflareoriginissuers.certbridge.io",
 				"CustomResourceDefinition//alibabapcaissuers.certbridge.io",
 				"CustomResourceDefinition//clusteralibabapcaissuers.certbridge.io",
+				"NetworkPolicy/certbridge/certbridge-webhook-peers",
 			},
-			absent: []string{"ServiceMonitor/certbridge/certbridge", "PrometheusRule/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook"},
+			absent: []string{"ServiceMonitor/certbridge/certbridge", "PrometheusRule/certbridge/certbridge", "NetworkPolicy/certbridge/certbridge-webhook",
+				"Role/certbridge/certbridge-issuer:secret-reader"},
 		},
 	}
 	custom = chartCase{
@@ -129,11 +138,13 @@ var (
 			"webhook.secretNamespaces={team-a,team-b}", "crds.enabled=false", "issuer.enabled=false",
 			"metrics.serviceMonitor.enabled=true", "metrics.prometheusRule.enabled=true", "networkPolicy.enabled=true", "groupName=acme.example.com",
 			"certManager.serviceAccountName=cert-manager-controller",
+			"alibaba.oidcProviderARN=acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789",
 		},
 		want: want{
 			fullname: "edge-certbridge", groupName: "acme.example.com", certManagerSA: "cert-manager/cert-manager-controller",
-			secretNamespaces: []string{"team-a", "team-b"},
+			secretNamespaces: []string{"team-a", "team-b"}, peers: true, oidcProviderARN: "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789",
 			present: []string{
+				"NetworkPolicy/edge-system/edge-certbridge-webhook-peers",
 				"Deployment/edge-system/edge-certbridge-webhook", "Service/edge-system/edge-certbridge-webhook",
 				"APIService//v1alpha1.acme.example.com", "Certificate/edge-system/edge-certbridge-webhook-tls",
 				"Role/team-a/edge-certbridge-webhook:secret-reader", "RoleBinding/team-a/edge-certbridge-webhook:secret-reader",
@@ -147,7 +158,29 @@ var (
 			},
 		},
 	}
-	cases = []chartCase{defaults, custom}
+	// Least privilege: the issuer reads Secrets only where it is told (and
+	// in the cluster resource namespace), never the webhook's CA in the
+	// release's namespace; no peers.
+	locked = chartCase{
+		name: "secret namespaces for both, no peers", release: "locked", namespace: "locked-system",
+		set: []string{
+			"webhook.secretNamespaces={team-a}", "issuer.secretNamespaces={team-a}", "issuer.clusterResourceNamespace=team-b",
+			"webhook.peers.enabled=false", "crds.enabled=false", "groupName=acme.locked.example",
+		},
+		want: want{
+			fullname: "locked-certbridge", groupName: "acme.locked.example", certManagerSA: "cert-manager/cert-manager",
+			secretNamespaces: []string{"team-a"}, issuerSecretNamespaces: []string{"team-a", "team-b"},
+			present: []string{
+				"Role/team-a/locked-certbridge-issuer:secret-reader", "RoleBinding/team-a/locked-certbridge-issuer:secret-reader",
+				"Role/team-b/locked-certbridge-issuer:secret-reader", "RoleBinding/team-b/locked-certbridge-issuer:secret-reader",
+			},
+			absent: []string{
+				"NetworkPolicy/locked-system/locked-certbridge-webhook-peers", "Role/locked-system/locked-certbridge-webhook:peers",
+				"Role/locked-system/locked-certbridge-issuer:secret-reader",
+			},
+		},
+	}
+	cases = []chartCase{defaults, custom, locked}
 )
 
 func (c chartCase) helm(t *testing.T, verb string, extra ...string) ([]byte, error) {
@@ -346,6 +379,26 @@ func TestRender(t *testing.T) {
 				}
 			})
 
+			t.Run("where the issuer may get Secrets (issuer.secretNamespaces)", func(t *testing.T) {
+				got := secretScopes(t, m, c.namespace, w.fullname+"-issuer")
+				if !slices.Equal(got, w.issuerSecretNamespaces) {
+					t.Errorf("the issuer may get Secrets in %q, want %q (\"\" is every namespace)", got, w.issuerSecretNamespaces)
+				}
+			})
+
+			t.Run("only the webhook's pods reach the peer port", func(t *testing.T) {
+				for _, problem := range peerPortProblems(t, m, c.namespace, webhook, w.peers) {
+					t.Error(problem)
+				}
+			})
+
+			t.Run("the replicas' token is for the peers only", func(t *testing.T) {
+				d := as[appsv1.Deployment](t, m.must(t, "Deployment", c.namespace, webhook))
+				for _, problem := range peerTokenProblems(d, w.peers) {
+					t.Error(problem)
+				}
+			})
+
 			t.Run("CRDs follow crds.enabled and match files/crds", func(t *testing.T) {
 				crds := m.kind("CustomResourceDefinition")
 				if !w.crds {
@@ -393,6 +446,29 @@ func TestRender(t *testing.T) {
 				}
 			})
 
+			// serviceAccountRef is opt-in per ServiceAccount: a namespace's
+			// own RoleBinding lets the webhook or the issuer request a
+			// ServiceAccount's tokens, never the chart.
+			t.Run("no token requests granted (serviceAccountRef)", func(t *testing.T) {
+				for _, o := range append(m.kind("ClusterRole"), m.kind("Role")...) {
+					for _, rule := range as[rbacv1.ClusterRole](t, o).Rules {
+						named := rbacv1.PolicyRule{APIGroups: rule.APIGroups, Resources: rule.Resources, Verbs: rule.Verbs}
+						if grants([]rbacv1.PolicyRule{named}, "", "serviceaccounts/token", "create") {
+							t.Errorf("%s grants create on serviceaccounts/token: %+v", key(o), rule)
+						}
+					}
+				}
+			})
+
+			t.Run("the RRSA OIDC provider reaches the webhook (alibaba.oidcProviderARN)", func(t *testing.T) {
+				d := as[appsv1.Deployment](t, m.must(t, "Deployment", c.namespace, webhook))
+				args := d.Spec.Template.Spec.Containers[0].Args
+				has := slices.ContainsFunc(args, func(a string) bool { return strings.HasPrefix(a, "--alibaba-oidc-provider-arn") })
+				if w.oidcProviderARN == "" && has || w.oidcProviderARN != "" && !slices.Contains(args, "--alibaba-oidc-provider-arn="+w.oidcProviderARN) {
+					t.Errorf("webhook args %q, want --alibaba-oidc-provider-arn=%s (none when empty)", args, w.oidcProviderARN)
+				}
+			})
+
 			t.Run("webhook serves groupName", func(t *testing.T) {
 				d := as[appsv1.Deployment](t, m.must(t, "Deployment", c.namespace, webhook))
 				if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--group-name="+w.groupName) {
@@ -412,6 +488,107 @@ func TestRender(t *testing.T) {
 			})
 		})
 	}
+}
+
+// peerPortProblems checks the NetworkPolicies selecting the webhook's pods:
+// with peers on, one at least has a rule for the peer port, and no rule
+// admits the peer port (by name, or a rule for every port) from anything
+// but the webhook's own pods; with peers off no rule is about it.
+func peerPortProblems(t *testing.T, m manifest, namespace, webhook string, peers bool) []string {
+	t.Helper()
+	pod := as[appsv1.Deployment](t, m.must(t, "Deployment", namespace, webhook)).Spec.Template.Labels
+	selects := func(sel map[string]string) bool {
+		for k, v := range sel {
+			if pod[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	var problems []string
+	peerRules := 0
+	for _, o := range m.kind("NetworkPolicy") {
+		np := as[networkingv1.NetworkPolicy](t, o)
+		if np.Namespace != namespace || len(np.Spec.PodSelector.MatchExpressions) > 0 || !selects(np.Spec.PodSelector.MatchLabels) {
+			continue
+		}
+		for i, rule := range np.Spec.Ingress {
+			opens := len(rule.Ports) == 0
+			for _, p := range rule.Ports {
+				opens = opens || (p.Port != nil && p.Port.String() == "peer")
+			}
+			if !opens {
+				continue
+			}
+			peerRules++
+			if len(rule.From) == 0 {
+				problems = append(problems, fmt.Sprintf("%s rule %d admits the peer port from anywhere", key(o), i))
+			}
+			for _, from := range rule.From {
+				if from.IPBlock != nil || from.NamespaceSelector != nil || from.PodSelector == nil ||
+					len(from.PodSelector.MatchExpressions) > 0 || !selects(from.PodSelector.MatchLabels) {
+					problems = append(problems, fmt.Sprintf("%s rule %d admits the peer port from %+v, not only the webhook's pods", key(o), i, from))
+				}
+			}
+		}
+	}
+	switch {
+	case peers && m.find("NetworkPolicy", namespace, webhook+"-peers") == nil:
+		problems = append(problems, "no NetworkPolicy "+webhook+"-peers: with peers on, the chart restricts the peer port whatever networkPolicy.enabled says")
+	case peers && peerRules == 0:
+		problems = append(problems, "no NetworkPolicy rule is about the peer port")
+	case !peers && peerRules > 0:
+		problems = append(problems, fmt.Sprintf("%d NetworkPolicy rules for a peer port that peers off does not open", peerRules))
+	}
+	return problems
+}
+
+// peerTokenProblems checks the webhook's projected peer token: for an
+// audience of the release's own (never kube-apiserver's), mounted where
+// --peer-token-file reads it, with the webhook's ServiceAccount admitted.
+func peerTokenProblems(d *appsv1.Deployment, peers bool) []string {
+	args := map[string]string{}
+	for _, a := range d.Spec.Template.Spec.Containers[0].Args {
+		if k, v, ok := strings.Cut(a, "="); ok && strings.HasPrefix(k, "--peer") {
+			args[k] = v
+		}
+	}
+	var token *corev1.ServiceAccountTokenProjection
+	for _, v := range d.Spec.Template.Spec.Volumes {
+		if v.Projected != nil {
+			for _, src := range v.Projected.Sources {
+				if src.ServiceAccountToken != nil {
+					token = src.ServiceAccountToken
+				}
+			}
+		}
+	}
+	if !peers {
+		if token != nil || len(args) > 0 {
+			return []string{fmt.Sprintf("peers off, yet a projected token %+v and peer flags %v", token, args)}
+		}
+		return nil
+	}
+	var problems []string
+	switch {
+	case token == nil:
+		return []string{"no projected ServiceAccount token for the peers"}
+	case token.Audience == "" || token.Audience != args["--peer-token-audience"]:
+		problems = append(problems, fmt.Sprintf("the token's audience %q is not --peer-token-audience %q", token.Audience, args["--peer-token-audience"]))
+	case !strings.HasPrefix(token.Audience, "certbridge.io/peers/"+d.Namespace+"/"):
+		problems = append(problems, fmt.Sprintf("the token's audience %q is not the release's own", token.Audience))
+	}
+	if args["--peer-service-account"] != d.Spec.Template.Spec.ServiceAccountName {
+		problems = append(problems, fmt.Sprintf("--peer-service-account %q admits another ServiceAccount than the pods' %q", args["--peer-service-account"], d.Spec.Template.Spec.ServiceAccountName))
+	}
+	mounted := false
+	for _, vm := range d.Spec.Template.Spec.Containers[0].VolumeMounts {
+		mounted = mounted || filepath.Join(vm.MountPath, token.Path) == args["--peer-token-file"]
+	}
+	if !mounted {
+		problems = append(problems, "--peer-token-file "+args["--peer-token-file"]+" is not where the token is mounted")
+	}
+	return problems
 }
 
 // grants reports whether rules allow verb on group/resource.
@@ -508,6 +685,7 @@ func TestUnknownValuesFail(t *testing.T) {
 		{"typo in the PrometheusRule's values", "metrics.prometheusRule.label.team=x", "'label'"},
 		{"groupName without a dot", "groupName=acme", "/groupName"},
 		{"a tag as image.digest", "image.digest=v1.2.3", "/image/digest"},
+		{"a quota without its window", "webhook.cloudflareQuota=1200", "/webhook/cloudflareQuota"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -521,6 +699,16 @@ func TestUnknownValuesFail(t *testing.T) {
 				t.Errorf("the error does not name %s:\n%v", tc.wantInError, err)
 			}
 		})
+	}
+}
+
+// A plan whose Cloudflare limit was raised: the webhook's budget keeps to it.
+func TestCloudflareQuotaReachesTheWebhook(t *testing.T) {
+	c := defaults
+	c.set = []string{"webhook.cloudflareQuota=6000/5m"}
+	d := as[appsv1.Deployment](t, c.render(t).must(t, "Deployment", c.namespace, c.want.fullname+"-webhook"))
+	if args := d.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--cloudflare-quota=6000/5m") {
+		t.Errorf("webhook args %q lack --cloudflare-quota=6000/5m", args)
 	}
 }
 
@@ -627,7 +815,7 @@ func TestAPIServer(t *testing.T) {
 	for _, mode := range []string{"enforce", "warn", "audit"} {
 		restricted["pod-security.kubernetes.io/"+mode] = "restricted"
 	}
-	for _, ns := range []string{defaults.namespace, custom.namespace, "team-a", "team-b"} {
+	for _, ns := range []string{defaults.namespace, custom.namespace, locked.namespace, "team-a", "team-b"} {
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: restricted}}); err != nil {
 			t.Fatal(err)
 		}
@@ -701,6 +889,18 @@ func TestAPIServer(t *testing.T) {
 				authorizationv1.ResourceAttributes{Verb: "get", Resource: "configmaps", Namespace: "kube-system", Name: "extension-apiserver-authentication"}, true},
 			{"the webhook may review tokens", defaults.namespace, "certbridge-webhook",
 				authorizationv1.ResourceAttributes{Verb: "create", Group: "authentication.k8s.io", Resource: "tokenreviews"}, true},
+			{"the issuer may get Secrets in a listed namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "team-a"}, true},
+			{"the issuer may get Secrets in the cluster resource namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "team-b"}, true},
+			{"the issuer may not get Secrets in an unlisted namespace", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: "default"}, false},
+			{"with issuer.secretNamespaces the issuer may not read the webhook's CA", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: locked.namespace, Name: "locked-certbridge-ca"}, false},
+			{"with issuer.secretNamespaces the issuer may not read the webhook's serving key", locked.namespace, "locked-certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: locked.namespace, Name: "locked-certbridge-webhook-tls"}, false},
+			{"by default the issuer may get Secrets in any namespace, the release's included", defaults.namespace, "certbridge-issuer",
+				authorizationv1.ResourceAttributes{Verb: "get", Resource: "secrets", Namespace: defaults.namespace, Name: "certbridge-ca"}, true},
 			{"cert-manager may approve requests for the cluster Origin CA issuers", "cert-manager", "cert-manager",
 				authorizationv1.ResourceAttributes{Verb: "approve", Group: "cert-manager.io", Resource: "signers", Name: "clustercloudflareoriginissuers.certbridge.io/*"}, true},
 			{"cert-manager may not approve for issuers of other groups", "cert-manager", "cert-manager",
@@ -1025,8 +1225,10 @@ func TestValuesDocumented(t *testing.T) {
 	if !slices.Equal(values, documented) {
 		t.Errorf("the chart values table of docs/configuration.md does not list exactly the values:\nvalues.yaml: %q\ndocs:        %q", values, documented)
 	}
-	if !slices.Contains(values, solver.SecretAccessValue) {
-		t.Errorf("values.yaml has no %s, which the solver's RBAC errors tell users to set", solver.SecretAccessValue)
+	for _, v := range []string{solver.SecretAccessValue, issuer.SecretAccessValue} {
+		if !slices.Contains(values, v) {
+			t.Errorf("values.yaml has no %s, which RBAC errors tell users to set", v)
+		}
 	}
 }
 

@@ -28,6 +28,17 @@ type AliDNSOptions struct {
 	// Sources names where each variable's value came from; findings and the
 	// report's target name those instead of the variables.
 	Sources map[string]string
+
+	// ServiceAccount, when set, is the identity checked instead of the
+	// environment's AccessKey: a token of it (requested through its Tokens,
+	// as whoever runs the check) exchanged for RoleARN through the OIDC
+	// provider OIDCProviderARN at STSEndpoint. Each step is its own line.
+	ServiceAccount  *alibaba.ServiceAccount
+	RoleARN         string
+	OIDCProviderARN string
+	STSEndpoint     string
+	// Requester names who requests the token, in findings ("you").
+	Requester string
 }
 
 // AliDNSCredentials checks the AccessKey in ALIBABA_CLOUD_ACCESS_KEY_ID and
@@ -44,43 +55,74 @@ func AliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOpt
 // credential's account when its client could be built (nil otherwise).
 func aliDNSCredentials(ctx context.Context, env func(string) string, o AliDNSOptions) (Report, *aliWriter) {
 	r := Report{Target: "Alibaba Cloud DNS credentials from the environment"}
-	if len(o.Sources) > 0 {
+	switch {
+	case o.ServiceAccount != nil:
+		r.Target = fmt.Sprintf("Alibaba Cloud DNS credential of role %s, assumed with ServiceAccount %s's tokens", o.RoleARN, o.ServiceAccount)
+	case len(o.Sources) > 0:
 		r.Target = "Alibaba Cloud DNS credential from " + strings.Join(sortedValues(o.Sources), ", ")
-	}
-	id, hasID := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_ID", o.Sources)
-	secret, hasSecret := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET", o.Sources)
-	token, _ := value(&r, env, "ALIBABA_CLOUD_SECURITY_TOKEN", o.Sources)
-	if !hasID || !hasSecret {
-		r.fail("credential", "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET must both be set",
-			"export both (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)")
-		return r, nil
 	}
 	endpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", o.Endpoint)
 	if err != nil {
 		r.fail("endpoint", err.Error(), "give --alidns-endpoint as host[:port], or an http:// or https:// URL")
 		return r, nil
 	}
-	cred := alibaba.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token,
-		IDSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_ID"], SecretSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]}
+	var cred alibaba.Credential
+	if o.ServiceAccount != nil {
+		var ok bool
+		if cred, ok = serviceAccountSteps(ctx, &r, "", *o.ServiceAccount, o.RoleARN, o.OIDCProviderARN, o.STSEndpoint, o.Requester, nil); !ok {
+			return r, nil
+		}
+	} else {
+		id, hasID := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_ID", o.Sources)
+		secret, hasSecret := value(&r, env, "ALIBABA_CLOUD_ACCESS_KEY_SECRET", o.Sources)
+		token, _ := value(&r, env, "ALIBABA_CLOUD_SECURITY_TOKEN", o.Sources)
+		if !hasID || !hasSecret {
+			r.fail("credential", "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET must both be set",
+				"export both (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)")
+			return r, nil
+		}
+		cred = alibaba.Credential{AccessKeyID: id, AccessKeySecret: secret, SecurityToken: token,
+			IDSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_ID"], SecretSource: o.Sources["ALIBABA_CLOUD_ACCESS_KEY_SECRET"]}
+	}
+	return r, aliDomains(ctx, &r, cred, endpoint, o)
+}
+
+// aliDNSWithCredential checks what cred reaches, as aliDNSCredentials does
+// for an AccessKey: for the role a serviceAccountRef's token was
+// exchanged for.
+func aliDNSWithCredential(ctx context.Context, cred alibaba.Credential, o AliDNSOptions) (Report, *aliWriter) {
+	r := Report{Target: "Alibaba Cloud DNS credential of " + cred.IDSource}
+	endpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", o.Endpoint)
+	if err != nil {
+		r.fail("endpoint", err.Error(), "give --alidns-endpoint as host[:port], or an http:// or https:// URL")
+		return r, nil
+	}
+	return r, aliDomains(ctx, &r, cred, endpoint, o)
+}
+
+// aliDomains checks cred's account and each domain o names, with the
+// webhook's client and domain resolution, and returns a writer for the
+// account when its client could be built.
+func aliDomains(ctx context.Context, r *Report, cred alibaba.Credential, endpoint alibaba.Endpoint, o AliDNSOptions) *aliWriter {
 	acct, err := alibaba.NewDNSAccounts(alibaba.Options{DNS: endpoint}).For(cred, o.RegionID)
 	if err != nil {
 		r.fail("credential", aliQuote(err), "check the values")
-		return r, nil
+		return nil
 	}
-	c := aliCheck{r: &r, acct: acct, cred: cred, write: o.WriteTest, tested: map[string]bool{}}
+	c := aliCheck{r: r, acct: acct, cred: cred, write: o.WriteTest, tested: map[string]bool{}}
 	w := &aliWriter{acct: acct, cred: cred}
 	if len(o.Domains) == 0 && len(o.Names) == 0 {
 		c.anyDomain(ctx)
-		return r, w
+		return w
 	}
 	for _, d := range o.Domains {
-		name := dnsname.Canonical(d)
-		c.resolve(ctx, "domain "+name, alibaba.DomainQuery{Name: name, DomainName: name}, name)
+		name := dnsname.ASCII(d)
+		c.resolve(ctx, "domain "+dnsname.Display(name), alibaba.DomainQuery{Name: name, DomainName: name}, name)
 	}
 	for _, n := range distinctNames(o.Names) {
-		c.resolve(ctx, "domain of "+n, alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
+		c.resolve(ctx, "domain of "+dnsname.Display(n), alibaba.DomainQuery{Name: "_acme-challenge." + n}, n)
 	}
-	return r, w
+	return w
 }
 
 // aliCheck is one credential's domain checks.
@@ -96,6 +138,9 @@ type aliCheck struct {
 // domains, or, when the policy allows only the solver's actions, a lookup.
 func (c *aliCheck) anyDomain(ctx context.Context) {
 	label := "AccessKey " + c.cred.MaskedID()
+	if c.cred.IDSource != "" && strings.HasPrefix(c.cred.AccessKeyID, "STS.") {
+		label = c.cred.IDSource
+	}
 	p, err := c.acct.Client.ListDomains(ctx, 1)
 	switch {
 	case alibaba.Is(err, alibaba.PermissionMissing):
@@ -113,7 +158,8 @@ func (c *aliCheck) anyDomain(ctx context.Context) {
 	default:
 		c.r.pass(label, fmt.Sprintf("accepted; the account has %d domain(s)", p.TotalCount))
 		if c.write && len(p.Domains) > 0 {
-			c.resolve(ctx, "domain "+p.Domains[0].Name, alibaba.DomainQuery{Name: p.Domains[0].Name, DomainName: p.Domains[0].Name}, p.Domains[0].Name)
+			name := p.Domains[0].Name
+			c.resolve(ctx, "domain "+dnsname.Display(name), alibaba.DomainQuery{Name: name, DomainName: name}, name)
 		}
 	}
 }
@@ -124,7 +170,7 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 	var nd *alibaba.NoDomainError
 	switch {
 	case err == nil:
-		detail := fmt.Sprintf("%s (edition %s, minimum TTL %d)", d.Name, d.Edition, d.MinTTL)
+		detail := fmt.Sprintf("%s (edition %s, minimum TTL %d)", dnsname.Display(d.Name), d.Edition, d.MinTTL)
 		if q.DomainName != "" {
 			detail = fmt.Sprintf("in the account (edition %s, minimum TTL %d)", d.Edition, d.MinTTL)
 		}
@@ -134,12 +180,12 @@ func (c *aliCheck) resolve(ctx context.Context, label string, q alibaba.DomainQu
 			c.writeTest(ctx, d)
 		}
 	case asNoDomain(err, &nd) && q.DomainName != "":
-		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "not a domain of this account", aliFix(&alibaba.Error{Reason: alibaba.DomainNotFound}, dnsname.Display(name), c.cred))
 	case asNoDomain(err, &nd):
 		c.r.failBecause(alibaba.ReasonOf(err), label, "no domain of this account holds it (tried "+dnsname.JoinTried(nd.Tried)+")",
 			"add the domain to Alibaba Cloud DNS in this account, use the AccessKey of the account that has it (or roleArn), or set domainName for a CNAME-delegated _acme-challenge")
 	default:
-		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), label, "refused ("+aliQuote(err)+")", aliFix(err, dnsname.Display(name), c.cred))
 	}
 }
 
@@ -156,15 +202,16 @@ func (c *aliCheck) writeTest(ctx context.Context, d alibaba.Domain) {
 	if e, ok := alibaba.As(err); ok && e.Reason == alibaba.InvalidTTL && e.MinTTL > 0 {
 		id, err = c.acct.Client.AddTXT(ctx, d.Name, rr, "certbridge write test", e.MinTTL)
 	}
+	shown := dnsname.Display(d.Name)
 	if err != nil {
-		c.r.failBecause(alibaba.ReasonOf(err), "write test "+d.Name, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		c.r.failBecause(alibaba.ReasonOf(err), "write test "+shown, "AddDomainRecord refused ("+aliQuote(err)+")", aliFix(err, shown, c.cred))
 		return
 	}
 	if err := c.acct.Client.DeleteRecord(ctx, id); err != nil {
-		c.r.fail("write test "+d.Name, "added record "+rr+" but DeleteDomainRecord was refused ("+aliQuote(err)+")", aliFix(err, d.Name, c.cred))
+		c.r.fail("write test "+shown, "added record "+rr+" but DeleteDomainRecord was refused ("+aliQuote(err)+")", aliFix(err, shown, c.cred))
 		return
 	}
-	c.r.pass("write test "+d.Name, "added and deleted a TXT record")
+	c.r.pass("write test "+shown, "added and deleted a TXT record")
 }
 
 // aliQuote is what Alibaba Cloud said, or why no answer came (the
@@ -223,7 +270,7 @@ func (w *aliWriter) resolution() string {
 }
 
 func (w *aliWriter) zone(ctx context.Context, fqdn string) (writtenZone, error) {
-	d, err := w.acct.Domains.Resolve(ctx, alibaba.DomainQuery{Name: dnsname.Canonical(fqdn), DomainName: w.domainName})
+	d, err := w.acct.Domains.Resolve(ctx, alibaba.DomainQuery{Name: fqdn, DomainName: w.domainName})
 	if err != nil {
 		return writtenZone{}, err
 	}
@@ -247,5 +294,75 @@ func (w *aliWriter) failure(err error, domain string) (string, string, string) {
 	if asNoDomain(err, &nd) {
 		return "no domain to write into: " + nd.Error(), "see the domain line of this solver above; set domainName to the domain the record belongs in", alibaba.ReasonOf(err)
 	}
-	return aliQuote(err), aliFix(err, domain, w.cred), alibaba.ReasonOf(err)
+	return aliQuote(err), aliFix(err, dnsname.Display(domain), w.cred), alibaba.ReasonOf(err)
+}
+
+// serviceAccountSteps checks a ServiceAccount's role assumption in its two
+// steps, each on its own line: "token request", a token of sa requested as
+// requester (the user running the check); "role assumption", STS
+// exchanging it for role through the OIDC provider. may, when not nil, is
+// whether the process that requests sa's tokens in the cluster (the
+// webhook, the issuer) may do so, and who it is: the token request line
+// fails, with the manifest that grants it, when it may not. It returns the
+// STS credentials of the role when the token and the exchange worked,
+// so that the checks of what the role may do go on.
+func serviceAccountSteps(ctx context.Context, r *Report, prefix string, sa alibaba.ServiceAccount, role, providerARN, stsEndpoint, requester string,
+	may *processGrant) (alibaba.Credential, bool) {
+	label := func(s string) string { return strings.TrimSpace(prefix + " " + s) }
+	sts, err := alibaba.ParseEndpoint("--alibaba-sts-endpoint", stsEndpoint)
+	if err != nil {
+		r.fail(label("role assumption"), err.Error(), "give --alibaba-sts-endpoint as host[:port]")
+		return alibaba.Credential{}, false
+	}
+	opts := alibaba.Options{STS: sts, OIDCProviderARN: providerARN}
+	tok, err := alibaba.RequestToken(ctx, sa)
+	switch {
+	case may != nil && !may.allowed:
+		p, _ := alibaba.ServiceAccountProblem(&alibaba.Error{Action: alibaba.ActionTokenRequest, Reason: alibaba.TokenForbidden, Requester: may.user},
+			sa, role, opts, may.who)
+		r.failBecause(alibaba.TokenForbidden.String(), label("token request"), p.Detail+", so every request of this issuer fails", p.Fix)
+	case err != nil:
+		p, _ := alibaba.ServiceAccountProblem(err, sa, role, opts, requester)
+		r.failBecause(alibaba.ReasonOf(err), label("token request"), p.Detail, p.Fix)
+	case may != nil:
+		r.pass(label("token request"), fmt.Sprintf("%s may request tokens of ServiceAccount %s (a RoleBinding in %q lets it), and kube-apiserver issued one for audience %q, requested as %s",
+			may.who, sa, sa.Namespace, audienceOf(sa), requester))
+	default:
+		r.pass(label("token request"), fmt.Sprintf("kube-apiserver issued a token of ServiceAccount %s for audience %q, requested as %s", sa, audienceOf(sa), requester))
+	}
+	if err != nil {
+		return alibaba.Credential{}, false
+	}
+	if providerARN == "" {
+		r.failBecause(alibaba.OIDCProviderUnset.String(), label("role assumption"),
+			"no RRSA OIDC provider to exchange the token through: the process that uses this serviceAccountRef has no --alibaba-oidc-provider-arn, and none was given to the check",
+			fmt.Sprintf("enable RRSA for the ACK cluster and set the chart value %s to its OIDC provider's ARN, acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>; or pass --alibaba-oidc-provider-arn to the check",
+				alibaba.OIDCProviderValue))
+		return alibaba.Credential{}, false
+	}
+	creds, err := alibaba.AssumeRoleWithOIDC(ctx, opts, role, tok.Value)
+	if err != nil {
+		p, _ := alibaba.ServiceAccountProblem(err, sa, role, opts, requester)
+		r.failBecause(alibaba.ReasonOf(err), label("role assumption"), p.Detail, p.Fix)
+		return alibaba.Credential{}, false
+	}
+	r.pass(label("role assumption"), fmt.Sprintf("STS issued credentials of role %s to %s through the OIDC provider %s", role, sa.Subject(), providerARN))
+	return alibaba.Credential{AccessKeyID: creds.AccessKeyId, AccessKeySecret: creds.AccessKeySecret, SecurityToken: creds.SecurityToken,
+		IDSource: "role " + role}, true
+}
+
+// processGrant is whether the process that requests a ServiceAccount's
+// tokens in the cluster may, and who it is.
+type processGrant struct {
+	allowed bool
+	// who names it ("the webhook's ServiceAccount certbridge/certbridge-webhook"),
+	// user is its Kubernetes user name.
+	who, user string
+}
+
+func audienceOf(sa alibaba.ServiceAccount) string {
+	if sa.Audience == "" {
+		return alibaba.DefaultAudience
+	}
+	return sa.Audience
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/certbridge/certbridge/internal/dnsname"
 )
 
 // Finding is one checked fact.
@@ -101,32 +103,19 @@ func label(name string, sources map[string]string) string {
 	return name
 }
 
-// distinctNames drops a leading "*." and repeats: example.com and
-// *.example.com need one zone.
+// distinctNames drops a leading "*." and repeats, and writes each name as
+// DNS carries it (lower case, punycode), as cert-manager asks the webhook
+// for it: example.com, *.example.com and Example.COM need one zone, and
+// 例子.中国 is xn--fsqu00a.xn--fiqs8s.
 func distinctNames(names []string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, n := range names {
-		c := candidates(n)[0]
+		c := dnsname.ASCII(strings.TrimPrefix(strings.TrimSpace(n), "*."))
 		if !seen[c] {
 			seen[c] = true
 			out = append(out, c)
 		}
 	}
 	return out
-}
-
-// candidates are name and its parent domains down to two labels, without a
-// leading "*." — the zones a DNS01 record for name can live in, nearest first.
-func candidates(name string) []string {
-	name = strings.TrimPrefix(strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), ".")), "*.")
-	var out []string
-	for {
-		out = append(out, name)
-		_, parent, ok := strings.Cut(name, ".")
-		if !ok || !strings.Contains(parent, ".") {
-			return out
-		}
-		name = parent
-	}
 }

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/metadata"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 )
 
@@ -112,6 +113,11 @@ type IssuerOptions struct {
 	AliDNSEndpoint     string
 	AlibabaPCAEndpoint string
 	AlibabaSTSEndpoint string
+	// AlibabaOIDCProviderARN is the cluster's RRSA OIDC provider a
+	// serviceAccountRef's tokens are exchanged through. Empty: the
+	// --alibaba-oidc-provider-arn of the webhook's (solvers) or the
+	// certbridge issuer's (Private CA kinds) Deployment.
+	AlibabaOIDCProviderARN string
 	// WriteTest makes the solvers' credential checks create and delete a
 	// uniquely named TXT record in each zone, and implies Propagation, which
 	// then also writes a test record where each name's record goes and
@@ -362,6 +368,37 @@ func (c *checker) certManagerDeployment(ctx context.Context) *deploymentInfo {
 
 func (c *checker) certbridgeIssuerDeployment(ctx context.Context) *deploymentInfo {
 	return c.deployment(ctx, metav1.NamespaceAll, "app.kubernetes.io/name=certbridge,app.kubernetes.io/component=issuer")
+}
+
+func (c *checker) webhookDeployment(ctx context.Context) *deploymentInfo {
+	return c.deployment(ctx, metav1.NamespaceAll, "app.kubernetes.io/name=certbridge,app.kubernetes.io/component=webhook")
+}
+
+// oidcProviderARN is the RRSA OIDC provider a serviceAccountRef's tokens
+// are exchanged through: the flag's, else the --alibaba-oidc-provider-arn of
+// d, the process that exchanges them.
+func (c *checker) oidcProviderARN(_ context.Context, d *deploymentInfo) string {
+	if c.o.AlibabaOIDCProviderARN != "" {
+		return c.o.AlibabaOIDCProviderARN
+	}
+	if d != nil {
+		if v, ok := d.arg("--alibaba-oidc-provider-arn"); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// mayRequestTokens asks whether sa (whose is "the webhook's" or "the
+// certbridge issuer's") may request the tokens of target, as a
+// serviceAccountRef needs; nil when the question cannot be asked.
+func (c *checker) mayRequestTokens(ctx context.Context, sa serviceAccount, whose string, target alibaba.ServiceAccount) *processGrant {
+	allowed, _, err := c.may(ctx, sa, authorizationv1.ResourceAttributes{Verb: "create", Resource: "serviceaccounts", Subresource: "token",
+		Namespace: target.Namespace, Name: target.Name})
+	if err != nil {
+		return nil
+	}
+	return &processGrant{allowed: allowed, who: fmt.Sprintf("%s ServiceAccount %s", whose, sa), user: sa.user()}
 }
 
 // deploymentInfo is what a controller's Deployment says about it.

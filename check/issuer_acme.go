@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	apiregistrationv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/solver"
 )
 
@@ -59,7 +60,7 @@ func (c *checker) acme(ctx context.Context, solvers []cmacme.ACMEChallengeSolver
 			continue
 		}
 		ours++
-		secrets := c.solver(ctx, prefix, s, namespace)
+		secrets := c.solver(ctx, prefix, s, namespace, g)
 		c.apiService(ctx, wh.GroupName, wh.SolverName, g)
 		if key := wh.GroupName + "/" + wh.SolverName; g.served && !checked[key] {
 			checked[key] = true
@@ -90,7 +91,7 @@ type secretVar struct {
 
 // solver checks one certbridge solver's config, Secrets and credential, and
 // returns the names of the Secrets it references.
-func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChallengeSolver, namespace string) []string {
+func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChallengeSolver, namespace string, g *webhookGroup) []string {
 	wh := s.DNS01.Webhook
 	var names []string
 	if s.Selector != nil {
@@ -103,6 +104,8 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		// credential asks the provider, once every value was read, and
 		// returns what writes as the solver does (nil: not from here).
 		credential func(env map[string]string, sources map[string]string) zoneWriter
+		// identity names a credential that is no Secret reference.
+		identity string
 	)
 	switch wh.SolverName {
 	case "cloudflare":
@@ -138,10 +141,16 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 			c.r.fail(prefix+" config", "alidns: "+err.Error(), configFix)
 			return nil
 		}
+		if ref := cfg.ServiceAccountRef; ref != nil {
+			identity = "serviceAccountRef " + ref.Name + " for roleArn " + cfg.RoleARN
+		}
 		refs = []secretVar{{"accessKeyIdSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_ID", cfg.AccessKeyIDSecretRef},
 			{"accessKeySecretSecretRef", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", cfg.AccessKeySecretSecretRef},
 			{"securityTokenSecretRef", "ALIBABA_CLOUD_SECURITY_TOKEN", cfg.SecurityTokenSecretRef}}
 		credential = func(env, sources map[string]string) zoneWriter {
+			if ref := cfg.ServiceAccountRef; ref != nil {
+				return c.aliServiceAccount(ctx, prefix, namespace, cfg, names, g)
+			}
 			if cfg.AccessKeyIDSecretRef == nil {
 				c.aliAmbient(ctx, prefix, namespace)
 				return nil
@@ -171,6 +180,9 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		if rf.sel != nil {
 			used = append(used, rf.field)
 		}
+	}
+	if identity != "" {
+		used = append(used, identity)
 	}
 	if len(used) > 0 {
 		summary += " (" + strings.Join(used, ", ") + ")"
@@ -205,6 +217,37 @@ func (c *checker) solver(ctx context.Context, prefix string, s cmacme.ACMEChalle
 		c.propagation(ctx, prefix, s, names, w)
 	}
 	return secretNames
+}
+
+// aliServiceAccount checks an alidns solver's serviceAccountRef as the
+// webhook will use it: that the webhook's ServiceAccount may request the
+// ServiceAccount's tokens, a token (requested as you) and its exchange for
+// roleArn, each on its own line, then the role's domains as for an
+// AccessKey.
+func (c *checker) aliServiceAccount(ctx context.Context, prefix, namespace string, cfg solver.AliDNSConfig, names []string, g *webhookGroup) zoneWriter {
+	sa := alibaba.ServiceAccount{Namespace: namespace, Name: cfg.ServiceAccountRef.Name, Audience: cfg.ServiceAccountRef.Audience, Tokens: alibaba.KubeTokens(c.o.Kube)}
+	var may *processGrant
+	if g.sa.name != "" {
+		may = c.mayRequestTokens(ctx, g.sa, "the webhook's", sa)
+	}
+	providerARN := c.oidcProviderARN(ctx, c.webhookDeployment(ctx))
+	cred, ok := serviceAccountSteps(ctx, &c.r, prefix, sa, cfg.RoleARN, providerARN, c.o.AlibabaSTSEndpoint, "you", may)
+	if !ok {
+		return nil
+	}
+	o := AliDNSOptions{Endpoint: c.o.AliDNSEndpoint, RegionID: cfg.RegionID, WriteTest: c.o.WriteTest}
+	if cfg.DomainName != "" {
+		o.Domains = []string{cfg.DomainName}
+	} else {
+		o.Names = names
+	}
+	r, w := aliDNSWithCredential(ctx, cred, o)
+	c.append(prefix, r)
+	if w == nil {
+		return nil
+	}
+	w.domainName = cfg.DomainName
+	return w
 }
 
 // aliAmbient reports a solver without Secret references: it relies on the

@@ -93,7 +93,9 @@ func (c *checker) certbridgeIssuer(ctx context.Context, name string) {
 		ClusterResourceNamespace: namespace,
 		AllowAmbientCredentials:  allowAmbient,
 		OriginCA:                 issuer.OriginCAOptions{BaseURL: c.o.CloudflareAPIURL},
-		Alibaba:                  alibaba.Options{PCA: pcaEndpoint, STS: stsEndpoint},
+		Alibaba:                  alibaba.Options{PCA: pcaEndpoint, STS: stsEndpoint, OIDCProviderARN: c.oidcProviderARN(ctx, deployment)},
+		// A serviceAccountRef's token is requested as you.
+		Tokens: alibaba.KubeTokens(c.o.Kube),
 	}
 	iss, ok := issuer.NewObject(c.kind.Kind)
 	if !ok {
@@ -115,7 +117,7 @@ func (c *checker) certbridgeIssuer(ctx context.Context, name string) {
 	case interface {
 		PCASpec() api.AlibabaPCAIssuerSpec
 	}:
-		secretNames = c.pca(ctx, signers, iss, spec.PCASpec(), namespace, allowAmbient)
+		secretNames = c.pca(ctx, signers, iss, spec.PCASpec(), namespace, allowAmbient, opts.Alibaba.OIDCProviderARN)
 	}
 	c.approval(ctx, name)
 	if len(secretNames) > 0 {
@@ -162,8 +164,15 @@ func (c *checker) origin(ctx context.Context, signers *issuer.Signers, iss issue
 
 // pca checks a Private CA issuer's credentials, then its CA exactly as the
 // controller's Check does (F20), with the CA's key algorithm.
-func (c *checker) pca(ctx context.Context, signers *issuer.Signers, iss issuerlib.Issuer, spec api.AlibabaPCAIssuerSpec, namespace string, allowAmbient bool) []string {
+func (c *checker) pca(ctx context.Context, signers *issuer.Signers, iss issuerlib.Issuer, spec api.AlibabaPCAIssuerSpec, namespace string, allowAmbient bool, providerARN string) []string {
 	a := spec.Auth
+	if ref := a.ServiceAccountRef; ref != nil {
+		sa := alibaba.ServiceAccount{Namespace: namespace, Name: ref.Name, Audience: ref.Audience, Tokens: alibaba.KubeTokens(c.o.Kube)}
+		may := c.mayRequestTokens(ctx, c.issuerSA(ctx, c.certbridgeIssuerDeployment(ctx)), "the certbridge issuer's", sa)
+		if _, ok := serviceAccountSteps(ctx, &c.r, "spec.auth.serviceAccountRef", sa, a.RoleARN, providerARN, c.o.AlibabaSTSEndpoint, "you", may); !ok {
+			return nil
+		}
+	}
 	var names []string
 	complete := true
 	for _, rf := range []struct {
@@ -184,7 +193,7 @@ func (c *checker) pca(ctx context.Context, signers *issuer.Signers, iss issuerli
 		return names
 	}
 	const label = "Alibaba Cloud Private CA"
-	if a.AccessKeyIDSecretRef == nil && a.AccessKeySecretSecretRef == nil && c.kind.Cluster && allowAmbient {
+	if a.AccessKeyIDSecretRef == nil && a.AccessKeySecretSecretRef == nil && a.ServiceAccountRef == nil && c.kind.Cluster && allowAmbient {
 		c.r.pass("credential", "ambient: RRSA or the ECS RAM role of the certbridge issuer's pod (not checked from here, nor is CA "+spec.CAIdentifier+")")
 		return names
 	}
@@ -194,7 +203,10 @@ func (c *checker) pca(ctx context.Context, signers *issuer.Signers, iss issuerli
 		return names
 	}
 	source := "ambient credentials"
-	if a.AccessKeyIDSecretRef != nil {
+	switch {
+	case a.ServiceAccountRef != nil:
+		source = fmt.Sprintf("role %s, assumed with ServiceAccount %s/%s's tokens", a.RoleARN, namespace, a.ServiceAccountRef.Name)
+	case a.AccessKeyIDSecretRef != nil:
 		source = fmt.Sprintf("Secret %s/%s", namespace, a.AccessKeyIDSecretRef.Name)
 	}
 	detail := fmt.Sprintf("CA %s can issue with the credentials from %s: a sub-CA in state ISSUE, not expired, with certificates left", spec.CAIdentifier, source)
@@ -286,7 +298,8 @@ func (c *checker) issuerMayRead(ctx context.Context, sa serviceAccount, namespac
 		c.r.pass(label, fmt.Sprintf("the certbridge issuer's ServiceAccount %s (%s) may get it", sa, sa.source))
 	default:
 		c.r.fail(label, fmt.Sprintf("the certbridge issuer's %s may not get Secrets in namespace %q (RBAC)", c.describeSA(ctx, sa), namespace),
-			fmt.Sprintf("bind a Role granting get on secrets in %q to %s (the chart's ClusterRole <release>-issuer grants it in every namespace)", namespace, sa))
+			fmt.Sprintf("add %q to the chart value %s, or empty that list for every namespace; or bind a Role granting get on secrets in %q to %s",
+				namespace, issuer.SecretAccessValue, namespace, sa))
 	}
 }
 

@@ -339,7 +339,7 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 	via := strings.Join(sc.servers, ", ")
 
 	// The CNAME chain, and the names cert-manager derives from it.
-	label := prefix + " CNAME of " + name
+	label := prefix + " CNAME of " + dnsname.Display(name)
 	chain, by, err := chainOf(ctx, orig, sc.servers)
 	if err != nil {
 		c.r.fail(label, fmt.Sprintf("following the CNAMEs of %s through %s failed: %v", unfqdn(orig), by, err),
@@ -378,7 +378,7 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 
 	// The zone cert-manager finds and the webhook's; moot when the record
 	// goes beside an unfollowed CNAME.
-	label = prefix + " record zone of " + name
+	label = prefix + " record zone of " + dnsname.Display(name)
 	var wz writtenZone
 	writable := false
 	presentZone, err := util.FindZoneByFqdn(ctx, present, sc.servers)
@@ -401,7 +401,7 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 			c.r.pass(label, fmt.Sprintf("DNS serves %s from zone %s (its SOA through %s); the webhook writes into the zone of %s, whose name is not looked up", unfqdn(present), unfqdn(presentZone), via, w.resolution()))
 		case dnsname.Canonical(wz.name) == dnsname.Canonical(presentZone):
 			writable = true
-			c.r.pass(label, fmt.Sprintf("the webhook writes %s into %s (%s), the zone DNS serves it from (its SOA through %s)", unfqdn(present), wz.name, w.resolution(), via))
+			c.r.pass(label, fmt.Sprintf("the webhook writes %s into %s (%s), the zone DNS serves it from (its SOA through %s)", unfqdn(present), dnsname.Display(wz.name), w.resolution(), via))
 		default:
 			c.r.fail(label, fmt.Sprintf("the webhook writes %s into %s (%s), but DNS serves it from zone %s (its SOA through %s): no resolver will see the record",
 				unfqdn(present), wz.name, w.resolution(), unfqdn(presentZone), via), zoneMismatchFix(wz.name, presentZone))
@@ -411,11 +411,11 @@ func (c *checker) propagationOf(ctx context.Context, prefix, name string, follow
 	// The self-check zone's authoritative nameservers, each asked whether
 	// it serves the zone.
 	if selfZoneErr != nil {
-		c.r.fail(prefix+" nameservers of "+name, fmt.Sprintf("cert-manager finds no zone for %s through %s (%v)", unfqdn(self), via, selfZoneErr),
+		c.r.fail(prefix+" nameservers of "+dnsname.Display(name), fmt.Sprintf("cert-manager finds no zone for %s through %s (%v)", unfqdn(self), via, selfZoneErr),
 			"the resolvers must answer the SOA of the zone holding "+unfqdn(self)+": "+recursiveFix)
 		return
 	}
-	label = prefix + " nameservers of " + name
+	label = prefix + " nameservers of " + dnsname.Display(name)
 	servers, by, err := c.nameservers(ctx, selfZone, sc.servers)
 	if err != nil {
 		fix := "the zone " + unfqdn(selfZone) + " must have NS records that the resolvers answer: " + delegationFix
@@ -483,7 +483,7 @@ func (c *checker) compareCNAME(ctx context.Context, prefix, name, orig string, c
 			}
 			return "CNAME " + unfqdn(target)
 		}
-		c.r.fail(prefix+" CNAME of "+name+" at "+ns.host, fmt.Sprintf("%s says %s is %s, but %s, a nameserver of its zone %s, says %s: the resolvers cert-manager asks see another version of the zone (split-horizon DNS) or a stale cache, and cert-manager follows their answer",
+		c.r.fail(prefix+" CNAME of "+dnsname.Display(name)+" at "+ns.host, fmt.Sprintf("%s says %s is %s, but %s, a nameserver of its zone %s, says %s: the resolvers cert-manager asks see another version of the zone (split-horizon DNS) or a stale cache, and cert-manager follows their answer",
 			strings.Join(sc.servers, ", "), unfqdn(orig), says(resolverSays), ns, unfqdn(zone), says(a.cname)), recursiveFix)
 		return
 	}
@@ -505,7 +505,7 @@ type visibility struct {
 // nameserver cert-manager asks for it until each answers it or the bound
 // passes, then removes it.
 func (c *checker) writeAndWatch(ctx context.Context, prefix, name, fqdn string, z writtenZone, w zoneWriter, servers []nameserver, sc *selfCheck, noSelfCheck bool) {
-	label := prefix + " propagation of " + name
+	label := prefix + " propagation of " + dnsname.Display(name)
 	value := fmt.Sprintf("certbridge-propagation-check-%d", time.Now().UnixNano())
 	remove, err := w.addTXT(ctx, z, fqdn, value)
 	if err != nil {

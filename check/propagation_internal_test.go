@@ -16,6 +16,7 @@ import (
 
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/dnsname"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 	"github.com/certbridge/certbridge/test/sim/dnsserver"
@@ -304,4 +305,66 @@ func TestSelfCheckFromDeployment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// check issuer --propagation writes and finds an internationalised name's
+// record where the alidns solver writes it, and DNS serves it there.
+func TestPropagation_InternationalisedNames(t *testing.T) {
+	t.Parallel()
+	ali := alisim.Start()
+	t.Cleanup(ali.Close)
+	ali.AddIDNDomains()
+	ali.AddAccessKey(alisim.AccessKey{ID: propAKID, Secret: propAKValue, Policy: alisim.AllowAll})
+	auth, err := dnsserver.Start(dnsserver.Sources{ali})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(auth.Close)
+	nameservers := map[string]string{}
+	for _, zone := range alisim.IDNZones() {
+		nameservers["ns1."+zone], nameservers["ns2."+zone] = auth.Addr, auth.Addr
+	}
+	endpoint, err := alibaba.ParseEndpoint("--alidns-endpoint", "http://"+ali.Endpoint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred := alibaba.Credential{AccessKeyID: propAKID, AccessKeySecret: propAKValue}
+	acct, err := alibaba.NewDNSAccounts(alibaba.Options{DNS: endpoint}).For(cred, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	for _, tc := range alisim.IDNCases {
+		t.Run(tc.Name, func(t *testing.T) {
+			c := &checker{o: IssuerOptions{
+				Kube: kubefake.NewClientset(), CertManagerNamespace: "cert-manager",
+				RecursiveNameservers: []string{auth.Addr}, RecursiveNameserversOnly: &yes,
+				NameserverAddresses: nameservers, WriteTest: true, PropagationTimeout: time.Second,
+			}, deployments: map[string]*deploymentInfo{}}
+			s := cmacme.ACMEChallengeSolver{DNS01: &cmacme.ACMEChallengeSolverDNS01{}}
+			c.propagation(context.Background(), "solvers[0]", s, []string{tc.DNSName}, &aliWriter{acct: acct, cred: cred, domainName: tc.DomainName})
+			var b strings.Builder
+			_ = c.r.WriteText(&b)
+			out := b.String()
+			t.Logf("\n%s", out)
+			shown := dnsname.Display(dnsname.ASCII(strings.TrimPrefix(tc.DNSName, "*.")))
+			record := tc.WantRR + "." + tc.WantDomain
+			for _, w := range []string{
+				"✓ solvers[0] record zone of " + shown + ": the webhook writes " + record + " into " + dnsname.Display(tc.WantDomain) + " (",
+				"✓ solvers[0] propagation of " + shown + ": a test TXT record written at " + record + " into " + tc.WantDomain + ", then deleted, was visible at ns1." + tc.WantDomain,
+			} {
+				if !strings.Contains(out, w) {
+					t.Errorf("lacks %q", w)
+				}
+			}
+			if !c.r.Passed() {
+				t.Errorf("not every finding passed:\n%s", out)
+			}
+		})
+	}
+	t.Cleanup(func() {
+		for _, r := range ali.AllRecords() {
+			t.Errorf("left in Alibaba Cloud DNS: %s %s", r.FQDN(), r.Value)
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/certbridge/certbridge/check"
+	"github.com/certbridge/certbridge/internal/dnsname"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
 )
@@ -103,5 +104,43 @@ func TestAliDNSNames(t *testing.T) {
 				check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(), Names: tc.names})
 			assertReport(t, r, tc.pass, tc.want, secret)
 		})
+	}
+}
+
+// check credentials finds an internationalised domain as the solver does,
+// however the names are written, and names it both ways.
+func TestAliDNSCredentials_InternationalisedNames(t *testing.T) {
+	t.Parallel()
+	s := alisim.Start()
+	t.Cleanup(s.Close)
+	s.AddIDNDomains()
+	const id, secret = "LTAI5tInternationalNames", "internationalNamesAccessKeySecret"
+	s.AddAccessKey(alisim.AccessKey{ID: id, Secret: secret, Policy: alisim.AllowAll})
+	vars := env(map[string]string{"ALIBABA_CLOUD_ACCESS_KEY_ID": id, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": secret})
+	for _, tc := range alisim.IDNCases {
+		t.Run(tc.Name, func(t *testing.T) {
+			o := check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(), WriteTest: true}
+			want := []string{"✓ write test " + dnsname.Display(tc.WantDomain) + ": added and deleted a TXT record"}
+			if tc.DomainName != "" {
+				o.Domains = []string{tc.DomainName}
+				want = append(want, "✓ domain "+dnsname.Display(tc.WantDomain)+": in the account (edition mianfei")
+			} else {
+				o.Names = []string{tc.DNSName}
+				name := dnsname.ASCII(strings.TrimPrefix(tc.DNSName, "*."))
+				want = append(want, "✓ domain of "+dnsname.Display(name)+": "+dnsname.Display(tc.WantDomain)+" (edition mianfei")
+			}
+			assertReport(t, check.AliDNSCredentials(context.Background(), vars, o), true, want, secret)
+		})
+	}
+	t.Run("domain not in the account, named both ways", func(t *testing.T) {
+		r := check.AliDNSCredentials(context.Background(), vars, check.AliDNSOptions{Endpoint: "http://" + s.Endpoint(),
+			Names: []string{"www.测试.中国"}, Domains: []string{"测试.中国"}})
+		assertReport(t, r, false, []string{
+			"✗ domain 测试.中国 (xn--0zwm56d.xn--fiqs8s): not a domain of this account",
+			"✗ domain of www.测试.中国 (www.xn--0zwm56d.xn--fiqs8s): no domain of this account holds it (tried www.测试.中国 (www.xn--0zwm56d.xn--fiqs8s), 测试.中国 (xn--0zwm56d.xn--fiqs8s))",
+		}, secret)
+	})
+	if left := s.AllRecords(); len(left) != 0 {
+		t.Errorf("the write tests left records: %+v", left)
 	}
 }

@@ -27,7 +27,10 @@ type AlibabaPCA struct {
 	ca     string
 	// source names where the credentials came from, for messages.
 	source string
-	now    func() time.Time
+	// cred and opts word a ServiceAccount's failures.
+	cred alibaba.Credential
+	opts alibaba.Options
+	now  func() time.Time
 
 	mu sync.Mutex
 	// described is the CA as last described, for its key algorithm.
@@ -41,7 +44,7 @@ func NewAlibabaPCA(o alibaba.Options, c alibaba.Credential, region, caIdentifier
 	if err != nil {
 		return nil, fmt.Errorf("building the client for %s: %w", source, err)
 	}
-	return &AlibabaPCA{client: client, ca: caIdentifier, source: source, now: time.Now}, nil
+	return &AlibabaPCA{client: client, ca: caIdentifier, source: source, cred: c, opts: o, now: time.Now}, nil
 }
 
 // describe asks Private CA about the CA and remembers its algorithm.
@@ -243,6 +246,15 @@ func splitChain(chainPEM string) (intermediates, root []byte) {
 
 // explain classifies a failure for the controller (F20, F21).
 func (p *AlibabaPCA) explain(err error) error {
+	if sa := p.cred.ServiceAccount; sa != nil {
+		if problem, ok := alibaba.ServiceAccountProblem(err, *sa, p.cred.RoleARN, p.opts, "the issuer controller"); ok {
+			msg := fmt.Errorf("serviceAccountRef: %s; %s", problem.Detail, problem.Fix)
+			if e, _ := alibaba.As(err); e.Reason == alibaba.Unreachable || e.Reason == alibaba.TokenRequestFailed {
+				return msg // transient: retried
+			}
+			return signer.IssuerError{Err: msg}
+		}
+	}
 	e, ok := alibaba.As(err)
 	if !ok {
 		return fmt.Errorf("%w", err)
@@ -264,13 +276,21 @@ func (p *AlibabaPCA) explain(err error) error {
 }
 
 // PCACredential resolves the credentials an Alibaba Cloud PCA issuer's spec
-// names: an AccessKey (or STS credentials) from Secrets in namespace, or, for
-// the cluster kinds when o allows them, the ambient ones (RRSA, the ECS RAM
-// role).
+// names: a ServiceAccount of namespace (serviceAccountRef) whose tokens
+// are exchanged for roleArn, an AccessKey (or STS credentials) from Secrets
+// in namespace, or, for the cluster kinds when o allows them, the ambient
+// ones (RRSA, the ECS RAM role).
 func PCACredential(ctx context.Context, o Options, secrets secretref.Reader, spec api.AlibabaPCAIssuerSpec, namespace string, cluster bool) (alibaba.Credential, error) {
 	c := alibaba.Credential{RoleARN: spec.Auth.RoleARN}
 	a := spec.Auth
 	switch {
+	case a.ServiceAccountRef != nil && (a.AccessKeyIDSecretRef != nil || a.AccessKeySecretSecretRef != nil || a.SecurityTokenSecretRef != nil):
+		return c, errors.New("spec.auth.serviceAccountRef is the credential: remove spec.auth.accessKeyIdSecretRef, accessKeySecretSecretRef and securityTokenSecretRef")
+	case a.ServiceAccountRef != nil && a.RoleARN == "":
+		return c, errors.New("spec.auth.serviceAccountRef needs spec.auth.roleArn: the RAM role whose trust policy admits the ServiceAccount")
+	case a.ServiceAccountRef != nil:
+		c.ServiceAccount = &alibaba.ServiceAccount{Namespace: namespace, Name: a.ServiceAccountRef.Name, Audience: a.ServiceAccountRef.Audience, Tokens: o.Tokens}
+		return c, nil
 	case a.AccessKeyIDSecretRef != nil && a.AccessKeySecretSecretRef != nil:
 		id, err := secrets.Read(ctx, namespace, a.AccessKeyIDSecretRef.Name, a.AccessKeyIDSecretRef.Key, "spec.auth.accessKeyIdSecretRef")
 		if err != nil {

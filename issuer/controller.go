@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,13 +46,21 @@ type Options struct {
 	// own cloud identity (RRSA, the ECS RAM role) when they name no Secret.
 	AllowAmbientCredentials bool
 	OriginCA                OriginCAOptions
-	// Alibaba holds the Private CA and STS endpoints and the environment
-	// ambient credentials are read from.
+	// Alibaba holds the Private CA and STS endpoints, the environment
+	// ambient credentials are read from, and the cluster's RRSA OIDC
+	// provider a serviceAccountRef's tokens are exchanged through.
 	Alibaba alibaba.Options
+	// Tokens requests the tokens of a serviceAccountRef, as the
+	// controller's own ServiceAccount (SetupWithManager sets it).
+	Tokens alibaba.TokenRequester
 	// MaxConcurrentSigns is how many requests each kind's controller signs
 	// at once; a CA answering in 100 ms caps one worker at 10 per second.
 	MaxConcurrentSigns int
 }
+
+// SecretAccessValue is the chart value that grants the issuer `get` on
+// Secrets, named in RBAC errors so the fix is one line of values.yaml.
+const SecretAccessValue = "issuer.secretNamespaces"
 
 // FieldOwner is the name the controllers apply their changes under.
 const FieldOwner = "certbridge.io"
@@ -67,6 +76,11 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 	}
 	recorder := mgr.GetEventRecorder(FieldOwner)
 	reader := mgr.GetAPIReader() // Secrets are read with a plain get: no cache, no list or watch
+	kube, err := kubernetes.NewForConfig(mgr.GetConfig())
+	if err != nil {
+		return err
+	}
+	o.Tokens = alibaba.KubeTokens(kube)
 	s := NewSigners(o, secretref.Reader{
 		Get: func(ctx context.Context, namespace, name string) (*corev1.Secret, error) {
 			var sec corev1.Secret
@@ -81,7 +95,8 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 				namespace, o.ClusterResourceNamespace)
 		},
 		Grant: func(namespace string) string {
-			return fmt.Sprintf("Grant it get on secrets in %q (a Role and RoleBinding)", namespace)
+			return fmt.Sprintf("Add %q to the chart value %s, or bind a Role granting get on secrets in %q to that ServiceAccount",
+				namespace, SecretAccessValue, namespace)
 		},
 	})
 	s.recorder, s.client, s.log = recorder, mgr.GetClient(), mgr.GetLogger().WithName("signer")
@@ -93,7 +108,7 @@ func SetupWithManager(ctx context.Context, mgr ctrl.Manager, o Options) error {
 			namespaced = append(namespaced, k.object)
 		}
 	}
-	err := (&controllers.CombinedController{
+	err = (&controllers.CombinedController{
 		IssuerTypes:        namespaced,
 		ClusterIssuerTypes: cluster,
 		FieldOwner:         FieldOwner,

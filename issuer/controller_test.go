@@ -3,11 +3,13 @@ package issuer_test
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +21,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -27,6 +31,7 @@ import (
 
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/metrics"
+	"github.com/certbridge/certbridge/internal/secretref"
 	"github.com/certbridge/certbridge/issuer"
 	api "github.com/certbridge/certbridge/issuer/api/v1alpha1"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
@@ -40,6 +45,10 @@ type controllerEnv struct {
 	c   client.Client
 	cf  *cfsim.Server
 	ali *alisim.Server
+	env *envtest.Environment
+	cfg *rest.Config
+	// opts are the controllers' options.
+	opts issuer.Options
 }
 
 func certManagerCRDs(t *testing.T) string {
@@ -65,9 +74,13 @@ func startControllers(t *testing.T) *controllerEnv {
 			t.Fatal(err)
 		}
 	}
-	e := &controllerEnv{cf: cfsim.Start(), ali: alisim.Start()}
+	e := &controllerEnv{cf: cfsim.Start(), ali: alisim.Start(), env: env, cfg: cfg}
 	t.Cleanup(e.cf.Close)
 	t.Cleanup(e.ali.Close)
+	// The SDK's STS calls are hard-wired to https through a clone of
+	// http.DefaultTransport: trust the simulator's certificate there.
+	http.DefaultTransport.(*http.Transport).TLSClientConfig = e.ali.STSTLSConfig()
+	registerRRSA(t, cfg, e.ali)
 	e.cf.AddZone("example.com")
 	e.cf.AddToken(cfsim.Token{Value: sslToken, Permissions: []cfsim.Permission{cfsim.SSLEdit}})
 	e.ali.AddAccessKey(alisim.AccessKey{ID: pcaKeyID, Secret: pcaKeySecret, Policy: alisim.AllowAll})
@@ -80,12 +93,14 @@ func startControllers(t *testing.T) *controllerEnv {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	err = issuer.SetupWithManager(ctx, mgr, issuer.Options{
+	e.opts = issuer.Options{
 		ClusterResourceNamespace: "cert-manager",
 		MaxRetryDuration:         30 * time.Second,
 		OriginCA:                 issuer.OriginCAOptions{BaseURL: e.cf.URL(), Roots: roots(e.cf)},
-		Alibaba:                  alibaba.Options{PCA: alibaba.Endpoint{Scheme: "HTTP", Host: e.ali.Endpoint()}},
-	})
+		Alibaba: alibaba.Options{PCA: alibaba.Endpoint{Scheme: "HTTP", Host: e.ali.Endpoint()},
+			STS: alibaba.Endpoint{Scheme: "HTTPS", Host: e.ali.STSEndpoint()}, OIDCProviderARN: rrsaProvider},
+	}
+	err = issuer.SetupWithManager(ctx, mgr, e.opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,6 +403,77 @@ func TestControllers(t *testing.T) {
 		}
 	})
 
+	// serviceAccountRef: the controller requests a token of the
+	// ServiceAccount in the issuer's namespace from kube-apiserver and
+	// exchanges it for the role; here it runs as the cluster's admin, who
+	// may. The refusal an ordinary controller ServiceAccount meets without a
+	// RoleBinding is the next case.
+	t.Run("Alibaba PCA with serviceAccountRef signs with the ServiceAccount's role", func(t *testing.T) {
+		const role = "acs:ram::1234567890123456:role/istio-pca"
+		if err := e.c.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "pca-signer", Namespace: "istio-system"}}); err != nil {
+			t.Fatal(err)
+		}
+		e.ali.AddRole(alisim.Role{ARN: role, Policy: alisim.Policy{Actions: []string{"yundun-cert:*"}}, TrustedOIDCProvider: rrsaProvider,
+			OIDCSubjects: []string{"system:serviceaccount:istio-system:pca-signer"}})
+		iss := &api.AlibabaPCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "pca-sa", Namespace: "istio-system"},
+			Spec: api.AlibabaPCAIssuerSpec{CAIdentifier: "sub-1", Auth: api.AlibabaAuth{RoleARN: role, ServiceAccountRef: &api.ServiceAccountRef{Name: "pca-signer"}}}}
+		if err := e.c.Create(ctx, iss); err != nil {
+			t.Fatal(err)
+		}
+		issuerReady(iss, metav1.ConditionTrue, "")
+		e.request(t, "istio-system", "istiod-sa", dnsCSR(t, rsaKey, "istiod.istio-system.svc"), time.Hour,
+			cmmeta.IssuerReference{Name: "pca-sa", Kind: "AlibabaPCAIssuer", Group: "certbridge.io"})
+		verifies(t, e.waitRequest(t, "istio-system", "istiod-sa", cmmeta.ConditionTrue, ""), "istiod.istio-system.svc")
+		want := alisim.OIDCSession{Role: role, Subject: "system:serviceaccount:istio-system:pca-signer"}
+		if got := e.ali.OIDCSessions(); !slices.Contains(got, want) {
+			t.Errorf("want a session %+v, got %+v", want, got)
+		}
+	})
+
+	t.Run("serviceAccountRef without a RoleBinding: not Ready, with the manifest", func(t *testing.T) {
+		const user = "system:serviceaccount:certbridge:certbridge-issuer"
+		restricted, err := e.env.AddUser(envtest.User{Name: user}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kube, err := kubernetes.NewForConfig(restricted.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := e.opts
+		opts.Tokens = alibaba.KubeTokens(kube)
+		iss := &api.AlibabaPCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "pca-sa", Namespace: "istio-system"},
+			Spec: api.AlibabaPCAIssuerSpec{CAIdentifier: "sub-1", Auth: api.AlibabaAuth{RoleARN: "acs:ram::1234567890123456:role/istio-pca",
+				ServiceAccountRef: &api.ServiceAccountRef{Name: "pca-signer"}}}}
+		_, err = issuer.NewSigners(opts, secretref.Reader{}).Check(ctx, iss)
+		want := `alibaba-pca: serviceAccountRef: the issuer controller (Kubernetes user "` + user + `") may not request tokens for ServiceAccount "pca-signer" in namespace "istio-system": ` +
+			`kube-apiserver refused the TokenRequest (RBAC); serviceAccountRef names a ServiceAccount of the issuer's own namespace (for a cluster issuer, of the cluster resource namespace), ` +
+			`and its tokens are requested only where that namespace allows it: to let this issuer act as istio-system/pca-signer, apply in namespace "istio-system": ` +
+			alibaba.TokenGrant("istio-system", "pca-signer", user)
+		if err == nil || err.Error() != want {
+			t.Errorf("got  %v\nwant %s", err, want)
+		}
+	})
+
+	t.Run("serviceAccountRef with an AccessKey or without roleArn is refused by the API server", func(t *testing.T) {
+		ref := &api.ServiceAccountRef{Name: "pca-signer"}
+		for _, c := range []struct {
+			auth api.AlibabaAuth
+			want string
+		}{
+			{api.AlibabaAuth{ServiceAccountRef: ref}, "serviceAccountRef needs roleArn: the RAM role its tokens are exchanged for"},
+			{api.AlibabaAuth{ServiceAccountRef: ref, RoleARN: "acs:ram::1:role/r", AccessKeyIDSecretRef: &api.SecretKeySelector{Name: "k", Key: "id"}},
+				"serviceAccountRef is the credential: an AccessKey is not used with it"},
+			{api.AlibabaAuth{ServiceAccountRef: &api.ServiceAccountRef{Name: "Not_A_Name"}, RoleARN: "acs:ram::1:role/r"}, "spec.auth.serviceAccountRef.name"},
+		} {
+			err := e.c.Create(ctx, &api.ClusterAlibabaPCAIssuer{ObjectMeta: metav1.ObjectMeta{Name: "pca-refused"},
+				Spec: api.AlibabaPCAIssuerSpec{CAIdentifier: "sub-1", Auth: c.auth}})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("want the API server to refuse with %q, got %v", c.want, err)
+			}
+		}
+	})
+
 	t.Run("signing is counted by backend and outcome", func(t *testing.T) {
 		for _, c := range []struct {
 			backend, outcome string
@@ -397,4 +483,37 @@ func TestControllers(t *testing.T) {
 			}
 		}
 	})
+}
+
+const rrsaProvider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-test"
+
+// registerRRSA registers the test kube-apiserver's service-account issuer
+// in the simulator as the cluster's RRSA OIDC provider, as enabling RRSA
+// does: its issuer URL from OIDC discovery, its keys from its JWKS.
+func registerRRSA(t *testing.T, cfg *rest.Config, sim *alisim.Server) {
+	t.Helper()
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := kube.Discovery().RESTClient()
+	raw, err := rc.Get().AbsPath("/.well-known/openid-configuration").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var discovery struct {
+		Issuer string `json:"issuer"`
+	}
+	if err := json.Unmarshal(raw, &discovery); err != nil || discovery.Issuer == "" {
+		t.Fatalf("OIDC discovery: %v: %s", err, raw)
+	}
+	jwks, err := rc.Get().AbsPath("/openid/v1/jwks").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := alisim.ParseJWKS(jwks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim.AddOIDCProvider(alisim.OIDCProvider{ARN: rrsaProvider, IssuerURL: discovery.Issuer, ClientIDs: []string{alibaba.DefaultAudience}, Keys: keys})
 }

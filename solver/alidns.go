@@ -28,8 +28,12 @@ type AliDNSConfig struct {
 	AccessKeySecretSecretRef *SecretKeySelector `json:"accessKeySecretSecretRef,omitempty"`
 	SecurityTokenSecretRef   *SecretKeySelector `json:"securityTokenSecretRef,omitempty"`
 	// RoleARN is a RAM role to assume from the credentials above, or from the
-	// ambient ones (RRSA or the ECS RAM role).
+	// ambient ones (RRSA or the ECS RAM role), or that serviceAccountRef's
+	// tokens are exchanged for.
 	RoleARN string `json:"roleArn,omitempty"`
+	// ServiceAccountRef is the identity instead of an AccessKey: a
+	// ServiceAccount whose tokens are exchanged for roleArn's credentials.
+	ServiceAccountRef *ServiceAccountRef `json:"serviceAccountRef,omitempty"`
 	// RegionID selects the service's regional endpoint; empty means the
 	// central endpoint alidns.aliyuncs.com.
 	RegionID string `json:"regionId,omitempty"`
@@ -38,6 +42,31 @@ type AliDNSConfig struct {
 	DomainName string `json:"domainName,omitempty"`
 	// TTL of the TXT record; raised to the domain edition's minimum if lower.
 	TTL *int `json:"ttl,omitempty"`
+}
+
+// ServiceAccountRef names a ServiceAccount in the namespace the challenge's
+// Secrets are read from, whose tokens the webhook requests (TokenRequest)
+// and exchanges with STS AssumeRoleWithOIDC for roleArn. Like
+// SecretKeySelector it has no namespace field, on purpose; and the webhook
+// may request its tokens only where a RoleBinding in that namespace lets it.
+type ServiceAccountRef struct {
+	Name string `json:"name"`
+	// Audience of the requested tokens; sts.aliyuncs.com by default, the
+	// client ID of the cluster's RRSA OIDC provider.
+	Audience string `json:"audience,omitempty"`
+}
+
+func (r *ServiceAccountRef) validate(path *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	if r.Name == "" {
+		errs = append(errs, field.Required(path.Child("name"), "the name of a ServiceAccount in the issuer's namespace"))
+	} else if msgs := validation.IsDNS1123Subdomain(r.Name); len(msgs) > 0 {
+		errs = append(errs, invalid(path.Child("name"), r.Name, strings.Join(msgs, "; ")))
+	}
+	if r.Audience != "" && (len(r.Audience) > 253 || strings.ContainsAny(r.Audience, " \t\r\n")) {
+		errs = append(errs, invalid(path.Child("audience"), r.Audience, "an audience such as sts.aliyuncs.com: at most 253 characters, no spaces"))
+	}
+	return errs
 }
 
 // DefaultAliDNSTTL is the free edition's minimum TTL.
@@ -64,6 +93,21 @@ func (c *AliDNSConfig) Validate() error {
 	}{{id, c.AccessKeyIDSecretRef}, {secret, c.AccessKeySecretSecretRef}, {token, c.SecurityTokenSecretRef}} {
 		if ref.sel != nil {
 			errs = append(errs, ref.sel.validate(ref.path)...)
+		}
+	}
+	if c.ServiceAccountRef != nil {
+		sa := field.NewPath("serviceAccountRef")
+		errs = append(errs, c.ServiceAccountRef.validate(sa)...)
+		for _, ref := range []struct {
+			path *field.Path
+			sel  *SecretKeySelector
+		}{{id, c.AccessKeyIDSecretRef}, {secret, c.AccessKeySecretSecretRef}, {token, c.SecurityTokenSecretRef}} {
+			if ref.sel != nil {
+				errs = append(errs, field.Forbidden(ref.path, "serviceAccountRef is the credential: an AccessKey is not used with it"))
+			}
+		}
+		if c.RoleARN == "" {
+			errs = append(errs, field.Required(field.NewPath("roleArn"), "serviceAccountRef's tokens are exchanged for a RAM role: the role whose trust policy admits the ServiceAccount"))
 		}
 	}
 	if c.RoleARN != "" && !roleARNFormat.MatchString(c.RoleARN) {
@@ -144,6 +188,12 @@ func (p *aliDNSProvider) forRequest(ctx context.Context, ch *whapi.ChallengeRequ
 // when it names none and cert-manager allows it, the ambient ones (F14).
 func (p *aliDNSProvider) credential(ctx context.Context, ch *whapi.ChallengeRequest, cfg AliDNSConfig, secrets secretReader) (alibaba.Credential, error) {
 	c := alibaba.Credential{RoleARN: cfg.RoleARN}
+	if ref := cfg.ServiceAccountRef; ref != nil {
+		// Not ambient: the issuer names the identity, in its own namespace.
+		c.ServiceAccount = &alibaba.ServiceAccount{Namespace: ch.ResourceNamespace, Name: ref.Name, Audience: ref.Audience,
+			Tokens: alibaba.KubeTokens(secrets.kube)}
+		return c, nil
+	}
 	if cfg.AccessKeyIDSecretRef == nil {
 		if !ch.AllowAmbientCredentials {
 			return c, fmt.Errorf("no credentials: set accessKeyIdSecretRef and accessKeySecretSecretRef to a Secret in namespace %q. "+
@@ -214,7 +264,7 @@ func (d *aliDNS) PresentTXT(ctx context.Context, fqdn, value string) error {
 	case alibaba.Is(err, alibaba.Duplicate):
 		return nil // already there: Present is idempotent
 	case err != nil:
-		return d.explain(err, dom.Name)
+		return d.explain(err, dnsname.Display(dom.Name))
 	}
 	d.provider.records.Put(d.recordKey(dom.Name, rr, value), id)
 	return nil
@@ -236,7 +286,7 @@ func (d *aliDNS) CleanUpTXT(ctx context.Context, fqdn, value string) error {
 	}
 	records, err := d.account.Client.ListTXT(ctx, dom.Name, fqdn)
 	if err != nil {
-		return d.explain(err, dom.Name)
+		return d.explain(err, dnsname.Display(dom.Name))
 	}
 	var errs []error
 	for _, r := range records {
@@ -252,7 +302,7 @@ func (d *aliDNS) delete(ctx context.Context, id, domain string) error {
 	if err == nil || alibaba.Is(err, alibaba.RecordNotFound) {
 		return nil // gone already
 	}
-	return d.explain(err, domain)
+	return d.explain(err, dnsname.Display(domain))
 }
 
 // domain resolves fqdn's domain by the contract of internal/alibaba.
@@ -277,6 +327,11 @@ func (d *aliDNS) domain(ctx context.Context, fqdn string) (alibaba.Domain, error
 // explain words an API failure as what to change (F13), naming where the
 // credential came from but never its secret.
 func (d *aliDNS) explain(err error, domain string) error {
+	if sa := d.cred.ServiceAccount; sa != nil {
+		if p, ok := alibaba.ServiceAccountProblem(err, *sa, d.cred.RoleARN, d.provider.opts, "the webhook"); ok {
+			return explainf(err, "serviceAccountRef: %s; %s", p.Detail, p.Fix)
+		}
+	}
 	e, ok := alibaba.As(err)
 	if !ok {
 		return err

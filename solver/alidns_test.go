@@ -184,12 +184,14 @@ func TestAliDNS_CredentialKinds(t *testing.T) {
 	})
 	t.Run("RRSA", func(t *testing.T) {
 		e := newAliEnv(t)
+		const provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"
+		issuer := alisim.NewOIDCIssuer("https://oidc-ack.example/cluster")
+		e.sim.AddOIDCProvider(issuer.Provider(provider, "sts.aliyuncs.com"))
 		tokenFile := filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(tokenFile, []byte("eyJ.rrsa.token"), 0o600); err != nil {
+		if err := os.WriteFile(tokenFile, []byte(issuer.Token("system:serviceaccount:certbridge:certbridge-webhook", []string{"sts.aliyuncs.com"}, time.Hour)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		const provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"
-		e.sim.AddRole(alisim.Role{ARN: roleARN, Policy: alisim.AllowAll, TrustedOIDCProvider: provider, OIDCToken: "eyJ.rrsa.token"})
+		e.sim.AddRole(alisim.Role{ARN: roleARN, Policy: alisim.AllowAll, TrustedOIDCProvider: provider})
 		env := map[string]string{"ALIBABA_CLOUD_ROLE_ARN": roleARN, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": provider, "ALIBABA_CLOUD_OIDC_TOKEN_FILE": tokenFile}
 		e.opts.Environ = func(k string) string { return env[k] }
 		e.solver = e.newSolver()
@@ -394,7 +396,7 @@ func TestAliDNS_SharedFailures(t *testing.T) {
 		cfg := akConfig()
 		cfg["apiTokenSecretRef"] = map[string]any{"name": "x", "key": "y"}
 		err := e.present(cfg, acmeKey())
-		assertMessage(t, err, `unknown field "apiTokenSecretRef"`, "valid fields are: accessKeyIdSecretRef, accessKeySecretSecretRef, domainName, regionId, roleArn, securityTokenSecretRef, ttl")
+		assertMessage(t, err, `unknown field "apiTokenSecretRef"`, "valid fields are: accessKeyIdSecretRef, accessKeySecretSecretRef, domainName, regionId, roleArn, securityTokenSecretRef, serviceAccountRef, ttl")
 	})
 	t.Run("F10 empty references and config errors", func(t *testing.T) {
 		cases := []struct {

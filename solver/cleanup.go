@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/secretref"
 )
 
@@ -17,8 +18,9 @@ import (
 //
 // So a CleanUp succeeds, without any DNS call, when its request could never
 // have created a record: the config does not decode or validate, the Secret
-// or key it names does not exist or is empty, or no zone of the account
-// holds the name. It is logged and counted in
+// or key it names does not exist or is empty, the ServiceAccount its
+// serviceAccountRef names does not exist, or no zone of the account holds
+// the name. It is logged and counted in
 // certbridge_cleanups_skipped_total{solver,reason}.
 //
 // Everything else is retried, as cert-manager does for any CleanUp error:
@@ -78,6 +80,9 @@ func cleanUpSkipReason(err error) (string, bool) {
 	var nz *noZoneError
 	if errors.As(err, &nz) {
 		return "zone_not_found", true
+	}
+	if alibaba.Is(err, alibaba.ServiceAccountNotFound) {
+		return "service_account_not_found", true
 	}
 	return "", false
 }

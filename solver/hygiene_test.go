@@ -334,14 +334,16 @@ var aliScenarios = []struct {
 		h.aliCycle(e, map[string]any{"regionId": "cn-hangzhou"}, false)
 	}},
 	{"F14 RRSA allowed", func(t *testing.T, h *hygiene, e *aliEnv) {
-		oidc := "eyJ" + randomFrom(alnum, 60)
+		const provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"
+		issuer := alisim.NewOIDCIssuer("https://oidc-ack.example/cluster")
+		e.sim.AddOIDCProvider(issuer.Provider(provider, "sts.aliyuncs.com"))
+		oidc := issuer.Token("system:serviceaccount:certbridge:certbridge-webhook", []string{"sts.aliyuncs.com"}, time.Hour)
 		h.canary(oidc)
 		tokenFile := filepath.Join(t.TempDir(), "token")
 		if err := os.WriteFile(tokenFile, []byte(oidc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		const provider = "acs:ram::1234567890123456:oidc-provider/ack-rrsa-cluster"
-		e.sim.AddRole(alisim.Role{ARN: roleARN, Policy: alisim.AllowAll, TrustedOIDCProvider: provider, OIDCToken: oidc})
+		e.sim.AddRole(alisim.Role{ARN: roleARN, Policy: alisim.AllowAll, TrustedOIDCProvider: provider})
 		env := map[string]string{"ALIBABA_CLOUD_ROLE_ARN": roleARN, "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": provider, "ALIBABA_CLOUD_OIDC_TOKEN_FILE": tokenFile}
 		e.opts.Environ = func(k string) string { return env[k] }
 		e.solver = e.newSolver()

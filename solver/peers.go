@@ -8,24 +8,24 @@ import (
 	"github.com/certbridge/certbridge/internal/peers"
 )
 
-// ServePeers serves the requests other replicas hand to this one, by solver
-// name (internal/peers.Handler).
-func ServePeers(solvers ...*Solver) peers.ServeFunc {
+// ServePeers finds, by name, the solver that serves the requests other
+// replicas hand to this one (internal/peers.Handler).
+func ServePeers(solvers ...*Solver) peers.Solvers {
 	byName := map[string]*Solver{}
 	for _, s := range solvers {
 		byName[s.name] = s
 	}
-	return func(ctx context.Context, name string, ch *whapi.ChallengeRequest) (bool, error) {
+	return func(name string) (peers.ServeFunc, error) {
 		s, ok := byName[name]
 		if !ok {
-			return false, nil
+			return nil, peers.ErrNoSuchSolver
 		}
 		if !s.Initialized() {
-			// The peer listener starts before the server's post-start
-			// hooks initialize the solvers: a replica just restarted is
-			// sent its zones' requests at once.
-			return true, peers.ErrNotServing
+			// The peer listener may take requests before the server's
+			// post-start hooks initialize the solvers: a replica just
+			// restarted is sent its zones' requests at once.
+			return nil, peers.ErrNotServing
 		}
-		return true, s.ServeForPeer(ctx, ch)
+		return func(ctx context.Context, ch *whapi.ChallengeRequest) error { return s.ServeForPeer(ctx, ch) }, nil
 	}
 }

@@ -26,6 +26,9 @@ type credential = secretref.Value
 // ClusterIssuer.
 type secretReader struct {
 	secretref.Reader
+	// kube is the webhook's own client, which also requests the tokens of a
+	// solver's serviceAccountRef.
+	kube kubernetes.Interface
 }
 
 func newSecretReader(client kubernetes.Interface, log logr.Logger, warned *sync.Map) secretReader {
@@ -45,7 +48,7 @@ func newSecretReader(client kubernetes.Interface, log logr.Logger, warned *sync.
 			return fmt.Sprintf("Add %q to the chart value %s, or bind a Role granting get on secrets in %q to that ServiceAccount",
 				namespace, SecretAccessValue, namespace)
 		},
-	}}
+	}, client}
 }
 
 func (r secretReader) read(ctx context.Context, namespace string, ref SecretKeySelector, field string) (credential, error) {

@@ -67,15 +67,18 @@ type Options struct {
 type Forwarder interface {
 	// Owner is the replica that owns key, or "" when it is this one.
 	Owner(key string) string
-	// Forward sends ch to owner's solver; served reports whether owner
+	// Forward sends ch to owner's solver, to be answered by ctx's deadline;
+	// the owner must take it within handoff. served reports whether owner
 	// answered, and err is then its outcome.
-	Forward(ctx context.Context, owner, solver string, ch *whapi.ChallengeRequest) (served bool, err error)
+	Forward(ctx context.Context, owner, solver string, ch *whapi.ChallengeRequest, handoff time.Duration) (served bool, err error)
 }
 
-// forwardGrace is how much longer than its own timeout a replica waits for
-// the owner, whose timeout starts a little later, so that the owner's
-// message is the one cert-manager sees.
-const forwardGrace = 2 * time.Second
+// HandoffShare is the share of a request's timeout that handing it to the
+// replica that owns its zone may take at most: connecting, and the owner
+// taking it (10 s of the default 50 s). Past it the replica serves the
+// request itself with the rest, so a hung owner costs a challenge a fifth
+// of its time, not all of it.
+const HandoffShare = 5
 
 // DefaultTimeout is Options.Timeout's default.
 const DefaultTimeout = 50 * time.Second
@@ -185,8 +188,9 @@ func (s *Solver) run(parent context.Context, ch *whapi.ChallengeRequest, action 
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	log = requestLog(log, ch, fqdn)
+	deadline := start.Add(s.timeout)
 	if mayForward && s.peers != nil {
-		if served, err := s.forward(log, ch, fqdn); served {
+		if served, err := s.forward(log, ch, fqdn, deadline); served {
 			return err
 		}
 	}
@@ -194,7 +198,7 @@ func (s *Solver) run(parent context.Context, ch *whapi.ChallengeRequest, action 
 	if client == nil {
 		return fmt.Errorf("%s: the solver is not initialized yet; try again", s.name)
 	}
-	ctx, cancel := context.WithDeadline(parent, start.Add(s.timeout))
+	ctx, cancel := context.WithDeadline(parent, deadline)
 	defer cancel()
 	dp, err := s.provider.forRequest(ctx, ch, newSecretReader(client, log, &s.warned))
 	if err == nil {
@@ -217,9 +221,9 @@ func (s *Solver) run(parent context.Context, ch *whapi.ChallengeRequest, action 
 
 // forward hands the request to the replica that owns its zone, unless that
 // is this one. served is false when the request is to be served here: this
-// replica owns it, or the owner did not answer (the time spent trying is
-// taken from the request's timeout).
-func (s *Solver) forward(log logr.Logger, ch *whapi.ChallengeRequest, fqdn string) (served bool, err error) {
+// replica owns it, or the owner did not take it within the hand-off's share
+// of the request's time (HandoffShare), which the rest is left to.
+func (s *Solver) forward(log logr.Logger, ch *whapi.ChallengeRequest, fqdn string, deadline time.Time) (served bool, err error) {
 	zone := fqdn
 	if z, err := dnsname.Normalize(ch.ResolvedZone); err == nil && z != "" {
 		zone = z
@@ -228,9 +232,9 @@ func (s *Solver) forward(log logr.Logger, ch *whapi.ChallengeRequest, fqdn strin
 	if owner == "" {
 		return false, nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.timeout+forwardGrace)
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	served, err = s.peers.Forward(ctx, owner, s.name, ch)
+	served, err = s.peers.Forward(ctx, owner, s.name, ch, s.timeout/HandoffShare)
 	if served {
 		metrics.PeerForwards.WithLabelValues(s.name, "answered").Inc()
 		log.V(1).Info("Challenge action served by the replica that owns the zone", "peer", owner, "zone", zone)

@@ -128,6 +128,10 @@ type Options struct {
 	// (RRSA); os.Getenv when nil. It is read only where a caller allows
 	// ambient credentials.
 	Environ func(string) string
+	// OIDCProviderARN is the cluster's RRSA OIDC provider in RAM
+	// (acs:ram::<account>:oidc-provider/ack-rrsa-<cluster id>), through
+	// which ServiceAccount tokens are exchanged for roles.
+	OIDCProviderARN string
 }
 
 // Getenv reads the environment through o.Environ.

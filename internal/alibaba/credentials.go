@@ -8,6 +8,7 @@
 package alibaba
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -38,8 +39,13 @@ type Credential struct {
 	// Ambient is what the process environment offers; used only when
 	// AccessKeyID is empty, and only where the caller allowed it.
 	Ambient Ambient
-	// RoleARN is a RAM role assumed from the credentials above.
+	// RoleARN is a RAM role assumed from the credentials above, or, with
+	// ServiceAccount, the role its tokens are exchanged for.
 	RoleARN string
+	// ServiceAccount, when set, is the identity instead of the fields
+	// above: a Kubernetes ServiceAccount whose tokens are exchanged for
+	// RoleARN's credentials (AssumeRoleWithOIDC).
+	ServiceAccount *ServiceAccount
 }
 
 // Ambient is RRSA on ACK when RoleARN is set, else the ECS instance's RAM role.
@@ -58,11 +64,13 @@ func AmbientFromEnv(getenv func(string) string) (Ambient, error) {
 }
 
 // IsAmbient reports credentials taken from the environment.
-func (c Credential) IsAmbient() bool { return c.AccessKeyID == "" }
+func (c Credential) IsAmbient() bool { return c.AccessKeyID == "" && c.ServiceAccount == nil }
 
-// Kind is "AccessKey", "STS" or "ambient".
+// Kind is "AccessKey", "STS", "ServiceAccount" or "ambient".
 func (c Credential) Kind() string {
 	switch {
+	case c.ServiceAccount != nil:
+		return "ServiceAccount"
 	case c.IsAmbient():
 		return "ambient"
 	case c.SecurityToken != "":
@@ -73,7 +81,10 @@ func (c Credential) Kind() string {
 
 // MaskedID shows an AccessKey id as its first four characters only.
 func (c Credential) MaskedID() string {
-	if c.IsAmbient() {
+	switch {
+	case c.ServiceAccount != nil:
+		return "(ServiceAccount " + c.ServiceAccount.String() + ")"
+	case c.IsAmbient():
 		return "(ambient credentials)"
 	}
 	v := c.AccessKeyID
@@ -87,6 +98,8 @@ func (c Credential) MaskedID() string {
 func (c Credential) Describe() string {
 	var s string
 	switch {
+	case c.ServiceAccount != nil:
+		return "role " + c.RoleARN + " assumed with ServiceAccount " + c.ServiceAccount.String() + "'s tokens"
 	case c.IsAmbient() && c.Ambient.RoleARN != "":
 		s = "RRSA (role " + c.Ambient.RoleARN + ")"
 	case c.IsAmbient():
@@ -104,28 +117,41 @@ func (c Credential) Describe() string {
 }
 
 // Hash identifies the credential (and extra, such as a region) in caches
-// without keeping any value as a key.
+// without keeping any value as a key: a ServiceAccount's by its
+// namespace, name, audience and role.
 func (c Credential) Hash(extra ...string) string {
 	h := sha256.New()
-	for _, v := range append([]string{c.AccessKeyID, c.AccessKeySecret, c.SecurityToken, c.RoleARN,
-		c.Ambient.RoleARN, c.Ambient.OIDCProviderARN, c.Ambient.OIDCTokenFile}, extra...) {
+	var sa []string
+	if c.ServiceAccount != nil {
+		sa = []string{"serviceaccount", c.ServiceAccount.Namespace, c.ServiceAccount.Name, c.ServiceAccount.audience()}
+	}
+	for _, v := range append(append([]string{c.AccessKeyID, c.AccessKeySecret, c.SecurityToken, c.RoleARN,
+		c.Ambient.RoleARN, c.Ambient.OIDCProviderARN, c.Ambient.OIDCTokenFile}, sa...), extra...) {
 		h.Write([]byte(v))
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// secrets are the values no message may hold.
+// secrets are the values no message may hold. (A ServiceAccount's token
+// and session are its session's, and never reach a client's messages.)
 func (c Credential) secrets() []string {
 	return []string{c.AccessKeySecret, c.SecurityToken, c.AccessKeyID}
 }
 
 // provider builds the SDK's credentials provider, with every value given
 // explicitly so the SDK never falls back to environment variables, and STS
-// reached at sts (always HTTPS: the SDK's providers hard-code it).
-func (c Credential) provider(sts Endpoint) (credentials.CredentialsProvider, error) {
+// reached at o.STS (always HTTPS: the SDK's providers hard-code it).
+// prepare, when not nil, is to run with the call's context before each
+// call: it requests a ServiceAccount's token and exchanges it, when its
+// session needs new credentials.
+func (c Credential) provider(o Options) (p credentials.CredentialsProvider, prepare func(context.Context) error, err error) {
+	sts := o.STS.Or(STSHost)
+	if c.ServiceAccount != nil {
+		s := newSASession(*c.ServiceAccount, c.RoleARN, o)
+		return s, s.prepare, nil
+	}
 	var base credentials.CredentialsProvider
-	var err error
 	switch {
 	case c.AccessKeyID != "" && c.SecurityToken != "":
 		base = credentials.NewStaticSTSCredentialsProvider(c.AccessKeyID, c.AccessKeySecret, c.SecurityToken)
@@ -143,7 +169,7 @@ func (c Credential) provider(sts Endpoint) (credentials.CredentialsProvider, err
 		base, err = credentials.NewECSRAMRoleCredentialsProviderBuilder().Build()
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if c.RoleARN != "" {
 		base, err = credentials.NewRAMRoleARNCredentialsProviderBuilder().
@@ -154,10 +180,10 @@ func (c Credential) provider(sts Endpoint) (credentials.CredentialsProvider, err
 			WithStsEndpoint(sts.Host).
 			Build()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return &lockedProvider{p: base}, nil
+	return &lockedProvider{p: base}, nil, nil
 }
 
 // lockedProvider serialises credential refreshes: the SDK's providers

@@ -9,6 +9,7 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/alidns"
 
+	"github.com/certbridge/certbridge/internal/dnsname"
 	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/internal/ratelimit"
 )
@@ -24,13 +25,16 @@ type DNSClient struct {
 	// rates pace each action at a rate that adapts to throttling, so that
 	// several replicas of one account hold its documented QPS together.
 	rates map[string]*ratelimit.Adaptive
+	// prepare renews a ServiceAccount's session before a call; nil for
+	// other credentials.
+	prepare func(context.Context) error
 }
 
 // NewDNSClient builds the client for a credential; region selects the
 // regional endpoint ("" is the central one) unless o.DNS replaces it.
 func NewDNSClient(o Options, c Credential, region string) (*DNSClient, error) {
 	endpoint := o.DNS.Or(DNSRegionalHosts[region])
-	provider, err := c.provider(o.STS.Or(STSHost))
+	provider, prepare, err := c.provider(o)
 	if err != nil {
 		return nil, classify("credentials", endpoint, c.secrets(), &credentialsError{err: err})
 	}
@@ -51,7 +55,7 @@ func NewDNSClient(o Options, c Credential, region string) (*DNSClient, error) {
 	if err != nil {
 		return nil, classify("client", endpoint, c.secrets(), err)
 	}
-	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), rates: adaptiveRates(o.qps())}, nil
+	return &DNSClient{clients: p, endpoint: endpoint, secrets: c.secrets(), rates: adaptiveRates(o.qps()), prepare: prepare}, nil
 }
 
 // Endpoint is where the client's calls go.
@@ -78,6 +82,11 @@ const Headroom = 0.9
 // call runs one action at its adaptive rate, retrying what Retryable says
 // with backoff until ctx's deadline.
 func (d *DNSClient) call(ctx context.Context, action string, req timeouts, do func(*alidns.Client) error) error {
+	if d.prepare != nil {
+		if err := d.prepare(ctx); err != nil {
+			return err
+		}
+	}
 	rate := d.rates[action]
 	for attempt := 0; ; attempt++ {
 		waitStart := time.Now()
@@ -129,6 +138,8 @@ func observe(provider, action string, err error, took time.Duration) {
 
 // Domain is a domain of the account as Alibaba Cloud DNS describes it.
 type Domain struct {
+	// Name is the domain as DNS carries it (lower case, punycode), the
+	// form every name is compared in; dnsname.Display words it for people.
 	Name string
 	// Edition is the DNS edition's code ("mianfei" for the free one).
 	Edition string
@@ -184,12 +195,24 @@ func (d *DNSClient) ListDomains(ctx context.Context, page int) (DomainPage, erro
 	}
 	out := DomainPage{TotalCount: int(res.TotalCount)}
 	for _, dom := range res.Domains.Domain {
-		out.Domains = append(out.Domains, Domain{Name: canonical(dom.DomainName), Edition: dom.VersionCode, MinTTL: EditionMinTTL[dom.VersionCode]})
+		out.Domains = append(out.Domains, Domain{Name: domainASCII(dom.PunyCode, dom.DomainName), Edition: dom.VersionCode, MinTTL: EditionMinTTL[dom.VersionCode]})
 	}
 	return out, nil
 }
 
-// Record is a DNS record as stored: Value exactly as submitted.
+// domainASCII is a listed domain's name as DNS carries it. Alibaba Cloud
+// DNS shows an internationalised domain in Unicode (DomainName) and gives
+// the ASCII form beside it (PunyCode); without PunyCode, DomainName is
+// converted.
+func domainASCII(punyCode, domainName string) string {
+	if punyCode != "" {
+		return canonical(punyCode)
+	}
+	return dnsname.ASCII(domainName)
+}
+
+// Record is a DNS record as stored: Value exactly as submitted, RR as DNS
+// carries it (lower case, punycode; the API may return it in Unicode).
 type Record struct {
 	ID, RR, Value string
 }
@@ -216,7 +239,7 @@ func (d *DNSClient) ListTXT(ctx context.Context, domain, fqdn string) ([]Record,
 			return nil, err
 		}
 		for _, r := range res.DomainRecords.Record {
-			out = append(out, Record{ID: r.RecordId, RR: r.RR, Value: r.Value})
+			out = append(out, Record{ID: r.RecordId, RR: dnsname.ASCII(r.RR), Value: r.Value})
 		}
 		if len(res.DomainRecords.Record) < recordsPerPage || int64(len(out)) >= res.TotalCount {
 			return out, nil

@@ -41,9 +41,11 @@ const (
 	MaxListedDomains = 10 * MaxDomainsPerPage
 )
 
-// DomainQuery is what a domain is resolved from.
+// DomainQuery is what a domain is resolved from. Either name may be
+// written in Unicode or in punycode, in any case: both are compared as DNS
+// carries them.
 type DomainQuery struct {
-	// Name is the record's name (normalised).
+	// Name is the record's name.
 	Name string
 	// DomainName is the user's override.
 	DomainName string
@@ -51,7 +53,8 @@ type DomainQuery struct {
 
 // NoDomainError says that no domain of the account holds the name.
 type NoDomainError struct {
-	// Tried are the domain names looked for, most specific first.
+	// Tried are the domain names looked for, most specific first, as DNS
+	// carries them.
 	Tried []string
 }
 
@@ -86,9 +89,9 @@ func NewDomainResolver(client *DNSClient) *DomainResolver {
 // Resolve returns the domain to write q.Name's records into; its errors
 // are *NoDomainError or *Error.
 func (r *DomainResolver) Resolve(ctx context.Context, q DomainQuery) (Domain, error) {
-	candidates := dnsname.Parents(q.Name)
+	candidates := dnsname.Parents(dnsname.ASCII(q.Name))
 	if q.DomainName != "" {
-		candidates = []string{dnsname.Canonical(q.DomainName)}
+		candidates = []string{dnsname.ASCII(q.DomainName)}
 	}
 	d, err := r.resolve(ctx, candidates, false)
 	if _, missing := err.(*NoDomainError); missing && r.mayRefresh() {

@@ -36,3 +36,20 @@ func TestParseEndpoint(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckOIDCProviderARN(t *testing.T) {
+	cases := []struct{ name, in, err string }{
+		{"empty: not configured", "", ""},
+		{"RRSA provider", "acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789abcdef", ""},
+		{"a role's ARN", "acs:ram::1234567890123456:role/dns", `--alibaba-oidc-provider-arn "acs:ram::1234567890123456:role/dns" is not an OIDC provider's ARN`},
+		{"the issuer URL", "https://oidc-ack-cn-hangzhou.oss-cn-hangzhou.aliyuncs.com/c1", "is not an OIDC provider's ARN"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := CheckOIDCProviderARN("--alibaba-oidc-provider-arn", tc.in)
+			if (err == nil) != (tc.err == "") || (err != nil && !strings.Contains(err.Error(), tc.err)) {
+				t.Errorf("got %v, want %q", err, tc.err)
+			}
+		})
+	}
+}

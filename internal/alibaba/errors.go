@@ -59,6 +59,26 @@ const (
 	CANotFound
 	// CAUnusable: the CA is revoked, expired or has no certificates left.
 	CAUnusable
+	// TokenForbidden: RBAC does not let certbridge's own identity
+	// (Error.Requester) request the ServiceAccount's tokens; TokenGrant is
+	// the fix.
+	TokenForbidden
+	// ServiceAccountNotFound: no such ServiceAccount in the namespace.
+	ServiceAccountNotFound
+	// TokenRequestFailed: the TokenRequest failed otherwise.
+	TokenRequestFailed
+	// OIDCProviderUnset: the process was given no RRSA OIDC provider ARN.
+	OIDCProviderUnset
+	// OIDCProviderUnknown: STS knows no OIDC provider of that ARN.
+	OIDCProviderUnknown
+	// OIDCTokenRejected: STS refused the token itself (expired, another
+	// audience or issuer, a signature the provider's keys do not verify).
+	OIDCTokenRejected
+	// RoleNotTrusted: the role's trust policy does not admit the caller
+	// (for AssumeRoleWithOIDC, the token's provider or subject).
+	RoleNotTrusted
+	// RoleNotFound: no RAM role of that ARN.
+	RoleNotFound
 	// InvalidRequest: any other refusal.
 	InvalidRequest
 )
@@ -67,6 +87,8 @@ func (r Reason) String() string {
 	return [...]string{"unknown", "unreachable", "transient", "busy", "throttled", "access_key_unknown", "access_key_disabled",
 		"secret_mismatch", "token_rejected", "clock_skew", "credentials_unavailable", "permission_missing",
 		"domain_not_found", "record_not_found", "duplicate", "invalid_ttl", "ca_not_found", "ca_unusable",
+		"token_forbidden", "service_account_not_found", "token_request_failed", "oidc_provider_unset",
+		"oidc_provider_unknown", "oidc_token_rejected", "role_not_trusted", "role_not_found",
 		"invalid_request"}[max(0, min(int(r), int(InvalidRequest)))]
 }
 
@@ -83,6 +105,8 @@ type Error struct {
 	MinTTL int
 	// Endpoint is where the call went.
 	Endpoint Endpoint
+	// Requester is the Kubernetes user a TokenRequest was refused to.
+	Requester string
 	// cause is the transport or credentials error, made safe to print.
 	cause error
 }
@@ -170,7 +194,16 @@ func classify(action string, endpoint Endpoint, secrets []string, err error) err
 	}
 	e.Status, e.Code, e.Message = se.HttpStatus(), se.ErrorCode(), se.Message()
 	c := e.Code
+	oidc := action == ActionAssumeRoleWithOIDC
 	switch {
+	case oidc && c == "AuthenticationFail.NoPermission" && strings.Contains(e.Message, "OIDC Provider"):
+		e.Reason = OIDCProviderUnknown
+	case oidc && (c == "AuthenticationFail.NoPermission" || c == "NoPermission"):
+		e.Reason = RoleNotTrusted
+	case strings.HasPrefix(c, "AuthenticationFail.OIDCToken"):
+		e.Reason = OIDCTokenRejected
+	case c == "EntityNotExist.Role":
+		e.Reason = RoleNotFound
 	case c == "InvalidAccessKeyId.NotFound":
 		e.Reason = AccessKeyUnknown
 	case c == "InvalidAccessKeyId.Inactive":

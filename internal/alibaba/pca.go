@@ -19,13 +19,16 @@ type PCAClient struct {
 	endpoint Endpoint
 	secrets  []string
 	budgets  map[string]*ratelimit.Budget
+	// prepare renews a ServiceAccount's session before a call; nil for
+	// other credentials.
+	prepare func(context.Context) error
 }
 
 // NewPCAClient builds the client for a credential; region is what requests
 // are signed for (DefaultRegion when empty).
 func NewPCAClient(o Options, c Credential, region string) (*PCAClient, error) {
 	endpoint := o.PCA.Or(PCAHost)
-	provider, err := c.provider(o.STS.Or(STSHost))
+	provider, prepare, err := c.provider(o)
 	if err != nil {
 		return nil, classify("credentials", endpoint, c.secrets(), &credentialsError{err: err})
 	}
@@ -42,12 +45,17 @@ func NewPCAClient(o Options, c Credential, region string) (*PCAClient, error) {
 	for action, qps := range o.qps() {
 		budgets[action] = ratelimit.New(qps, time.Second)
 	}
-	return &PCAClient{clients: p, endpoint: endpoint, secrets: c.secrets(), budgets: budgets}, nil
+	return &PCAClient{clients: p, endpoint: endpoint, secrets: c.secrets(), budgets: budgets, prepare: prepare}, nil
 }
 
 // call runs one action once: the issuer's controller retries transient
 // failures itself, with its own backoff and --max-retry-duration.
 func (p *PCAClient) call(ctx context.Context, action string, params map[string]string, out any) error {
+	if p.prepare != nil {
+		if err := p.prepare(ctx); err != nil {
+			return err
+		}
+	}
 	ticket, err := p.budgets[action].Acquire(ctx)
 	if err != nil {
 		return classify(action, p.endpoint, p.secrets, err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	cmclient "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned"
@@ -60,15 +61,42 @@ func newCheckCommand() *cobra.Command {
 	cloudflare.Flags().StringSliceVar(&cf.Zones, "zone", nil, "zones the credential must see (repeatable)")
 	cloudflare.Flags().BoolVar(&cf.WriteTest, "write-test", false, "also create and delete a uniquely named TXT record in each zone (without --zone: in the first zone the credential sees)")
 	cloudflare.Flags().StringVar(&cf.BaseURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
-	var ali check.AliDNSOptions
+	var (
+		ali                     check.AliDNSOptions
+		serviceAccount          string
+		audience                string
+		kubeconfig, kubeContext string
+	)
 	alidns := &cobra.Command{
 		Use:   "alidns",
-		Short: "Check ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (+ ALIBABA_CLOUD_SECURITY_TOKEN)",
-		Args:  cobra.NoArgs,
+		Short: "Check ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (+ ALIBABA_CLOUD_SECURITY_TOKEN), or a ServiceAccount's role (--service-account)",
+		Long: `Check an AccessKey from ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET (with
+ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials) with the alidns solver's client: that Alibaba Cloud
+accepts it, and that each --domain is in its account.
+
+With --service-account <namespace>/<name> and --role-arn, it checks a serviceAccountRef instead: a token
+of that ServiceAccount requested from the cluster (as you, through the kubeconfig) and its exchange for
+the role through --alibaba-oidc-provider-arn, each on its own line, then the role's domains.`,
+		Example: `  certbridge check credentials alidns --domain example.com
+  certbridge check credentials alidns --service-account tenant-a/dns --role-arn acs:ram::1234567890123456:role/tenant-a-dns \
+      --alibaba-oidc-provider-arn acs:ram::1234567890123456:oidc-provider/ack-rrsa-c0123456789 --domain example.com`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if serviceAccount != "" {
+				if err := serviceAccountOptions(&ali, serviceAccount, audience, kubeconfig, kubeContext); err != nil {
+					return err
+				}
+			}
 			return report(cmd, check.AliDNSCredentials(cmd.Context(), os.Getenv, ali))
 		},
 	}
+	alidns.Flags().StringVar(&serviceAccount, "service-account", "", "check a serviceAccountRef: the ServiceAccount as <namespace>/<name>, whose token is requested as you and exchanged for --role-arn")
+	alidns.Flags().StringVar(&ali.RoleARN, "role-arn", "", "with --service-account: the serviceAccountRef's roleArn")
+	alidns.Flags().StringVar(&audience, "audience", "", "with --service-account: the serviceAccountRef's audience (default "+alibaba.DefaultAudience+")")
+	alidns.Flags().StringVar(&ali.OIDCProviderARN, "alibaba-oidc-provider-arn", "", "with --service-account: the cluster's RRSA OIDC provider, as given to the webhook")
+	alidns.Flags().StringVar(&ali.STSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint (default "+alibaba.STSHost+")")
+	alidns.Flags().StringVar(&kubeconfig, "kubeconfig", "", "with --service-account: path to the kubeconfig file (default: KUBECONFIG, then ~/.kube/config)")
+	alidns.Flags().StringVar(&kubeContext, "context", "", "with --service-account: kubeconfig context to use (default: the current context)")
 	alidns.Flags().StringSliceVar(&ali.Domains, "domain", nil, "domains that must be in the account (repeatable)")
 	alidns.Flags().BoolVar(&ali.WriteTest, "write-test", false, "also add and delete a uniquely named TXT record in each domain (without --domain: in the first domain of the account)")
 	alidns.Flags().StringVar(&ali.Endpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default "+alibaba.DNSHost+"; host[:port] is HTTPS)")
@@ -76,6 +104,36 @@ func newCheckCommand() *cobra.Command {
 	creds.AddCommand(cloudflare, alidns)
 	cmd.AddCommand(creds, newCheckIssuerCommand(report), newCheckGatewayCommand(report))
 	return cmd
+}
+
+// serviceAccountOptions sets up check credentials alidns for a
+// serviceAccountRef: the ServiceAccount, and a client to request its token
+// with, from the kubeconfig as kubectl finds it.
+func serviceAccountOptions(o *check.AliDNSOptions, ref, audience, kubeconfig, kubeContext string) error {
+	ns, name, ok := strings.Cut(ref, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return fmt.Errorf("--service-account %q: give the ServiceAccount as <namespace>/<name>", ref)
+	}
+	if o.RoleARN == "" {
+		return errors.New("--service-account needs --role-arn: the role its tokens are exchanged for (the serviceAccountRef's roleArn)")
+	}
+	if err := alibaba.CheckOIDCProviderARN("--alibaba-oidc-provider-arn", o.OIDCProviderARN); err != nil {
+		return err
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = kubeconfig
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.Timeout = 30 * time.Second
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	o.ServiceAccount = &alibaba.ServiceAccount{Namespace: ns, Name: name, Audience: audience, Tokens: alibaba.KubeTokens(kube)}
+	o.Requester = "you"
+	return nil
 }
 
 func newCheckIssuerCommand(report func(*cobra.Command, check.Report) error) *cobra.Command {
@@ -106,6 +164,9 @@ The check reads the referenced Secrets with your credentials and never prints th
 		RunE: func(cmd *cobra.Command, args []string) error {
 			kind, name, err := check.ParseIssuerRef(args[0])
 			if err != nil {
+				return err
+			}
+			if err := alibaba.CheckOIDCProviderARN("--alibaba-oidc-provider-arn", o.AlibabaOIDCProviderARN); err != nil {
 				return err
 			}
 			if err := connect(&o, kubeconfig, kubeContext, nsFlag); err != nil {
@@ -182,7 +243,9 @@ func issuerFlags(f *pflag.FlagSet, o *check.IssuerOptions) {
 	f.StringVar(&o.CloudflareAPIURL, "cloudflare-api-url", "", "Cloudflare API base URL (default production)")
 	f.StringVar(&o.AliDNSEndpoint, "alidns-endpoint", "", "Alibaba Cloud DNS endpoint (default: the solver's regionId endpoint)")
 	f.StringVar(&o.AlibabaPCAEndpoint, "alibaba-pca-endpoint", "", "Alibaba Cloud Private CA endpoint (default "+alibaba.PCAHost+")")
-	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for a PCA issuer's roleArn (default "+alibaba.STSHost+")")
+	f.StringVar(&o.AlibabaSTSEndpoint, "alibaba-sts-endpoint", "", "Alibaba Cloud STS endpoint for roleArn and serviceAccountRef (default "+alibaba.STSHost+")")
+	f.StringVar(&o.AlibabaOIDCProviderARN, "alibaba-oidc-provider-arn", "",
+		"the cluster's RRSA OIDC provider for serviceAccountRef (default: the --alibaba-oidc-provider-arn of the certbridge webhook's or issuer's Deployment)")
 }
 
 func newCheckGatewayCommand(report func(*cobra.Command, check.Report) error) *cobra.Command {

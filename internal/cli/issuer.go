@@ -43,6 +43,9 @@ func newIssuerCommand() *cobra.Command {
 			if o.Alibaba.STS, err = alibaba.ParseEndpoint("--alibaba-sts-endpoint", stsEndpoint); err != nil {
 				return err
 			}
+			if err := alibaba.CheckOIDCProviderARN("--alibaba-oidc-provider-arn", o.Alibaba.OIDCProviderARN); err != nil {
+				return err
+			}
 			o.OriginCA.Roots = issuer.DefaultOriginRoots()
 			if eccRootFile != "" {
 				pemBytes, err := os.ReadFile(eccRootFile)
@@ -95,6 +98,7 @@ func newIssuerCommand() *cobra.Command {
 	f.StringVar(&eccRootFile, "origin-ca-ecc-root", "", "PEM file replacing the embedded Cloudflare Origin CA ECC root (developers.cloudflare.com/ssl/static/origin_ca_ecc_root.pem), should Cloudflare re-issue it")
 	f.StringVar(&pcaEndpoint, "alibaba-pca-endpoint", "", "replaces "+alibaba.PCAHost+" (host[:port] is HTTPS; or an http:// or https:// URL)")
 	f.StringVar(&stsEndpoint, "alibaba-sts-endpoint", alibaba.STSHost, "Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	f.StringVar(&o.Alibaba.OIDCProviderARN, "alibaba-oidc-provider-arn", "", "the cluster's RRSA OIDC provider in RAM (acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>), through which a Private CA issuer's serviceAccountRef tokens are exchanged for its role")
 	f.IntVar(&o.MaxConcurrentSigns, "max-concurrent-signs", 8, "requests each issuer kind signs at once; a CA's throttling answers are retried within --max-retry-duration")
 	f.BoolVar(&leaderElect, "leader-elect", true, "elect a leader, so that only one replica signs")
 	f.StringVar(&leaderElectionNamespace, "leader-election-namespace", "", "namespace of the leader election Lease (default: the pod's)")

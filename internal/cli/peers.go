@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/pflag"
+	"k8s.io/apiserver/pkg/server/healthz"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -20,23 +22,29 @@ import (
 // (internal/peers). With no --peer-bind-address every replica serves what
 // it is sent.
 type peerFlags struct {
-	bindAddress string
-	address     string
-	static      []string
-	service     string
-	namespace   string
-	caFile      string
-	// The serving certificate's files (cert-manager's flags), which peers
-	// know each other by.
+	bindAddress    string
+	address        string
+	static         []string
+	service        string
+	namespace      string
+	caFile         string
+	tokenFile      string
+	audience       string
+	serviceAccount string
+	// The serving certificate's files (cert-manager's flags), which the
+	// peers' TLS uses.
 	certFile, keyFile string
 }
 
 // peerPortName is the Service port whose EndpointSlice ports peers dial.
 const peerPortName = "peer"
 
+// DefaultPeerTokenFile is where the chart mounts the projected token.
+const DefaultPeerTokenFile = "/var/run/secrets/certbridge.io/peer/token"
+
 func (f *peerFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bindAddress, "peer-bind-address", "",
-		"address of the listener that takes requests from the other replicas (mutual TLS with the serving certificate); empty: replicas do not hand requests to each other")
+		"address of the listener that takes requests from the other replicas (TLS with the serving certificate, and a token of the webhook's ServiceAccount); empty: replicas do not hand requests to each other")
 	fs.StringVar(&f.address, "peer-address", "",
 		"this replica's peer address (host:port) as the others dial it (default: $POD_IP with --peer-bind-address's port)")
 	fs.StringSliceVar(&f.static, "peers", nil,
@@ -44,9 +52,15 @@ func (f *peerFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.service, "peer-service", "",
 		"the webhook's Service: its EndpointSlices' ready endpoints, on the port named \"peer\", are the replicas")
 	fs.StringVar(&f.namespace, "peer-namespace", os.Getenv("POD_NAMESPACE"),
-		"namespace of --peer-service (default: $POD_NAMESPACE)")
+		"namespace of --peer-service and of --peer-service-account (default: $POD_NAMESPACE)")
 	fs.StringVar(&f.caFile, "peer-ca-file", "",
 		"CA that issued the replicas' serving certificate (the Secret's ca.crt); empty: the certificate itself")
+	fs.StringVar(&f.tokenFile, "peer-token-file", DefaultPeerTokenFile,
+		"the token this replica presents to its peers: a projected ServiceAccount token for --peer-token-audience, read again when it changes")
+	fs.StringVar(&f.audience, "peer-token-audience", "",
+		"the audience of the peers' tokens; a token for any other audience (kube-apiserver's included) is refused")
+	fs.StringVar(&f.serviceAccount, "peer-service-account", "",
+		"the webhook's ServiceAccount, in --peer-namespace: the only caller the peer listener serves")
 }
 
 // addServing reads cert-manager's serving certificate flags in the
@@ -59,13 +73,13 @@ func (f *peerFlags) addServing(fs *pflag.FlagSet) {
 // peering is the replicas' forwarding, once set up.
 type peering struct {
 	forwarder *peers.Forwarder
-	identity  *peers.Identity
+	listener  *peers.Listener
 	endpoints *peers.Endpoints
-	bind      string
+	flags     peerFlags
 }
 
-// setUp validates the flags and builds the forwarder; nil when peering is
-// off.
+// setUp validates the flags, binds the listener and builds the forwarder;
+// nil when peering is off.
 func (f *peerFlags) setUp() (*peering, error) {
 	if f.bindAddress == "" {
 		if f.service != "" || len(f.static) > 0 {
@@ -74,13 +88,16 @@ func (f *peerFlags) setUp() (*peering, error) {
 		return nil, nil
 	}
 	if f.certFile == "" || f.keyFile == "" {
-		return nil, errors.New("--peer-bind-address needs --tls-cert-file and --tls-private-key-file: replicas know each other by the serving certificate")
+		return nil, errors.New("--peer-bind-address needs --tls-cert-file and --tls-private-key-file: the replicas' connections use the serving certificate")
 	}
 	if (f.service == "") == (len(f.static) == 0) {
 		return nil, errors.New("--peer-bind-address needs either --peer-service (in Kubernetes) or --peers (a fixed list), not both")
 	}
-	if f.service != "" && f.namespace == "" {
-		return nil, errors.New("--peer-service needs --peer-namespace or $POD_NAMESPACE")
+	if f.namespace == "" {
+		return nil, errors.New("--peer-bind-address needs --peer-namespace or $POD_NAMESPACE: the namespace of the webhook's Service and ServiceAccount")
+	}
+	if f.audience == "" || f.serviceAccount == "" {
+		return nil, errors.New("--peer-bind-address needs --peer-token-audience and --peer-service-account: replicas admit each other by a token of the webhook's ServiceAccount for that audience")
 	}
 	self := f.address
 	if self == "" {
@@ -103,37 +120,48 @@ func (f *peerFlags) setUp() (*peering, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &peering{identity: id, bind: f.bindAddress}
+	token, err := peers.NewTokenFile(f.tokenFile)
+	if err != nil {
+		return nil, err
+	}
+	listener, err := peers.Listen(f.bindAddress, id)
+	if err != nil {
+		return nil, err
+	}
+	p := &peering{listener: listener, flags: *f}
 	var members peers.Members = peers.Static(f.static)
 	if f.service != "" {
 		p.endpoints = peers.NewEndpoints(f.namespace, f.service, peerPortName)
 		members = p.endpoints
 	}
-	p.forwarder = peers.NewForwarder(peers.NewRing(self, members), id)
+	p.forwarder = peers.NewForwarder(peers.NewRing(self, members), id, token)
 	return p, nil
 }
 
-// start listens for the other replicas' requests, served by solvers.
-func (p *peering) start(ctx context.Context, log logr.Logger, solvers ...*solver.Solver) error {
-	addr, err := peers.Serve(ctx, p.bind, p.identity, peers.Handler(solver.ServePeers(solvers...)))
-	if err != nil {
-		return err
-	}
-	log.Info("Taking requests from the other replicas", "address", addr.String())
-	return nil
-}
-
-// watch follows the Service's endpoints, once the Kubernetes client exists.
-func (p *peering) watch(ctx context.Context, cfg *rest.Config, log logr.Logger) error {
-	if p.endpoints == nil {
-		return nil
-	}
+// start serves the other replicas' requests with solvers, once the
+// Kubernetes client exists to review their tokens, and follows the
+// Service's endpoints.
+func (p *peering) start(ctx context.Context, cfg *rest.Config, log logr.Logger, solvers ...*solver.Solver) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return fmt.Errorf("peers: building Kubernetes client: %w", err)
 	}
-	p.endpoints.Watch(ctx, client, log)
+	admission, err := peers.NewAdmission(client.AuthenticationV1(), p.flags.audience, p.flags.namespace, p.flags.serviceAccount)
+	if err != nil {
+		return err
+	}
+	p.listener.Serve(ctx, peers.Handler(admission, solver.ServePeers(solvers...), log))
+	log.Info("Taking requests from the other replicas", "address", p.listener.Addr().String(), "admitting", admission.User())
+	if p.endpoints != nil {
+		p.endpoints.Watch(ctx, client, log)
+	}
 	return nil
+}
+
+// ready is the readiness check of the peer listener: a replica its peers
+// cannot hand requests to must not be one of the Service's endpoints.
+func (p *peering) ready() healthz.HealthChecker {
+	return healthz.NamedCheck("peer-listener", func(*http.Request) error { return p.listener.Ready() })
 }
 
 // forwarderOrNil keeps a nil *peering from becoming a non-nil interface.

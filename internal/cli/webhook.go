@@ -30,6 +30,7 @@ import (
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/cloudflare"
 	"github.com/certbridge/certbridge/internal/metrics"
+	"github.com/certbridge/certbridge/internal/ratelimit"
 	"github.com/certbridge/certbridge/solver"
 )
 
@@ -40,10 +41,18 @@ type webhookFlags struct {
 	cloudflareAPIURL   string
 	aliDNSEndpoint     string
 	alibabaSTSEndpoint string
+	oidcProviderARN    string
 	metricsAddress     string
 	timeout            time.Duration
+	cloudflareQuota    limitFlag
 	peers              peerFlags
 }
+
+// limitFlag is a ratelimit.Limit flag, written requests/window.
+type limitFlag struct{ ratelimit.Limit }
+
+func (f *limitFlag) Set(s string) (err error) { f.Limit, err = ratelimit.ParseLimit(s); return err }
+func (f *limitFlag) Type() string             { return "requests/window" }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
@@ -54,6 +63,8 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
 	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", alibaba.STSHost,
 		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+	fs.StringVar(&f.oidcProviderARN, "alibaba-oidc-provider-arn", "",
+		"the cluster's RRSA OIDC provider in RAM (acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>), through which the alidns solver's serviceAccountRef tokens are exchanged for roles")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
 	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", cloudflare.DefaultBatchWindow,
@@ -62,6 +73,11 @@ func (f *webhookFlags) add(fs *pflag.FlagSet) {
 		"record changes one Cloudflare batch call carries at most (200 on Free zones; 1 turns batching off)")
 	fs.DurationVar(&f.timeout, "solver-timeout", solver.DefaultTimeout,
 		"upper bound of one Present or CleanUp, rate-limit waits and retries included")
+	if f.cloudflareQuota.Limit.Limit == 0 {
+		f.cloudflareQuota.Limit = cloudflare.DocumentedLimit
+	}
+	fs.Var(&f.cloudflareQuota, "cloudflare-quota",
+		"the Cloudflare user's request quota each credential's budget keeps to, requests/window (a plan with a raised limit); Cloudflare's own count, when its answers carry it, is followed too")
 	f.peers.add(fs)
 }
 
@@ -101,26 +117,28 @@ func newWebhookCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := alibaba.CheckOIDCProviderARN("--alibaba-oidc-provider-arn", f.oidcProviderARN); err != nil {
+				return err
+			}
 			peering, err := f.peers.setUp()
 			if err != nil {
 				return err
 			}
 			opts := solver.Options{Log: log, Timeout: f.timeout, Peers: peering.forwarderOrNil()}
 			solvers := []*solver.Solver{
-				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL,
+				solver.NewCloudflare(opts, cloudflare.Options{BaseURL: f.cloudflareAPIURL, Limit: f.cloudflareQuota.Limit,
 					Batch: cloudflare.BatchOptions{Window: f.batchWindow, Max: f.batchMax}}),
-				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint}),
+				solver.NewAliDNS(opts, alibaba.Options{DNS: dnsEndpoint, STS: stsEndpoint, OIDCProviderARN: f.oidcProviderARN}),
 			}
 			var onStart func(context.Context, *rest.Config) error
+			var checks []healthz.HealthChecker
 			if peering != nil && !*help {
-				if err := peering.start(cmd.Context(), log.WithName("peers"), solvers...); err != nil {
-					return err
-				}
 				onStart = func(ctx context.Context, cfg *rest.Config) error {
-					return peering.watch(ctx, cfg, log.WithName("peers"))
+					return peering.start(ctx, cfg, log.WithName("peers"), solvers...)
 				}
+				checks = append(checks, peering.ready())
 			}
-			server := newSolverServerCommand(f.groupName, onStart, solvers[0], solvers[1])
+			server := newSolverServerCommand(f.groupName, onStart, checks, solvers[0], solvers[1])
 			server.Short = cmd.Short
 			f.add(server.Flags())
 			server.SetArgs(args)
@@ -133,8 +151,10 @@ func newWebhookCommand() *cobra.Command {
 }
 
 // newSolverServerCommand is cert-manager's webhook server command
-// (server.NewCommandStartWebhookServer) serving newChallengeServer.
-func newSolverServerCommand(groupName string, onStart func(context.Context, *rest.Config) error, solvers ...webhook.Solver) *cobra.Command {
+// (server.NewCommandStartWebhookServer) serving newChallengeServer, with
+// onStart run once the server's client configuration exists, and more
+// readiness checks.
+func newSolverServerCommand(groupName string, onStart func(context.Context, *rest.Config) error, ready []healthz.HealthChecker, solvers ...webhook.Solver) *cobra.Command {
 	o := webhookserver.NewWebhookServerOptions(groupName, solvers...)
 	cmd := &cobra.Command{
 		Use:  "webhook",
@@ -147,6 +167,7 @@ func newSolverServerCommand(groupName string, onStart func(context.Context, *res
 			if err != nil {
 				return err
 			}
+			config.GenericConfig.AddReadyzChecks(ready...)
 			server, err := newChallengeServer(config)
 			if err != nil {
 				return err

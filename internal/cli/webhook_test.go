@@ -3,6 +3,8 @@ package cli
 import (
 	"crypto/x509"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -12,6 +14,8 @@ import (
 	genericapiserver "k8s.io/apiserver/pkg/server"
 	"k8s.io/apiserver/pkg/server/dynamiccertificates"
 	"k8s.io/client-go/rest"
+
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 // pendingCA is a CA provider before its informer synced: no bundle yet.
@@ -79,23 +83,44 @@ func TestChallengeServerReadyzFollowsRequestHeaderCA(t *testing.T) {
 }
 
 func TestPeerFlags_RefusedWithTheFlagToSet(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := testutil.NewCA(dir, "webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue("webhook", "certbridge-webhook.cert-manager.svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("a-token"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// ok is a complete set of flags, which each case breaks.
+	ok := peerFlags{bindAddress: "127.0.0.1:0", address: "10.0.0.1:8444", static: []string{"10.0.0.2:8444"}, namespace: "n",
+		certFile: cert, keyFile: key, caFile: ca.File, tokenFile: token, audience: "peers", serviceAccount: "w"}
 	for _, tc := range []struct {
-		name  string
-		flags peerFlags
-		want  string
+		name   string
+		change func(f *peerFlags)
+		want   string
 	}{
-		{"a Service without a listener", peerFlags{service: "certbridge-webhook"}, "need --peer-bind-address"},
-		{"no serving certificate", peerFlags{bindAddress: ":8444", service: "w", namespace: "n"}, "needs --tls-cert-file"},
-		{"neither Service nor list", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k"}, "either --peer-service"},
-		{"both Service and list", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w", namespace: "n", static: []string{"10.0.0.1:8444"}}, "not both"},
-		{"a Service without namespace", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w"}, "--peer-namespace"},
-		{"no address of its own", peerFlags{bindAddress: ":8444", certFile: "c", keyFile: "k", service: "w", namespace: "n"}, "$POD_IP"},
-		{"a peer that is not host:port", peerFlags{bindAddress: ":8444", address: "10.0.0.1:8444", certFile: "c", keyFile: "k", static: []string{"10.0.0.2"}}, `"10.0.0.2" is not host:port`},
-		{"a certificate that does not load", peerFlags{bindAddress: ":8444", address: "10.0.0.1:8444", certFile: "/nonexistent/tls.crt", keyFile: "/nonexistent/tls.key", static: []string{"10.0.0.2:8444"}}, "peer certificate"},
+		{"a Service without a listener", func(f *peerFlags) { *f = peerFlags{service: "certbridge-webhook"} }, "need --peer-bind-address"},
+		{"no serving certificate", func(f *peerFlags) { f.certFile = "" }, "needs --tls-cert-file"},
+		{"neither Service nor list", func(f *peerFlags) { f.static = nil }, "either --peer-service"},
+		{"both Service and list", func(f *peerFlags) { f.service = "w" }, "not both"},
+		{"no namespace", func(f *peerFlags) { f.namespace = "" }, "--peer-namespace"},
+		{"no audience", func(f *peerFlags) { f.audience = "" }, "--peer-token-audience"},
+		{"no ServiceAccount", func(f *peerFlags) { f.serviceAccount = "" }, "--peer-service-account"},
+		{"no address of its own", func(f *peerFlags) { f.address = "" }, "$POD_IP"},
+		{"a peer that is not host:port", func(f *peerFlags) { f.static = []string{"10.0.0.2"} }, `"10.0.0.2" is not host:port`},
+		{"a certificate that does not load", func(f *peerFlags) { f.certFile = "/nonexistent/tls.crt" }, "peer certificate"},
+		{"no token file", func(f *peerFlags) { f.tokenFile = filepath.Join(dir, "none") }, "peer token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("POD_IP", "")
-			p, err := tc.flags.setUp()
+			f := ok
+			tc.change(&f)
+			p, err := f.setUp()
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, %v; want an error containing %q", p, err, tc.want)
 			}
@@ -103,5 +128,14 @@ func TestPeerFlags_RefusedWithTheFlagToSet(t *testing.T) {
 	}
 	if p, err := (&peerFlags{}).setUp(); p != nil || err != nil {
 		t.Errorf("without --peer-bind-address: %v, %v; want peering off", p, err)
+	}
+	p, err := ok.setUp()
+	if err != nil {
+		t.Fatalf("the complete flags: %v", err)
+	}
+	// Not ready until the listener serves, which it does once the server
+	// can review the peers' tokens.
+	if err := p.ready().Check(httptest.NewRequest("GET", "/readyz", nil)); err == nil {
+		t.Error("ready before the peer listener serves")
 	}
 }

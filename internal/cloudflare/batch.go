@@ -2,11 +2,13 @@ package cloudflare
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/certbridge/certbridge/internal/cache"
 	"github.com/certbridge/certbridge/internal/dnsname"
 	"github.com/certbridge/certbridge/internal/metrics"
 )
@@ -34,10 +36,23 @@ import (
 // groups taking turns, each call carrying half of them.
 //
 // A batch is all or nothing, so one challenge's refused record must not
-// fail the others': when a batch fails, each of its changes is sent again
-// on its own, and gets the meaning a single call gives it (an identical
-// record already there is a success for Present, a record already gone is
-// one for CleanUp).
+// fail the others', and a failed batch must not cost a call per change.
+// A batch that failed as a whole (a 5xx, a 429 or no answer, which the SDK
+// already retried as a batch within the budget; a credential or permission
+// refusal, which every call of the zone would get) answers each change with
+// that error. A batch refused because of one of its records (an identical
+// record, an unknown ID, a bad TTL or value) is bisected: half of the
+// changes that may hold the refused one is sent; if it goes through, the
+// refused one is in the other half, and if not, the other half waits. Once
+// one change is left it is the refused one, and the last refusal is its own
+// (the API answers a batch with its first failing change's error, and every
+// other change of that batch went through without it): it is answered at
+// once and with the meaning a single call gives it (an identical record
+// already there is a success for Present, a record already gone is one for
+// CleanUp). The changes that waited go out together as one batch. One
+// refused change among n costs at most ceil(log2(n)) + 1 calls beyond the
+// failed batch; a refused change is remembered for RefusedFor and sent on
+// its own if it comes again, so it never fails another batch.
 //
 // CleanUp's lookups are shared too: a replica that did not create a record
 // lists the zone's TXT records below "_acme-challenge." once for all the
@@ -78,6 +93,9 @@ type Batcher struct {
 
 	mu    sync.Mutex
 	lanes map[string]*lane // by zone ID, then "|list" for lookups
+	// refused are the changes refused on their own, until when they are
+	// kept out of batches.
+	refused cache.Map[time.Time]
 }
 
 // lane is one zone's queue: of changes, or of lookups.
@@ -151,19 +169,21 @@ func NewBatcher(client *Client, o BatchOptions) *Batcher {
 
 // Create creates a TXT record, alone or in a batch.
 func (b *Batcher) Create(ctx context.Context, zoneID string, r TXTRecord) (Record, error) {
-	if b.max == 1 {
+	c := &change{ctx: ctx, post: &r}
+	if b.max == 1 || b.wasRefused(zoneID, c) {
 		return b.client.CreateTXT(ctx, zoneID, r.Name, r.Content, r.TTL, r.Comment)
 	}
-	c := b.submit(ctx, zoneID, &change{ctx: ctx, post: &r})
+	c = b.submit(ctx, zoneID, c)
 	return c.rec, c.err
 }
 
 // Delete deletes a record by ID, alone or in a batch.
 func (b *Batcher) Delete(ctx context.Context, zoneID, id string) error {
-	if b.max == 1 {
+	c := &change{ctx: ctx, delete: id}
+	if b.max == 1 || b.wasRefused(zoneID, c) {
 		return b.client.DeleteRecord(ctx, zoneID, id)
 	}
-	return b.submit(ctx, zoneID, &change{ctx: ctx, delete: id}).err
+	return b.submit(ctx, zoneID, c).err
 }
 
 // ListTXT returns the TXT records named exactly name, with one listing for
@@ -252,46 +272,144 @@ func (b *Batcher) drain(key string, l *lane) {
 }
 
 // changes sends record changes: one alone as a single call, several as a
-// batch, falling back to single calls when the batch fails.
+// batch, settling a failed batch's changes as the comment at the top says.
 func (b *Batcher) changes(zoneID string, batch []*change) {
 	metrics.BatchSize.WithLabelValues("cloudflare").Observe(float64(len(batch)))
-	if len(batch) > 1 {
-		var deletes []string
-		var posts []TXTRecord
-		for _, c := range batch {
-			if c.post != nil {
-				posts = append(posts, *c.post)
-			} else {
-				deletes = append(deletes, c.delete)
-			}
+	err := b.send(zoneID, batch)
+	switch {
+	case err == nil:
+		answer(batch, nil)
+	case len(batch) == 1:
+		if refusesRecord(err) {
+			b.remember(zoneID, batch[0])
 		}
-		ctx, cancel := sharedContext(batch)
-		created, err := b.client.Batch(ctx, zoneID, deletes, posts)
-		cancel()
-		if err == nil && len(created) == len(posts) {
-			i := 0
-			for _, c := range batch {
-				if c.post != nil {
-					c.rec = created[i]
-					i++
-				}
-				close(c.done)
-			}
+		answer(batch, err)
+	case !refusesRecord(err):
+		metrics.BatchFailures.WithLabelValues("cloudflare", "failed").Inc()
+		answer(batch, err)
+	default:
+		metrics.BatchFailures.WithLabelValues("cloudflare", "refused").Inc()
+		b.bisect(zoneID, batch, err)
+	}
+}
+
+// bisect settles the changes of a batch refused with err because of one of
+// its records. suspects holds every change that can have caused the last
+// refusal; waiting, those set aside untried.
+func (b *Batcher) bisect(zoneID string, suspects []*change, err error) {
+	var waiting []*change
+	for len(suspects) > 1 {
+		half, other := suspects[:len(suspects)/2], suspects[len(suspects)/2:]
+		metrics.BatchRecoveryCalls.WithLabelValues("cloudflare").Inc()
+		switch herr := b.send(zoneID, half); {
+		case herr == nil:
+			answer(half, nil)
+			suspects = other
+		case refusesRecord(herr):
+			waiting = append(waiting, other...)
+			suspects, err = half, herr
+		default:
+			answer(suspects, herr)
+			answer(waiting, herr)
 			return
 		}
 	}
-	var wg sync.WaitGroup
-	for _, c := range batch {
-		wg.Go(func() {
-			if c.post != nil {
-				c.rec, c.err = b.client.CreateTXT(c.ctx, zoneID, c.post.Name, c.post.Content, c.post.TTL, c.post.Comment)
-			} else {
-				c.err = b.client.DeleteRecord(c.ctx, zoneID, c.delete)
-			}
-			close(c.done)
-		})
+	b.remember(zoneID, suspects[0])
+	answer(suspects, own(suspects[0], err))
+	if len(waiting) > 0 {
+		metrics.BatchRecoveryCalls.WithLabelValues("cloudflare").Inc()
+		b.changes(zoneID, waiting)
 	}
-	wg.Wait()
+}
+
+// send makes one call for changes: a single call for one, a batch for
+// more. On success each change holds its record.
+func (b *Batcher) send(zoneID string, changes []*change) error {
+	if len(changes) == 1 {
+		c := changes[0]
+		var err error
+		if c.post != nil {
+			c.rec, err = b.client.CreateTXT(c.ctx, zoneID, c.post.Name, c.post.Content, c.post.TTL, c.post.Comment)
+		} else {
+			err = b.client.DeleteRecord(c.ctx, zoneID, c.delete)
+		}
+		return err
+	}
+	var deletes []string
+	var posts []TXTRecord
+	for _, c := range changes {
+		if c.post != nil {
+			posts = append(posts, *c.post)
+		} else {
+			deletes = append(deletes, c.delete)
+		}
+	}
+	ctx, cancel := sharedContext(changes)
+	defer cancel()
+	created, err := b.client.Batch(ctx, zoneID, deletes, posts)
+	if err != nil {
+		return err
+	}
+	if len(created) != len(posts) {
+		return &Error{Op: BatchRecords, Reason: Transient,
+			cause: fmt.Errorf("the answer holds %d created records for the %d sent", len(created), len(posts))}
+	}
+	i := 0
+	for _, c := range changes {
+		if c.post != nil {
+			c.rec = created[i]
+			i++
+		}
+	}
+	return nil
+}
+
+// answer ends each change's wait with err.
+func answer(changes []*change, err error) {
+	for _, c := range changes {
+		c.err = err
+		close(c.done)
+	}
+}
+
+// own is a batch's refusal as a single call of c, the change that caused
+// it, would have been classified: "record not found" for a delete
+// answered 404.
+func own(c *change, err error) error {
+	if e, ok := As(err); ok && e.Op == BatchRecords && e.cause != nil {
+		return classify(opOf(c), e.cause)
+	}
+	return err
+}
+
+// refusesRecord reports a batch refused because of one of its records,
+// not as a whole.
+func refusesRecord(err error) bool {
+	return Is(err, Duplicate, RecordNotFound, InvalidTTL, InvalidRequest)
+}
+
+// RefusedFor is how long a change refused on its own is remembered and
+// kept out of batches. cert-manager retries a failed challenge with the
+// same record within minutes to hours.
+const RefusedFor = time.Hour
+
+// refusedKey names a change: its zone, and the record it creates or the ID
+// it deletes.
+func refusedKey(zoneID string, c *change) string {
+	if c.post != nil {
+		return fmt.Sprintf("%s|post|%s|%s|%d|%s", zoneID, dnsname.Canonical(c.post.Name), c.post.Content, c.post.TTL, c.post.Comment)
+	}
+	return zoneID + "|delete|" + c.delete
+}
+
+func (b *Batcher) remember(zoneID string, c *change) {
+	b.refused.Put(refusedKey(zoneID, c), b.now().Add(RefusedFor))
+}
+
+// wasRefused reports whether the change was refused on its own lately.
+func (b *Batcher) wasRefused(zoneID string, c *change) bool {
+	until, ok := b.refused.Get(refusedKey(zoneID, c))
+	return ok && b.now().Before(until)
 }
 
 // challengePrefix is what cert-manager's DNS01 record names start with.

@@ -14,10 +14,11 @@ func simClient(t testing.TB) (*cfsim.Server, *cloudflare.Client, cfsim.Zone) {
 	sim := cfsim.Start()
 	t.Cleanup(sim.Close)
 	z := sim.AddZone("example.com")
-	const token = "batchTestTokenZoneReadDnsEdit00000000001"
-	sim.AddToken(cfsim.Token{Value: token, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
-	return sim, cloudflare.NewClient(cloudflare.Options{BaseURL: sim.URL(), MaxRetries: -1}, cloudflare.Credential{Token: token}), z
+	sim.AddToken(cfsim.Token{Value: simToken, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
+	return sim, cloudflare.NewClient(cloudflare.Options{BaseURL: sim.URL(), MaxRetries: -1}, cloudflare.Credential{Token: simToken}), z
 }
+
+const simToken = "batchTestTokenZoneReadDnsEdit00000000001"
 
 func txt(i int) cloudflare.TXTRecord {
 	return cloudflare.TXTRecord{Name: fmt.Sprintf("_acme-challenge.h%d.example.com", i), Content: fmt.Sprintf(`"v%d"`, i), TTL: 60}

@@ -3,12 +3,15 @@ package cloudflare_test
 import (
 	"context"
 	"fmt"
+	"math"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/certbridge/certbridge/internal/cloudflare"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
+	"github.com/certbridge/certbridge/test/testutil"
 )
 
 const (
@@ -291,5 +294,183 @@ func TestBatcher_AZoneThatTurnsBusyWaitsTheWindow(t *testing.T) {
 	wg.Wait()
 	if calls := sim.Calls(); calls[createRoute] != 1 || calls[batchRoute] != 1 {
 		t.Errorf("want the first change alone and the other 3 in one batch, got %v", calls)
+	}
+}
+
+// queued submits changes while the zone's first call, a lone change held by
+// the simulator, is under way, so that they queue and go out as one batch
+// when it returns; it returns each change's result. The lone change is
+// txt(lone).
+func queued(t *testing.T, sim *cfsim.Server, b *cloudflare.Batcher, zoneID string, lone int, changes []cloudflare.TXTRecord) []error {
+	t.Helper()
+	slowFirst(sim, createRoute)
+	creates := sim.Calls()[createRoute]
+	loneErr := make(chan error, 1)
+	go func() {
+		_, err := b.Create(context.Background(), zoneID, txt(lone))
+		loneErr <- err
+	}()
+	testutil.Eventually(t, 10*time.Second, "the lone change's call under way", func() (bool, string) {
+		return sim.Calls()[createRoute] == creates+1, fmt.Sprint(sim.Calls())
+	})
+	results := make([]error, len(changes))
+	var wg sync.WaitGroup
+	for i, ch := range changes {
+		wg.Go(func() { _, results[i] = b.Create(context.Background(), zoneID, ch) })
+	}
+	if err := <-loneErr; err != nil {
+		t.Fatalf("the lone change: %v", err)
+	}
+	wg.Wait()
+	return results
+}
+
+// writeCalls counts the record-writing calls since before.
+func writeCalls(sim *cfsim.Server, before map[string]int) int {
+	after := sim.Calls()
+	n := 0
+	for _, r := range []string{createRoute, batchRoute, "DELETE /zones/{zone_id}/dns_records/{id}"} {
+		n += after[r] - before[r]
+	}
+	return n
+}
+
+// One refused change among 100 in a batch costs a bounded number of calls
+// (bisection: at most ceil(log2 100) + 1 beyond the refused batch), the 99
+// others land, and the refused one gets its own reason, wherever it is in
+// the batch. Sent again, the refused change goes alone and fails no batch.
+func TestBatcher_OneRefusedChangeCostsLogNCalls(t *testing.T) {
+	const n = 100
+	bound := 1 + int(math.Log2(n)) + 2
+	for _, tc := range []struct {
+		name string
+		at   int
+		// refuse makes the change at index at refused, and says its reason.
+		refuse func(sim *cfsim.Server, c *cloudflare.Client, z cfsim.Zone, r *cloudflare.TXTRecord) cloudflare.Reason
+	}{
+		{"a TTL below the plan's first", 0, badTTL},
+		{"a TTL below the plan's in the middle", 57, badTTL},
+		{"a TTL below the plan's last", n - 1, badTTL},
+		{"an identical record already there", 31, func(sim *cfsim.Server, c *cloudflare.Client, z cfsim.Zone, r *cloudflare.TXTRecord) cloudflare.Reason {
+			if _, err := c.CreateTXT(context.Background(), z.ID, r.Name, r.Content, r.TTL, ""); err != nil {
+				t.Fatal(err)
+			}
+			return cloudflare.Duplicate
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, c, z := simClient(t)
+			b := cloudflare.NewBatcher(c, cloudflare.BatchOptions{})
+			var changes []cloudflare.TXTRecord
+			for i := range n {
+				changes = append(changes, txt(i))
+			}
+			reason := tc.refuse(sim, c, z, &changes[tc.at])
+			stored := len(sim.AllRecords())
+			before := sim.Calls()
+			before[createRoute]++ // the lone change's
+			results := queued(t, sim, b, z.ID, 1000, changes)
+			for i, err := range results {
+				if i == tc.at {
+					if !cloudflare.Is(err, reason) {
+						t.Errorf("the refused change: %v, want %s", err, reason)
+					}
+					continue
+				}
+				if err != nil {
+					t.Errorf("change %d failed with the refused one: %v", i, err)
+				}
+			}
+			if got := len(sim.AllRecords()) - stored; got != n {
+				t.Errorf("%d records stored, want the 99 good ones and the lone change's", got)
+			}
+			calls := writeCalls(sim, before)
+			if calls > bound {
+				t.Errorf("one refused change among %d took %d calls, want at most 1 + log2(%d) + 2 = %d", n, calls, n, bound)
+			}
+			t.Logf("one refused change among %d: %d calls", n, calls)
+			if sim.Batches() < 2 {
+				t.Errorf("%d batches: the changes did not share a call, the test proves nothing", sim.Batches())
+			}
+			// The refused change again, in a wave with others: it goes
+			// alone, and the wave's batch is not refused for it.
+			before = sim.Calls()
+			batches := sim.Batches()
+			again := []cloudflare.TXTRecord{changes[tc.at]}
+			for i := range 20 {
+				again = append(again, txt(200+i))
+			}
+			before[createRoute]++
+			results = queued(t, sim, b, z.ID, 1001, again)
+			if !cloudflare.Is(results[0], reason) {
+				t.Errorf("the refused change again: %v, want %s", results[0], reason)
+			}
+			for i, err := range results[1:] {
+				if err != nil {
+					t.Errorf("change %d of the second wave: %v", i, err)
+				}
+			}
+			if got, calls := sim.Batches()-batches, writeCalls(sim, before); got != 1 || calls != 2 {
+				t.Errorf("the second wave took %d calls, %d of them batches; want the refused change alone and one batch for the rest (%v)", calls, got, sim.Calls())
+			}
+		})
+	}
+}
+
+func badTTL(_ *cfsim.Server, _ *cloudflare.Client, _ cfsim.Zone, r *cloudflare.TXTRecord) cloudflare.Reason {
+	r.TTL = 5 // below what any plan allows
+	return cloudflare.InvalidTTL
+}
+
+// A batch that fails as a whole, for a reason every change shares, is
+// retried as a batch (by the SDK, within the budget) and never split into
+// a call per change.
+func TestBatcher_AFailedBatchIsNeverSplit(t *testing.T) {
+	const n, retries = 100, 2
+	for _, tc := range []struct {
+		name  string
+		fault cfsim.Fault
+		want  cloudflare.Reason
+	}{
+		{"a 5xx", cfsim.Fault{Status: http.StatusServiceUnavailable, Code: 1100, Message: "Service unavailable",
+			Header: http.Header{"Retry-After-Ms": {"1"}}}, cloudflare.Transient},
+		{"a 429", cfsim.Fault{Status: http.StatusTooManyRequests, Code: 971, Message: "Please wait and consider throttling your request speed",
+			Header: http.Header{"Retry-After": {"0"}}}, cloudflare.RateLimited},
+		{"no answer", cfsim.Fault{Drop: true}, cloudflare.Unreachable},
+		{"the credential's permission", cfsim.Fault{Status: http.StatusForbidden, Code: 10000, Message: "Authentication error"}, cloudflare.PermissionMissing},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			sim, _, z := simClient(t)
+			c := cloudflare.NewClient(cloudflare.Options{BaseURL: sim.URL(), MaxRetries: retries}, cloudflare.Credential{Token: simToken})
+			b := cloudflare.NewBatcher(c, cloudflare.BatchOptions{})
+			f := tc.fault
+			f.Route, f.Times = batchRoute, 1000
+			sim.InjectFault(f)
+			var changes []cloudflare.TXTRecord
+			for i := range n {
+				changes = append(changes, txt(i))
+			}
+			before := sim.Calls()
+			before[createRoute]++ // the lone change's
+			results := queued(t, sim, b, z.ID, 1000, changes)
+			for i, err := range results {
+				if !cloudflare.Is(err, tc.want) {
+					t.Errorf("change %d: %v, want %s", i, err, tc.want)
+				}
+			}
+			calls := writeCalls(sim, before)
+			if calls > 1+retries {
+				t.Errorf("a batch of %d failing with %s took %d calls, want at most 1 + %d retries (%v)", n, tc.name, calls, retries, sim.Calls())
+			}
+			if calls == 0 {
+				t.Error("no batch was sent: the test proves nothing")
+			}
+			t.Logf("a batch of %d failing with %s: %d calls", n, tc.name, calls)
+			if len(sim.AllRecords()) != 1 {
+				t.Errorf("%d records stored, want the lone change's", len(sim.AllRecords()))
+			}
+		})
 	}
 }

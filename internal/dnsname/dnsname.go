@@ -106,13 +106,48 @@ func Relative(name, zone string) string {
 	return strings.TrimSuffix(name, "."+zone)
 }
 
+// ASCII is Normalize, or, for a name Normalize refuses, Canonical: for
+// comparing names a provider returned, which are not the user's to fix.
+func ASCII(name string) string {
+	if n, err := Normalize(name); err == nil {
+		return n
+	}
+	return Canonical(name)
+}
+
+// Display is how messages name a DNS name: an internationalised one as
+// people write it and in punycode, as DNS carries it ("例子.中国
+// (xn--fsqu00a.xn--fiqs8s)"); any other name as it is.
+func Display(name string) string {
+	labels := strings.Split(name, ".")
+	changed := false
+	for i, l := range labels {
+		if !strings.HasPrefix(l, "xn--") {
+			continue
+		}
+		// Lookup's rules, label by label: "_acme-challenge" is no host
+		// name, and a label that does not decode to one is shown as sent.
+		if u, err := idna.Lookup.ToUnicode(l); err == nil && u != l {
+			labels[i], changed = u, true
+		}
+	}
+	if !changed {
+		return name
+	}
+	return strings.Join(labels, ".") + " (" + name + ")"
+}
+
 // JoinTried words the names a zone was looked for under, most specific
 // first: every one when there are few, else the first two, the last and
 // how many, so that a name of many labels does not give a message of many
-// kilobytes.
+// kilobytes. Each is named as Display names it.
 func JoinTried(names []string) string {
 	if len(names) <= 4 {
-		return strings.Join(names, ", ")
+		shown := make([]string, len(names))
+		for i, n := range names {
+			shown[i] = Display(n)
+		}
+		return strings.Join(shown, ", ")
 	}
-	return fmt.Sprintf("%s, %s, …, %s (%d names)", names[0], names[1], names[len(names)-1], len(names))
+	return fmt.Sprintf("%s, %s, …, %s (%d names)", Display(names[0]), Display(names[1]), Display(names[len(names)-1]), len(names))
 }

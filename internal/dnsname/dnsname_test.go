@@ -63,3 +63,31 @@ func TestJoinTried(t *testing.T) {
 		t.Errorf("JoinTried of a %d-label name is %d bytes", strings.Count(long, ".")+1, len(got))
 	}
 }
+
+// Providers answer with names in Unicode or in punycode, in any case;
+// messages name an internationalised name both ways.
+func TestASCIIAndDisplay(t *testing.T) {
+	tests := []struct {
+		name, in, ascii, display string
+	}{
+		{name: "Chinese domain in Unicode", in: "例子.中国", ascii: "xn--fsqu00a.xn--fiqs8s", display: "例子.中国 (xn--fsqu00a.xn--fiqs8s)"},
+		{name: "Chinese domain in punycode", in: "xn--fsqu00a.xn--fiqs8s", ascii: "xn--fsqu00a.xn--fiqs8s", display: "例子.中国 (xn--fsqu00a.xn--fiqs8s)"},
+		{name: "Chinese label under an ASCII domain", in: "_acme-challenge.商店.Example.com.", ascii: "_acme-challenge.xn--czrs0t.example.com",
+			display: "_acme-challenge.商店.example.com (_acme-challenge.xn--czrs0t.example.com)"},
+		{name: "mixed case ASCII", in: "WWW.Example.COM", ascii: "www.example.com", display: "www.example.com"},
+		{name: "mixed case punycode", in: "XN--FSQU00A.XN--FIQS8S", ascii: "xn--fsqu00a.xn--fiqs8s", display: "例子.中国 (xn--fsqu00a.xn--fiqs8s)"},
+		{name: "not a name: kept, lower case", in: "a..B", ascii: "a..b", display: "a..b"},
+		{name: "broken punycode shown as it is", in: "xn--a.example", ascii: "xn--a.example", display: "xn--a.example"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ascii := ASCII(tt.in)
+			if ascii != tt.ascii {
+				t.Errorf("ASCII(%q) = %q, want %q", tt.in, ascii, tt.ascii)
+			}
+			if got := Display(ascii); got != tt.display {
+				t.Errorf("Display(%q) = %q, want %q", ascii, got, tt.display)
+			}
+		})
+	}
+}

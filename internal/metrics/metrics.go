@@ -60,13 +60,29 @@ var (
 		Buckets: []float64{1, 2, 5, 10, 20, 50, 100, 200},
 	}, []string{"provider"})
 
-	// Challenges counts Present and CleanUp calls by outcome.
+	// BatchFailures counts Cloudflare batch calls that failed: refused
+	// because of one of their records (the batch is bisected), or failed as
+	// a whole (each change is answered with the error).
+	BatchFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "provider_batch_failures_total",
+		Help: "Batch calls that failed, by provider and kind (refused: one of their records was refused and the batch was bisected; failed: the whole batch failed and each change got its error).",
+	}, []string{"provider", "kind"})
+
+	// BatchRecoveryCalls counts the calls made to settle the changes of
+	// refused batches, beyond the refused call itself.
+	BatchRecoveryCalls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "certbridge", Name: "provider_batch_recovery_calls_total",
+		Help: "Calls made to settle the changes of batches refused because of one of their records, beyond the refused call, by provider (the SDK's retries of a call are not counted).",
+	}, []string{"provider"})
+
 	// PeerForwards counts requests handed to the replica that owns their
 	// zone (internal/peers).
 	PeerForwards = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "certbridge", Name: "peer_forwards_total",
 		Help: "Challenge actions handed to the replica that owns their zone, by solver and outcome (answered: the owner served it, whatever its result; unreachable: served here instead).",
 	}, []string{"solver", "outcome"})
+
+	// Challenges counts Present and CleanUp calls by outcome.
 	Challenges = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "certbridge", Name: "challenges_total",
 		Help: "DNS01 challenge actions by solver, action (Present, CleanUp) and outcome (success, error).",
@@ -88,7 +104,7 @@ var (
 
 // Register adds the solver metrics to r.
 func Register(r prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, BudgetWaits, QuotaRemaining, RateLimit, BatchSize, PeerForwards, Challenges, CleanupsSkipped} {
+	for _, c := range []prometheus.Collector{APICalls, APILatency, RateLimitWait, BudgetWaits, QuotaRemaining, RateLimit, BatchSize, BatchFailures, BatchRecoveryCalls, PeerForwards, Challenges, CleanupsSkipped} {
 		if err := r.Register(c); err != nil {
 			return err
 		}

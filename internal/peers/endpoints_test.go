@@ -10,9 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/certbridge/certbridge/test/testutil"
 )
@@ -20,13 +18,7 @@ import (
 // The replicas are the ready endpoints of the Service's EndpointSlices, as
 // a real kube-apiserver serves them, and follow their changes.
 func TestEndpoints_FollowTheServicesEndpointSlices(t *testing.T) {
-	env := &envtest.Environment{}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("starting kube-apiserver and etcd (run tests with `make test`): %v", err)
-	}
-	t.Cleanup(func() { _ = env.Stop() })
-	client := kubernetes.NewForConfigOrDie(cfg)
+	client := kubeClient(t)
 	ctx := context.Background()
 	const ns = "certbridge"
 	if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {

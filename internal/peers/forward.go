@@ -10,7 +10,10 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
 
 	whapi "github.com/cert-manager/cert-manager/pkg/acme/webhook/apis/acme/v1alpha1"
 
@@ -25,6 +28,14 @@ const path = "/certbridge.peer/v1/"
 // bigger one is served where it arrived.
 const maxBody = 1 << 20
 
+// timeoutHeader carries how long the sender waits for the owner's answer,
+// so that the owner ends its work in time for the answer to arrive.
+const timeoutHeader = "Certbridge-Timeout"
+
+// answerMargin is the part of the sender's deadline left for the owner's
+// answer to come back.
+const answerMargin = time.Second
+
 // answer is a peer's reply: the solver's error message, empty on success.
 type answer struct {
 	Error string `json:"error"`
@@ -33,6 +44,7 @@ type answer struct {
 // Forwarder hands requests to the replicas that own them.
 type Forwarder struct {
 	ring   *Ring
+	token  *TokenFile
 	client *http.Client
 }
 
@@ -41,8 +53,9 @@ type Forwarder struct {
 // not answer at all.
 const dialTimeout = 2 * time.Second
 
-// NewForwarder forwards over TLS with id to the owners ring names.
-func NewForwarder(ring *Ring, id *Identity) *Forwarder {
+// NewForwarder forwards over TLS with id to the owners ring names,
+// presenting token.
+func NewForwarder(ring *Ring, id *Identity, token *TokenFile) *Forwarder {
 	transport := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:     id.ClientConfig(),
@@ -50,7 +63,7 @@ func NewForwarder(ring *Ring, id *Identity) *Forwarder {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &Forwarder{ring: ring, client: &http.Client{Transport: transport}}
+	return &Forwarder{ring: ring, token: token, client: &http.Client{Transport: transport}}
 }
 
 // Owner returns the replica that owns key, or "" when it is this one.
@@ -66,10 +79,24 @@ type RemoteError struct{ Message string }
 
 func (e *RemoteError) Error() string { return e.Message }
 
-// Forward hands ch to owner for solver. served reports whether the owner
-// answered; err is then its outcome (a *RemoteError), and otherwise why it
-// could not be reached.
-func (f *Forwarder) Forward(ctx context.Context, owner, solver string, ch *whapi.ChallengeRequest) (served bool, err error) {
+// Forward hands ch to owner for solver, until ctx's deadline. The hand-off
+// (connecting, and the owner taking the request) must be done within
+// handoff, or the request is not served: a slow or hung owner costs the
+// sender no more than that. served reports whether the owner answered; err
+// is then its outcome (a *RemoteError), and otherwise why it did not.
+func (f *Forwarder) Forward(ctx context.Context, owner, solver string, ch *whapi.ChallengeRequest, handoff time.Duration) (served bool, err error) {
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		return false, errors.New("a forwarded request needs a deadline")
+	}
+	wait := time.Until(deadline) - answerMargin
+	if wait <= 0 {
+		return false, errors.New("no time left to hand the request over")
+	}
+	token, err := f.token.Token()
+	if err != nil {
+		return false, err
+	}
 	body, err := json.Marshal(ch)
 	if err != nil {
 		return false, err
@@ -77,12 +104,25 @@ func (f *Forwarder) Forward(ctx context.Context, owner, solver string, ch *whapi
 	if len(body) > maxBody {
 		return false, fmt.Errorf("the request is %d bytes, more than a peer takes", len(body))
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "https://"+owner+path+solver, bytes.NewReader(body))
 	if err != nil {
 		return false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(timeoutHeader, wait.String())
+	// Past the hand-off the request is abandoned, and the owner, seeing
+	// its sender gone, drops it.
+	handedOff := time.AfterFunc(handoff, cancel)
 	resp, err := f.client.Do(req)
+	if !handedOff.Stop() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return false, fmt.Errorf("the owner did not take the request within %s", handoff)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -95,26 +135,49 @@ func (f *Forwarder) Forward(ctx context.Context, owner, solver string, ch *whapi
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxBody)).Decode(&a); err != nil {
 		return false, fmt.Errorf("peer's answer does not decode: %w", err)
 	}
+	if err := ctx.Err(); err != nil {
+		// The answer raced the sender giving up: the owner dropped the
+		// request, whatever it says.
+		return false, fmt.Errorf("gave up waiting for the owner: %w", err)
+	}
 	if a.Error != "" {
 		return true, &RemoteError{Message: a.Error}
 	}
 	return true, nil
 }
 
-// ErrNotServing is a ServeFunc's error for a replica that cannot serve
-// requests yet (its solvers are not initialized): the peer is answered 503
-// and serves the request itself.
-var ErrNotServing = errors.New("this replica does not serve requests yet")
+// ServeFunc serves a request a peer forwarded. ctx ends when the peer
+// stops waiting for the answer.
+type ServeFunc func(ctx context.Context, ch *whapi.ChallengeRequest) error
 
-// ServeFunc serves a request a peer forwarded, as the solver named solver;
-// found is false when no solver has that name.
-// ctx ends when the peer stops waiting for the answer.
-type ServeFunc func(ctx context.Context, solver string, ch *whapi.ChallengeRequest) (found bool, err error)
+// Solvers finds the solver named name: ErrNoSuchSolver when this replica
+// has none of that name, ErrNotServing when it cannot serve yet.
+type Solvers func(name string) (ServeFunc, error)
 
-// Handler answers peers' requests with serve.
-func Handler(serve ServeFunc) http.Handler {
+var (
+	// ErrNoSuchSolver is Solvers' error for a name no solver has: the peer
+	// is answered 404.
+	ErrNoSuchSolver = errors.New("no such solver")
+	// ErrNotServing is Solvers' error for a replica that cannot serve
+	// requests yet (its solvers are not initialized): the peer is answered
+	// 503 and serves the request itself.
+	ErrNotServing = errors.New("this replica does not serve requests yet")
+)
+
+// Handler answers the requests of the peers admission admits with solvers,
+// and logs the others. The owner takes a request (answers 200) before
+// serving it, and sends its outcome when done: the sender knows at once
+// that the request is in hand, and waits for the outcome as long as its
+// deadline allows.
+func Handler(admission *Admission, solvers Solvers, log logr.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		solver, ok := strings.CutPrefix(r.URL.Path, path)
+		if no := admission.admit(r); no != nil {
+			log.Info("Peer request refused", "caller", no.caller, "status", no.status, "reason", no.reason,
+				"remoteAddress", r.RemoteAddr, "path", input.Truncate(r.URL.Path))
+			http.Error(w, http.StatusText(no.status)+": "+no.reason, no.status)
+			return
+		}
+		name, ok := strings.CutPrefix(r.URL.Path, path)
 		if !ok || r.Method != http.MethodPost {
 			http.Error(w, "not found", http.StatusNotFound)
 			return
@@ -126,36 +189,86 @@ func Handler(serve ServeFunc) http.Handler {
 			http.Error(w, "the request does not decode as a challenge request", http.StatusBadRequest)
 			return
 		}
-		found, err := serve(r.Context(), solver, &ch)
-		if !found {
-			http.Error(w, "no solver named "+input.Quote(solver), http.StatusNotFound)
+		serve, err := solvers(name)
+		switch {
+		case errors.Is(err, ErrNoSuchSolver):
+			http.Error(w, "no solver named "+input.Quote(name), http.StatusNotFound)
 			return
-		}
-		if errors.Is(err, ErrNotServing) {
+		case err != nil:
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
-		var a answer
-		if err != nil {
-			a.Error = err.Error()
+		ctx := r.Context()
+		if d, err := time.ParseDuration(r.Header.Get(timeoutHeader)); err == nil && d > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
 		}
 		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		var a answer
+		if err := serve(ctx, &ch); err != nil {
+			a.Error = err.Error()
+		}
 		_ = json.NewEncoder(w).Encode(a)
 	})
 }
 
-// Serve takes peers' requests on address with id's TLS until ctx ends.
-func Serve(ctx context.Context, address string, id *Identity, h http.Handler) (net.Addr, error) {
+// Listener is the peer listener.
+type Listener struct {
+	l  net.Listener
+	id *Identity
+
+	mu      sync.Mutex
+	serving bool
+	err     error
+}
+
+// Listen binds the peer listener on address, serving with id's TLS.
+// Nothing is served until Serve.
+func Listen(address string, id *Identity) (*Listener, error) {
 	l, err := net.Listen("tcp", address)
 	if err != nil {
 		return nil, fmt.Errorf("peer listener: %w", err)
 	}
-	srv := &http.Server{Handler: h, TLSConfig: id.ServerConfig(), ReadHeaderTimeout: 10 * time.Second,
+	return &Listener{l: l, id: id}, nil
+}
+
+// Addr is where the listener listens.
+func (l *Listener) Addr() net.Addr { return l.l.Addr() }
+
+// Serve takes peers' requests with h until ctx ends.
+func (l *Listener) Serve(ctx context.Context, h http.Handler) {
+	srv := &http.Server{Handler: h, TLSConfig: l.id.ServerConfig(), ReadHeaderTimeout: 10 * time.Second,
 		MaxHeaderBytes: 16 << 10, IdleTimeout: 2 * time.Minute}
-	go func() { _ = srv.ServeTLS(l, "", "") }() // returns when ctx closes it
+	l.mu.Lock()
+	l.serving = true
+	l.mu.Unlock()
+	go func() {
+		err := srv.ServeTLS(l.l, "", "") // returns when ctx closes it
+		l.mu.Lock()
+		l.serving, l.err = false, err
+		l.mu.Unlock()
+	}()
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	return l.Addr(), nil
+}
+
+// Ready is nil while the listener serves, and otherwise says why not: a
+// replica whose peers cannot hand it requests is not ready.
+func (l *Listener) Ready() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.serving:
+		return nil
+	case l.err != nil:
+		return fmt.Errorf("the peer listener stopped: %w", l.err)
+	}
+	return errors.New("the peer listener does not serve yet")
 }

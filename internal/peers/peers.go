@@ -7,10 +7,14 @@
 //
 // The replica that receives a request works out which replica owns the
 // request's zone (rendezvous hashing over the replicas that are ready) and
-// hands the request to it over mutually authenticated TLS; the owner serves
-// it as if the aggregated API had sent it there, reading the Secret itself.
+// hands the request to it over mutually authenticated TLS, with a token of
+// the webhook's ServiceAccount (auth.go); the owner serves it as if the
+// aggregated API had sent it there, reading the Secret itself. Only the
+// webhook's own ServiceAccount is served: the peer port admits nothing the
+// aggregated API would refuse.
 // Nothing is coordinated beyond that: when the replicas disagree on who is
-// ready, or the owner does not answer, a replica serves the request itself.
+// ready, or the owner does not take the request within a fifth of its
+// deadline, a replica serves the request itself with the rest.
 // Present and CleanUp are idempotent, so a request served twice (an answer
 // lost on the way back) is harmless.
 package peers

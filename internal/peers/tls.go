@@ -11,15 +11,17 @@ import (
 	"time"
 )
 
-// Identity is the certificate replicas know each other by: the webhook's
-// own serving certificate, which every replica mounts from one Secret.
-// A peer is accepted, as client or as server, when its certificate chains
-// to the CA file and names the same DNS names as this replica's own: a
-// certificate the same CA issued for something else is no peer. The files
-// are read again when they change (cert-manager renews the Secret and the
-// kubelet updates the mounted files); replicas that disagree while one of
-// them has not seen the renewal yet refuse each other, and each serves its
-// requests itself until they agree again.
+// Identity is the TLS certificate of the replicas' connections: the
+// webhook's own serving certificate, which every replica mounts from one
+// Secret. A connection is accepted, by client and by server, when the
+// other end's certificate chains to the CA file and names the same DNS
+// names as this replica's own: a sender sends its token only to a replica
+// of this webhook. The certificate is not what admits a request: anyone who
+// gets one signed by the webhook's CA has it, and the token does that
+// (Admission). The files are read again when they change (cert-manager
+// renews the Secret and the kubelet updates the mounted files); replicas
+// that disagree while one of them has not seen the renewal yet refuse each
+// other, and each serves its requests itself until they agree again.
 type Identity struct {
 	certFile, keyFile, caFile string
 

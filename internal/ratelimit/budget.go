@@ -5,6 +5,8 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -227,4 +229,24 @@ func (b *Budget) BlockUntil(t time.Time) {
 	if t.After(b.blockedUntil) {
 		b.blockedUntil = t
 	}
+}
+
+// String writes the limit as ParseLimit reads it: "1200/5m0s".
+func (l Limit) String() string { return fmt.Sprintf("%d/%s", l.Limit, l.Window) }
+
+// ParseLimit reads a limit written "requests/window", such as "1200/5m".
+func ParseLimit(s string) (Limit, error) {
+	n, w, ok := strings.Cut(s, "/")
+	if !ok {
+		return Limit{}, fmt.Errorf("%q is not requests/window, such as 1200/5m", s)
+	}
+	limit, err := strconv.Atoi(strings.TrimSpace(n))
+	if err != nil || limit < 1 {
+		return Limit{}, fmt.Errorf("%q: the number of requests must be a whole number of at least 1", s)
+	}
+	window, err := time.ParseDuration(strings.TrimSpace(w))
+	if err != nil || window < time.Second {
+		return Limit{}, fmt.Errorf("%q: the window must be a duration of at least 1s, such as 5m", s)
+	}
+	return Limit{Limit: limit, Window: window}, nil
 }

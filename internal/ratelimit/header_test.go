@@ -79,3 +79,28 @@ func FuzzParseRatelimit(f *testing.F) {
 		}
 	})
 }
+
+func TestParseLimit(t *testing.T) {
+	cases := []struct {
+		name, in string
+		want     Limit
+		err      bool
+	}{
+		{"Cloudflare's documented quota", "1200/5m", Limit{1200, 5 * time.Minute}, false},
+		{"written back", Limit{1200, 5 * time.Minute}.String(), Limit{1200, 5 * time.Minute}, false},
+		{"spaces", " 100 / 30s ", Limit{100, 30 * time.Second}, false},
+		{"no window", "1200", Limit{}, true},
+		{"no requests", "/5m", Limit{}, true},
+		{"zero requests", "0/5m", Limit{}, true},
+		{"a window under a second", "10/500ms", Limit{}, true},
+		{"not a duration", "10/five minutes", Limit{}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ParseLimit(tc.in)
+			if (err != nil) != tc.err || got != tc.want {
+				t.Errorf("ParseLimit(%q) = %v, %v; want %v, error %v", tc.in, got, err, tc.want, tc.err)
+			}
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	mrand "math/rand/v2"
-	"net/http"
 	"os"
 	"sort"
 	"strings"
@@ -23,6 +22,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/certbridge/certbridge/internal/dnstxt"
+	"github.com/certbridge/certbridge/internal/ratelimit"
+	"github.com/certbridge/certbridge/solver"
 	"github.com/certbridge/certbridge/test/localcluster"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
@@ -46,19 +47,18 @@ const (
 	faultNamespace = "bench-faults"
 
 	// cert-manager retries a Challenge whose Present or CleanUp failed
-	// with a per-challenge backoff from 5 s doubling to 30 min; here ÷50,
-	// from 100 ms, capped at 3.2 s and bounded to retryAttempts calls.
-	retryBase     = 100 * time.Millisecond
-	retryCap      = 3200 * time.Millisecond
+	// with a per-challenge backoff from 5 s (cmBackoff) doubling; here
+	// capped at 160 s and bounded to retryAttempts calls, at the bench's
+	// time scale.
+	retryCapWorld = 160 * time.Second
 	retryAttempts = 12
-	// validation is how long the ACME server takes between a Present and
-	// the Challenge's end (and so its CleanUp): 1 to 2 s here, longer than
-	// any injected latency, as cert-manager's self-check and the ACME
-	// validation take seconds.
-	validationMin = time.Second
-	// endpointLag is how long a killed process stays in the Service before
-	// its readiness probe fails (10 s ÷50); it rejoins once /readyz answers.
-	endpointLag = 200 * time.Millisecond
+	// validationWorld is how long the ACME server takes between a Present
+	// and the Challenge's end (and so its CleanUp), at least: 50 to 100 s,
+	// as cert-manager's self-check and the ACME validation take; scaled.
+	validationWorld = 50 * time.Second
+	// endpointLagWorld is how long a killed process stays in the Service
+	// before its readiness probe fails; it rejoins once /readyz answers.
+	endpointLagWorld = 10 * time.Second
 	// faultEvery: one fault is injected for about every faultEvery API
 	// calls, the kinds in turn; every fourth of a kind hits the next 4
 	// calls, more than the SDK's own retries absorb.
@@ -181,9 +181,19 @@ func (f *faultFigures) row() string {
 
 // faultSim is the simulator a run's solver talks to, seen through what the
 // run needs of it.
+// The faults run's time constants, at the bench's time scale.
+func faultScale() timeScale        { return timeScale(*scaleFlag) }
+func retryBase() time.Duration     { return faultScale().of(cmBackoff) }
+func retryCap() time.Duration      { return faultScale().of(retryCapWorld) }
+func validationMin() time.Duration { return faultScale().of(validationWorld) }
+func endpointLag() time.Duration   { return faultScale().of(endpointLagWorld) }
+
 type faultSim struct {
-	records  func() map[string]int // "name|value" → how many records hold it
-	inject   func(kind string, n int)
+	records func() map[string]int // "name|value" → how many records hold it
+	// inject applies a fault of kind to the next n calls; it reports
+	// false when the kind is not applied again (a neighbour spends the
+	// Cloudflare user's quota once a run).
+	inject   func(kind string, n int) bool
 	pending  func() int
 	calls    func() int
 	rejected func() int
@@ -192,6 +202,7 @@ type faultSim struct {
 func cloudflareFaultSim(sim *cfsim.Server) faultSim {
 	statuses := []int{500, 502, 503}
 	n5xx := 0
+	quotaSpent := false
 	return faultSim{
 		records: func() map[string]int {
 			out := map[string]int{}
@@ -202,7 +213,7 @@ func cloudflareFaultSim(sim *cfsim.Server) faultSim {
 			}
 			return out
 		},
-		inject: func(kind string, n int) {
+		inject: func(kind string, n int) bool {
 			f := cfsim.Fault{Times: n}
 			switch kind {
 			case "5xx":
@@ -215,12 +226,19 @@ func cloudflareFaultSim(sim *cfsim.Server) faultSim {
 			case "answer lost":
 				f.LoseAnswer = true
 			case "429":
-				// As Cloudflare answers a user over quota (another client
-				// spent it): code 971, Retry-After and the count.
-				f.Status, f.Code, f.Message = http.StatusTooManyRequests, 971, "Please wait and consider throttling your request speed"
-				f.Header = http.Header{"Retry-After": {"1"}, "Ratelimit": {`"default";r=0;t=1`}, "Ratelimit-Policy": {`"default";q=1200;w=300`}}
+				// Another client of the user spends the quota: the next
+				// call exceeds it, and Cloudflare blocks the whole user
+				// for a window (429, code 971, Retry-After). Once a run:
+				// each block costs a whole window.
+				if quotaSpent {
+					return false
+				}
+				quotaSpent = true
+				sim.SpendQuota()
+				return true
 			}
 			sim.InjectFault(f)
+			return true
 		},
 		pending:  sim.PendingFaults,
 		calls:    sim.TotalCalls,
@@ -239,7 +257,7 @@ func aliFaultSim(ali *alisim.Server) faultSim {
 			}
 			return out
 		},
-		inject: func(kind string, n int) {
+		inject: func(kind string, n int) bool {
 			f := alisim.Fault{Times: n}
 			switch kind {
 			case "5xx":
@@ -256,6 +274,7 @@ func aliFaultSim(ali *alisim.Server) faultSim {
 				f.Status, f.Code = 400, "Throttling.User"
 			}
 			ali.InjectFault(f)
+			return true
 		},
 		pending:  ali.PendingFaults,
 		calls:    ali.TotalDNSCalls,
@@ -350,6 +369,7 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 	cf := cfsim.Start()
 	defer cf.Close()
 	cf.AddToken(cfsim.Token{Value: token, Permissions: []cfsim.Permission{cfsim.ZoneRead, cfsim.DNSEdit}})
+	cf.SetRateLimit(faultScale().quota())
 	ali := alisim.Start()
 	defer ali.Close()
 	ali.AddAccessKey(alisim.AccessKey{ID: akID, Secret: akSecret, Policy: alisim.AllowAll})
@@ -380,7 +400,9 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 		wg.Go(func() {
 			svc.replicas[i], errs[i] = c.StartWebhookReplica(ctx, fmt.Sprintf("bench-webhook-%s-%d", r.solver, i),
 				localcluster.ReplicaOptions{CloudflareAPIURL: cf.URL(), AliDNSEndpoint: "http://" + ali.Endpoint(),
-					PeerAddress: peers[i], Peers: peers})
+					PeerAddress: peers[i], Peers: peers, Args: []string{
+						"--cloudflare-quota=" + ratelimit.Limit{Limit: faultScale().quota().Limit, Window: faultScale().quota().Window}.String(),
+						"--solver-timeout=" + faultScale().of(solver.DefaultTimeout).String()}})
 			svc.ready[i] = errs[i] == nil
 		})
 	}
@@ -462,7 +484,10 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 				if (n/len(faultKinds))%4 == 3 && kind != "latency" {
 					times = 4
 				}
-				sim.inject(kind, times)
+				if !sim.inject(kind, times) {
+					n++
+					continue
+				}
 				f.applied[kind] += times
 				lastKind, lastTimes = kind, times
 				mark = sim.calls()
@@ -493,7 +518,7 @@ func runFaults(ctx context.Context, c *localcluster.Cluster, agg *localcluster.A
 			began := time.Now()
 			svc.set(i, true, true)
 			svc.replicas[i].Kill()
-			time.Sleep(endpointLag)
+			time.Sleep(endpointLag())
 			svc.set(i, false, true)
 			killErr = svc.replicas[i].Start(runCtx)
 			svc.set(i, killErr == nil, false)
@@ -578,7 +603,7 @@ func (d *driver) solve(ctx context.Context, ch challenge, action whapi.Challenge
 	if action == whapi.ChallengeActionCleanUp {
 		calls, retries = &d.figures.cleanUpCalls, &d.figures.cleanUpRetries
 	}
-	wait := retryBase
+	wait := retryBase()
 	for attempt := range retryAttempts {
 		if attempt > 0 {
 			if action == whapi.ChallengeActionCleanUp && *cleanUpOnce {
@@ -590,7 +615,7 @@ func (d *driver) solve(ctx context.Context, ch challenge, action whapi.Challenge
 				return false
 			case <-time.After(wait):
 			}
-			wait = min(2*wait, retryCap)
+			wait = min(2*wait, retryCap())
 		}
 		atomic.AddInt64(calls, 1)
 		if d.call(ctx, ch, action) {
@@ -654,7 +679,7 @@ func (d *driver) note(msg string) {
 func (d *driver) validate(ctx context.Context, ch challenge) {
 	select {
 	case <-ctx.Done():
-	case <-time.After(validationMin + time.Duration(mrand.Int64N(int64(validationMin)))):
+	case <-time.After(validationMin() + time.Duration(mrand.Int64N(int64(validationMin())))):
 	}
 	name := strings.TrimSuffix(ch.fqdn, ".")
 	if d.sim.records()[name+"|"+ch.key] == 0 {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,7 @@ import (
 
 	"github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/internal/cloudflare"
+	"github.com/certbridge/certbridge/internal/metrics"
 	"github.com/certbridge/certbridge/internal/ratelimit"
 	"github.com/certbridge/certbridge/solver"
 	alisim "github.com/certbridge/certbridge/test/sim/alibaba"
@@ -59,7 +61,8 @@ type challenger struct {
 }
 
 var (
-	quotaOnly   = flag.Bool("quota-only", false, "run only the shared-quota figures and print them (BENCHMARKS.md unchanged)")
+	quotaOnly   = flag.Bool("quota-only", false, "run only the quota figures (alone, a renewal that reaches the quota, hostile neighbours, a lone challenge, alidns replicas) and print them (BENCHMARKS.md unchanged)")
+	runsFlag    = flag.Int("runs", 3, "how many times each headline row of the quota tables runs (its figures: median (min–max))")
 	clusterOnly = flag.Bool("cluster-only", false, "run only the end-to-end environment's figures (webhook memory, issuer throughput, faults across processes) and print them (BENCHMARKS.md unchanged)")
 	faultsOnly  = flag.Bool("faults-only", false, "run only the faults across processes, in the end-to-end environment, and print them (BENCHMARKS.md unchanged)")
 )
@@ -86,11 +89,10 @@ func main() {
 	must(kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"},
 		StringData: map[string]string{"token": token, "id": akID, "secret": akSecret}}, metav1.CreateOptions{}))
 
+	scale := timeScale(*scaleFlag)
 	if *quotaOnly {
-		// A quick look at the shared-quota figures; BENCHMARKS.md is left alone.
-		sharedQuota(cfg)
-		loneLatency(cfg)
-		aliReplicas(cfg)
+		// A quick look at the quota figures; BENCHMARKS.md is left alone.
+		quotaFigures(cfg, scale, *runsFlag)
 		return
 	}
 	if *clusterOnly {
@@ -167,7 +169,7 @@ func main() {
 			calls, lookups = sim.TotalCalls, func() int { return sim.Calls()["GET /zones"] }
 			leftovers = func() int { return len(sim.AllRecords()) }
 		case "cert-manager in-tree cloudflare":
-			c = inTreeAt(sim)
+			c = inTreeAt(sim, token)
 			calls, lookups = sim.TotalCalls, func() int { return sim.Calls()["GET /zones"] }
 			leftovers = func() int { return len(sim.AllRecords()) }
 		default:
@@ -197,61 +199,28 @@ func main() {
 		ali.Close()
 	}
 
-	// Mass renewal: 1000 challenges, 60 at a time (cert-manager's default
-	// MaxConcurrentChallenges), under Cloudflare's 1200 requests / 5 minutes
-	// scaled ×50 (1200 per 6 s).
-	const n, concurrency = 1000, 60
-	limit := cfsim.RateLimit{Limit: 1200, Window: 6 * time.Second}
-	fmt.Printf("\nMass renewal: %d challenges, %d at a time, Cloudflare budget %d per %s (1200 per 5 min ×50); alidns at its documented QPS\n", n, concurrency, limit.Limit, limit.Window)
-	mass := []string{"| solver | API calls | wall time | lower bound (calls ÷ rate) | ratio | failed challenges | leftover records |", "| --- | --- | --- | --- | --- | --- | --- |"}
-	fmt.Println(mass[0])
-	for _, s := range []string{"certbridge cloudflare", "cert-manager in-tree cloudflare", "certbridge alidns"} {
-		sim, ali := newSims()
-		sim.SetRateLimit(limit)
-		var c challenger
-		var calls func() int
-		var leftovers func() int
-		rate := float64(limit.Limit) / limit.Window.Seconds()
-		switch s {
-		case "certbridge cloudflare":
-			c, calls = ours(cfg, solver.NewCloudflare(solver.Options{Log: logr.Discard(), Timeout: 50 * time.Second},
-				cloudflare.Options{BaseURL: sim.URL(), Limit: ratelimit.Limit{Limit: limit.Limit, Window: limit.Window},
-					Batch: cloudflare.BatchOptions{Window: cloudflare.DefaultBatchWindow}}), cfConfig), sim.TotalCalls
-			leftovers = func() int { return len(sim.AllRecords()) }
-		case "cert-manager in-tree cloudflare":
-			c, calls = inTree(sim), sim.TotalCalls
-			leftovers = func() int { return len(sim.AllRecords()) }
-		default:
-			c, calls = ours(cfg, aliSolver(ali), aliConfig), ali.TotalDNSCalls
-			leftovers = func() int { return len(ali.AllRecords()) }
-			rate = 60 // AddDomainRecord and DeleteDomainRecord: 60 per second each; the slower bound of the two phases
-		}
-		start := time.Now()
-		failed := renew(n, concurrency, c)
-		took := time.Since(start)
-		total := calls()
-		bound := time.Duration(float64(total) / rate * float64(time.Second))
-		if s == "certbridge alidns" {
-			bound = time.Duration(float64(n) / rate * float64(time.Second)) // adds and deletes run under separate quotas
-		}
-		line := fmt.Sprintf("| %s | %d | %s | %s | %.2f | %d | %d |", s, total, took.Round(10*time.Millisecond), bound.Round(10*time.Millisecond),
-			took.Seconds()/bound.Seconds(), failed, leftovers())
-		fmt.Println(line)
-		mass = append(mass, line)
-		sim.Close()
-		ali.Close()
-	}
-
-	quota := sharedQuota(cfg)
-	lone := loneLatency(cfg)
-	aliQuota := aliReplicas(cfg)
+	q := quotaFigures(cfg, scale, *runsFlag)
 
 	fmt.Println("\nIn the end-to-end environment (make e2e's): webhook RSS and issuer throughput")
 	rss, issuer, faults, err := clusterFigures(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench: end-to-end environment:", err)
 	}
-	writeReport(report{calls: rows, spread: spread, mass: mass, quota: quota, lone: lone, aliQuota: aliQuota, rss: rss, issuer: issuer, faults: faults})
+	writeReport(report{calls: rows, spread: spread, quota: q, rss: rss, issuer: issuer, faults: faults})
+}
+
+// createSecret stores a Secret in the bench namespace, or replaces it.
+func createSecret(cfg *rest.Config, name string, data map[string]string) {
+	kube := kubernetes.NewForConfigOrDie(cfg)
+	ctx := context.Background()
+	_ = kube.CoreV1().Secrets(ns).Delete(ctx, name, metav1.DeleteOptions{})
+	must(kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name}, StringData: data}, metav1.CreateOptions{}))
+}
+
+// budgetWaits is how many requests the budget of token's credential has
+// held back so far.
+func budgetWaits(token string) float64 {
+	return testutil.ToFloat64(metrics.BudgetWaits.WithLabelValues("cloudflare", cloudflare.Credential{Token: token}.Label()))
 }
 
 func must[T any](_ T, err error) {
@@ -324,11 +293,12 @@ func oursAt(cfg *rest.Config, s *solver.Solver, config string) spreadChallenger 
 	}
 }
 
-// inTreeAt drives cert-manager's in-tree Cloudflare provider for any name.
-func inTreeAt(sim *cfsim.Server) spreadChallenger {
+// inTreeAt drives cert-manager's in-tree Cloudflare provider for any name,
+// with tok.
+func inTreeAt(sim *cfsim.Server, tok string) spreadChallenger {
 	target, _ := url.Parse(sim.URL())
 	http.DefaultTransport = rewrite{to: target, next: &http.Transport{MaxIdleConnsPerHost: 100}}
-	p, err := intree.NewDNSProviderCredentials("", "", token, nil, "bench")
+	p, err := intree.NewDNSProviderCredentials("", "", tok, nil, "bench")
 	if err != nil {
 		panic(err)
 	}
@@ -387,34 +357,18 @@ func callsFor(count func() int, c challenger) int {
 	return count() - before
 }
 
-// renew presents then cleans up n challenges, concurrency at a time, and
-// returns how many failed.
-func renew(n, concurrency int, c challenger) int {
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, concurrency)
-	for range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			k := key()
-			if c.present(k) != nil {
-				failed.Add(1)
-				return
-			}
-			if c.cleanUp(k) != nil {
-				failed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return int(failed.Load())
-}
-
 // report is every table of BENCHMARKS.md.
 type report struct {
-	calls, spread, mass, quota, lone, aliQuota, rss, issuer, faults []string
+	calls, spread, rss, issuer, faults []string
+	quota                              quotaReport
 }
+
+// Headline markers: make generate copies what is between them in
+// BENCHMARKS.md into the README, and make verify fails when they differ.
+const (
+	headlineBegin = "<!-- BEGIN bench headline: written by make bench, copied by make generate -->"
+	headlineEnd   = "<!-- END bench headline -->"
+)
 
 func writeReport(r report) {
 	goVersion := runtime.Version()
@@ -436,22 +390,28 @@ func writeReport(r report) {
 	b.WriteString(strings.Join(r.calls, "\n") + "\n\n")
 	b.WriteString("## Cold zone cache\n\n200 challenges at once over 20 zones, each for its own host (`_acme-challenge.host-NNN.zone-NN.example`, cert-manager's resolved zone the parent), Present then CleanUp, in a fresh process. certbridge lists a credential's zones once and matches names locally, sharing one listing among concurrent challenges; a lookup per candidate name costs a call for every parent tried. Zone lookups are `GET /zones` (Cloudflare) or `DescribeDomains` + `DescribeDomainInfo` (alidns).\n\n")
 	b.WriteString(strings.Join(r.spread, "\n") + "\n\n")
-	b.WriteString("## Mass renewal\n\n1000 challenges, 60 at a time (cert-manager's default), one process, under Cloudflare's 1200 requests / 5 minutes scaled ×50 (1200 per 6 s, blocking for a whole window once exceeded); alidns under its documented 60 QPS for AddDomainRecord and DeleteDomainRecord. Lower bound = API calls needed ÷ allowed steady rate; a run that spends a window's 1200 calls at once can finish below it (ratio < 1).\n\n")
-	b.WriteString(strings.Join(r.mass, "\n") + "\n\n")
-	fmt.Fprintf(&b, "## One quota, three replicas and a foreign client\n\n%d challenges over %d zones, %d in flight (cert-manager's default), served by %d webhook replicas sharing one Cloudflare token: each Present and each CleanUp goes to a random replica, as the aggregated API spreads them, so most CleanUps land on a replica that did not create the record. Replicas are separate solvers in one process: own budgets, caches and batchers, sharing only the simulator; in the peers design each also has a peer listener on loopback (mutual TLS, as `--peer-bind-address` serves it) and hands each request to the replica that owns its zone. Batching waits up to the webhook's default window (%s) while a zone is busy. Meanwhile a foreign client of the same user spends %.0f %% of the quota at an even pace. Cloudflare's quota is scaled ×50 (1200 per 6 s; exceeding it blocks the user for a window). Bound = the replicas' calls ÷ the %.0f %% of the quota left to them.\n\n",
-		quotaChallenges, quotaZones, quotaInFlight, quotaReplicas, cloudflare.DefaultBatchWindow, foreignShare*100, (1-foreignShare)*100)
-	b.WriteString(strings.Join(r.quota, "\n") + "\n\n")
-	b.WriteString("A lone challenge on an idle zone, batching on and off (a change for an idle zone goes out at once):\n\n")
-	b.WriteString(strings.Join(r.lone, "\n") + "\n\n")
-	fmt.Fprintf(&b, "alidns: %d challenges, %d in flight, %d replicas pacing themselves with an adaptive rate, under the documented per-account QPS (AddDomainRecord and DeleteDomainRecord 60 per second, counted across every client); throttled answers are retried:\n\n", quotaChallenges, quotaInFlight, quotaReplicas)
-	b.WriteString(strings.Join(r.aliQuota, "\n") + "\n\n")
+	q := r.quota
+	fmt.Fprintf(&b, "## Headline\n\n%s\n%s\n%s\n\n", headlineBegin, strings.Join(q.headline, "\n"), headlineEnd)
+	fmt.Fprintf(&b, "## One process alone on its account\n\nOne `cloudflare` solver with the webhook's defaults, Cloudflare's documented quota unscaled (1200 requests per 5 minutes, blocking the user for 5 minutes once exceeded), nobody else on the account. The simulator counts each request when it arrives and answers it 20–150 ms later. 1000 challenges over 10 zones, %d in flight, each CleanUp right after its Present (the best case for batching). Figures: median (min–max) over the runs. certbridge_rate_limit_waits_total counts the requests its budget held back.\n\n", renewInFlight)
+	b.WriteString(strings.Join(q.alone, "\n") + "\n\n")
+	fmt.Fprintf(&b, "## A renewal that reaches the quota\n\n%s, as cert-manager's scheduler runs them: each challenge's Present goes to a random replica (the aggregated API spreads requests), its CleanUp follows after the validation, with other names' Presents in between; a failed Present or CleanUp is retried with cert-manager's backoff (%s doubling, at most %d calls). Time scale %s: Cloudflare's window (%d requests per %s here, and the block of a whole window after an overrun, with its Retry-After), the solver's deadline (%s), cert-manager's backoff and the validation are divided by %g; the simulator's latency (20–150 ms) and the batching window are not. Bound: the renewal's own length, %d challenges at %d in flight each held for its mean validation (%s here), which no design can beat; the same for every row. Replicas are separate solvers in one process: own budgets, caches and batchers, sharing only the simulator; with peers each has a peer listener on loopback (mutual TLS) and hands each request to the replica that owns its zone. Calls are the requests of the design's token that reached the simulator, 429s included. Figures: median (min–max) over the runs.\n\n",
+		renewalLoad, cmBackoff, cmAttempts, q.scale, q.scale.quota().Limit, q.scale.quota().Window, q.scale.of(solver.DefaultTimeout), float64(q.scale), renewalLoad.challenges, renewalLoad.inFlight, q.scale.bound(renewalLoad).Round(100*time.Millisecond))
+	b.WriteString(strings.Join(q.renewal, "\n") + "\n\n")
+	fmt.Fprintf(&b, "## Hostile neighbours\n\nThe chart's defaults (3 replicas, batching, peers) renewing the same load at the same scale (%s), beside another client of the same Cloudflare user with a token of its own. The first three neighbours never read Cloudflare's headers nor back off after a 429; the last is another cluster's certbridge, renewing as much in the same zones. A 429 blocks every client of the user for a window. The neighbour's counts are the simulator's for its token.\n\n", q.scale)
+	b.WriteString(strings.Join(q.neighbours, "\n") + "\n\n")
+	b.WriteString("## A lone challenge\n\nOne challenge's Present + CleanUp, 30 times in a row on an idle zone, batching on and off (a change for an idle zone goes out at once), answers 20–150 ms:\n\n")
+	b.WriteString(strings.Join(q.lone, "\n") + "\n\n")
+	b.WriteString("## Failed batches\n\nWhat a failed Cloudflare batch costs: n changes to one zone sent as one batch through the SDK against the simulator, once with one change Cloudflare refuses (a TTL below the plan's), bisected until it is found, once with a 5xx on every try of the batch, which the SDK retries as a batch and never splits. Answers 20–150 ms.\n\n")
+	b.WriteString(strings.Join(q.batches, "\n") + "\n\n")
+	fmt.Fprintf(&b, "## alidns replicas\n\n%d challenges, %d in flight, %d replicas pacing themselves with an adaptive rate, under the documented per-account QPS (AddDomainRecord and DeleteDomainRecord 60 per second, counted across every client, unscaled); throttled answers are retried; answers 20–150 ms:\n\n", quotaChallenges, quotaInFlight, quotaReplicas)
+	b.WriteString(strings.Join(q.ali, "\n") + "\n\n")
 	b.WriteString("## Webhook memory\n\nThe `certbridge webhook` process in the end-to-end environment (`make e2e`'s: a local kube-apiserver, cert-manager's controllers, Pebble, the chart's objects), reached through the aggregated API; VmRSS sampled every 50 ms while 50 Certificates, one DNS01 challenge each through the `cloudflare` solver, are issued at once. The reference is cert-manager's webhook server of the same version serving a solver that does nothing (`test/bench/cmd/noopwebhook`), started in the webhook's place with the same arguments: the memory the webhook library itself takes. It writes no record, so its challenges cannot succeed; its run is every challenge presented, then cleaned up once the Certificates and their ACME objects are deleted.\n\n")
 	b.WriteString(strings.Join(r.rss, "\n") + "\n\n")
 	b.WriteString("## Issuer throughput\n\n`certbridge issuer` in the same environment: 200 CertificateRequests for a CloudflareOriginIssuer created at once, approved by cert-manager's approver, signed by the simulated Origin CA answering at once or after 100 ms; latency from each request's creation to its Ready condition as an informer sees it; `certbridge issuer` runs with its default `--max-concurrent-signs=8`.\n\n")
 	b.WriteString(strings.Join(r.issuer, "\n") + "\n")
 	if len(r.faults) > 0 {
-		fmt.Fprintf(&b, "\n## Faults across processes\n\nA renewal of %d challenges (%d names, each also as a wildcard, over %d zones), %d in flight, served by %d `certbridge webhook` processes (make build's binary, started with the chart's arguments in the same environment, knowing each other by `--peers` instead of the Service's EndpointSlices, so each hands a request to the process that owns its zone) against a fresh simulator per run. Each Present and CleanUp goes to a random ready process, over TLS with the front-proxy client certificate as kube-apiserver's aggregator sends it; a failed or unanswered call is retried with cert-manager's backoff scaled ÷50 (%s doubling to %s, at most %d calls), and a CleanUp follows each Present after a 1–2 s validation. In the faulted run the busiest process is killed with SIGKILL once %d %% of the challenges are presented, stays in the Service for %s as a failing readiness probe takes, and rejoins once started again and ready; meanwhile the simulator injects, in turn, about one fault per %d API calls: a 5xx, a %s–%s latency, a dropped connection, an answer lost after the change was made (the connection closes unanswered), and a 429 (Cloudflare's code 971 with Retry-After; alidns's Throttling.User), every fourth of a kind hitting the next 4 calls. Leftover records are the `_acme-challenge` TXT records in the simulator's store once every challenge ended; duplicates are values held by more than one record, looked at every 20 ms throughout and at the end. The reference runs have neither kill nor faults.\n\n",
-			2*faultNames, faultNames, faultZones, faultInFlight, faultReplicas, retryBase, retryCap, retryAttempts, killAtPercent, endpointLag, faultEvery, minFaultDelay, maxFaultDelay)
+		fmt.Fprintf(&b, "\n## Faults across processes\n\nA renewal of %d challenges (%d names, each also as a wildcard, over %d zones), %d in flight, served by %d `certbridge webhook` processes (make build's binary, started with the chart's arguments in the same environment, knowing each other by `--peers` instead of the Service's EndpointSlices, so each hands a request to the process that owns its zone) against a fresh simulator per run, at the bench's time scale %s: Cloudflare's quota %s (the processes' `--cloudflare-quota`), `--solver-timeout=%s`. Each Present and CleanUp goes to a random ready process, over TLS with the front-proxy client certificate as kube-apiserver's aggregator sends it; a failed or unanswered call is retried with cert-manager's backoff (%s doubling to %s, at most %d calls), and a CleanUp follows each Present after a %s–%s validation. In the faulted run the busiest process is killed with SIGKILL once %d %% of the challenges are presented, stays in the Service for %s as a failing readiness probe takes, and rejoins once started again and ready; meanwhile the simulator injects, in turn, about one fault per %d API calls: a 5xx, a %s–%s latency, a dropped connection, an answer lost after the change was made (the connection closes unanswered), and a spent quota (Cloudflare: once a run, another client of the user spends the quota, so the next call gets 429 and the whole user is blocked for a window with its Retry-After, as Cloudflare does; alidns: Throttling.User), every fourth of a kind hitting the next 4 calls. Leftover records are the `_acme-challenge` TXT records in the simulator's store once every challenge ended; duplicates are values held by more than one record, looked at every 20 ms throughout and at the end. The reference runs have neither kill nor faults.\n\n",
+			2*faultNames, faultNames, faultZones, faultInFlight, faultReplicas, faultScale(), ratelimit.Limit{Limit: faultScale().quota().Limit, Window: faultScale().quota().Window}, faultScale().of(solver.DefaultTimeout), retryBase(), retryCap(), retryAttempts, validationMin(), 2*validationMin(), killAtPercent, endpointLag(), faultEvery, minFaultDelay, maxFaultDelay)
 		b.WriteString(strings.Join(r.faults, "\n") + "\n")
 	}
 	if err := os.WriteFile("BENCHMARKS.md", []byte(b.String()), 0o644); err != nil {

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	internalalibaba "github.com/certbridge/certbridge/internal/alibaba"
 	"github.com/certbridge/certbridge/test/localcluster"
 	"github.com/certbridge/certbridge/test/sim/alibaba"
 	cfsim "github.com/certbridge/certbridge/test/sim/cloudflare"
@@ -123,6 +124,38 @@ func TestCheckIssuer(t *testing.T) {
 			if !report.Passed || report.Target != "Issuer check-ok/ok" || len(report.Findings) < 10 {
 				t.Errorf("-o json: passed %v, target %q, %d findings:\n%s", report.Passed, report.Target, len(report.Findings), js)
 			}
+		})
+		// serviceAccountRef: the webhook's ServiceAccount may request the
+		// tokens where the namespace's RoleBinding lets it; the token
+		// (requested as the admin running the check) and the role
+		// assumption are lines of their own.
+		t.Run("acme_issuer_service_account_ref", func(t *testing.T) {
+			t.Parallel()
+			const ns, role = "check-sa", "acs:ram::1234567890123456:role/check-sa-dns"
+			k.namespace(t, ns, false)
+			k.apply(t, "{apiVersion: v1, kind: ServiceAccount, metadata: {name: dns, namespace: "+ns+"}}")
+			c.Alibaba.AddRole(alibaba.Role{ARN: role, Policy: alibaba.AllowAll, TrustedOIDCProvider: localcluster.RRSAOIDCProvider,
+				OIDCSubjects: []string{"system:serviceaccount:" + ns + ":dns"}})
+			solver := func(sa string) string {
+				return `
+    - dns01:
+        webhook:
+          groupName: ` + localcluster.GroupName + `
+          solverName: alidns
+          config: {serviceAccountRef: {name: ` + sa + `}, roleArn: "` + role + `", domainName: example.net}`
+			}
+			k.apply(t, acmeIssuerYAML(ns, "granted", c.PebbleDirectory, solver("dns")))
+			k.apply(t, acmeIssuerYAML(ns, "ungranted", c.PebbleDirectory, solver("other")))
+			if err := c.GrantServiceAccountTokens(ctx, ns, "dns", localcluster.WebhookUser); err != nil {
+				t.Fatal(err)
+			}
+			k.expect(t, 0, []string{"issuer/granted", "-n", ns},
+				`✓ solvers[0] token request: the webhook's ServiceAccount certbridge/certbridge-webhook may request tokens of ServiceAccount check-sa/dns (a RoleBinding in "check-sa" lets it), and kube-apiserver issued one for audience "sts.aliyuncs.com", requested as you`,
+				"✓ solvers[0] role assumption: STS issued credentials of role "+role+" to system:serviceaccount:check-sa:dns through the OIDC provider "+localcluster.RRSAOIDCProvider,
+				"✓ solvers[0] domain example.net: in the account")
+			k.expect(t, 1, []string{"issuer/ungranted", "-n", ns},
+				`✗ solvers[0] token request: the webhook's ServiceAccount certbridge/certbridge-webhook (Kubernetes user "`+localcluster.WebhookUser+`") may not request tokens for ServiceAccount "other" in namespace "check-sa"`,
+				"apply in namespace \"check-sa\": "+internalalibaba.TokenGrant(ns, "other", localcluster.WebhookUser))
 		})
 		// The propagation check (--propagation, implied by --write-test):
 		// one run where everything is where cert-manager and the ACME server
@@ -438,11 +471,12 @@ func (k *checkEnv) expect(t *testing.T, code int, args []string, want ...string)
 	}
 	full := append([]string{"check", command}, args...)
 	full = append(full, "--kubeconfig="+c.AdminKubeconfig, "--cloudflare-api-url="+c.Cloudflare.URL(),
-		"--alidns-endpoint=http://"+c.Alibaba.Endpoint(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint())
+		"--alidns-endpoint=http://"+c.Alibaba.Endpoint(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint(),
+		"--alibaba-sts-endpoint="+c.Alibaba.STSEndpoint())
 	ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, k.binary, full...)
-	cmd.Env = []string{"HOME=" + t.TempDir()} // no ambient kubeconfig or cloud credentials
+	cmd.Env = append([]string{"HOME=" + t.TempDir()}, c.TrustSTS()...) // no ambient kubeconfig or cloud credentials
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	began := time.Now()

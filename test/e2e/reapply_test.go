@@ -13,14 +13,14 @@ import (
 	"github.com/certbridge/certbridge/test/testutil"
 )
 
-// m: a Certificate deleted and applied again reaches Ready.
+// n: a Certificate deleted and applied again reaches Ready.
 // kube-controller-manager's garbage collector deletes the old
 // CertificateRequest and Order with their owner; left in place, cert-manager
 // finds the new Certificate's request "already exists" and the Order "not
 // owned by this CertificateRequest", and the Certificate waits for good.
-func (e *env) scenarioM(t *testing.T) {
+func (e *env) scenarioN(t *testing.T) {
 	t.Parallel()
-	const ns = "scenario-m"
+	const ns = "scenario-n"
 	e.namespace(t, ns, true)
 	e.acmeIssuer(t, ns, "cloudflare", true)
 	crt := localcluster.Certificate(ns, "again", "Issuer", "cert-manager.io", "acme-cloudflare", "again."+localcluster.CloudflareZone)

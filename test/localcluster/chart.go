@@ -107,7 +107,8 @@ func (c *Cluster) ApplyCertManagerRBAC(ctx context.Context, serviceAccount strin
 }
 
 // InstallChart renders the certbridge chart with helm and applies every
-// object, as `helm install` would. Two changes make it reachable from this
+// object, as `helm install` would, with the cluster's RRSA OIDC provider
+// (alibaba.oidcProviderARN). Two changes make it reachable from this
 // machine, as docs/development.md describes: the webhook Service becomes an
 // ExternalName for localhost, and it and the APIService use the port the
 // webhook process listens on.
@@ -119,7 +120,7 @@ func (c *Cluster) InstallChart(ctx context.Context, set ...string) error {
 		}
 		c.webhookPort, c.webhookMetricsPort = ports[0], ports[1]
 	}
-	values := append([]string{"groupName=" + GroupName}, set...)
+	values := append([]string{"groupName=" + GroupName, "alibaba.oidcProviderARN=" + RRSAOIDCProvider}, set...)
 	objs, err := c.helmTemplate(ctx, Release, Namespace, filepath.Join(c.opts.ModuleRoot, "charts", "certbridge"), values...)
 	if err != nil {
 		return err

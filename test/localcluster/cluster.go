@@ -153,6 +153,7 @@ type Cluster struct {
 	webhookPort, webhookMetricsPort  int
 	webhookTLSDir, webhookKubeconfig string
 	issuerMetricsPort                int
+	stsCA                            string
 	webhook                          *process
 	issuer                           *process
 	processes                        []*process
@@ -195,6 +196,9 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 		return c, err
 	}
 	c.step("control plane ready at %s (%s)", c.Host, time.Since(began).Round(time.Millisecond))
+	if err := c.registerRRSA(ctx); err != nil {
+		return c, err
+	}
 	if c.CM, err = cmclient.NewForConfig(c.admin); err != nil {
 		return c, err
 	}
@@ -341,9 +345,10 @@ func (c *Cluster) Kubectl(ctx context.Context, stdin []byte, args ...string) ([]
 func isAlreadyExists(err error) bool { return apierrors.IsAlreadyExists(err) }
 
 // Secrets are the credential values no log line may contain: the simulated
-// accounts' credentials and every ServiceAccount token handed out.
+// accounts' credentials, every ServiceAccount token handed out, and every
+// token exchanged with the simulated STS.
 func (c *Cluster) Secrets() []string {
-	return append([]string{c.CloudflareToken, c.AliAccessKeySecret}, c.tokens...)
+	return append(append([]string{c.CloudflareToken, c.AliAccessKeySecret}, c.tokens...), c.Alibaba.OIDCTokens()...)
 }
 
 // LogFiles are the captured logs of every component.

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -233,7 +234,7 @@ func (c *Cluster) startWebhookBinary(ctx context.Context, name, binary string) e
 	if err != nil {
 		return err
 	}
-	c.webhook, err = c.start(name, binary, nil, args...)
+	c.webhook, err = c.start(name, binary, c.TrustSTS(), args...)
 	if err != nil {
 		return err
 	}
@@ -260,8 +261,12 @@ func (c *Cluster) webhookArgs(port, metricsPort int, peer, cloudflareURL, alidns
 		"--metrics-bind-address": hostPort(metricsPort),
 		"--peer-bind-address":    peer,
 		"--peer-ca-file":         filepath.Join(c.webhookTLSDir, "ca.crt"),
+		"--peer-token-file":      filepath.Join(c.Dir, "webhook-peer-token"),
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := c.writePeerToken(args); err != nil {
 		return nil, err
 	}
 	kubeconfig := c.webhookKubeconfig
@@ -272,7 +277,33 @@ func (c *Cluster) webhookArgs(port, metricsPort int, peer, cloudflareURL, alidns
 	// know each other from --peers instead.
 	return append(args, "--bind-address=127.0.0.1", "--peer-address="+peer, "--peer-namespace="+Namespace,
 		"--kubeconfig="+kubeconfig, "--authentication-kubeconfig="+kubeconfig, "--authorization-kubeconfig="+kubeconfig,
-		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--v=2"), nil
+		"--cloudflare-api-url="+cloudflareURL, "--alidns-endpoint="+alidnsEndpoint, "--alibaba-sts-endpoint="+c.Alibaba.STSEndpoint(), "--v=2"), nil
+}
+
+// writePeerToken writes the webhook's peer token where args'
+// --peer-token-file reads it, once: a token of its ServiceAccount for the
+// chart's --peer-token-audience, as the kubelet projects it in the chart.
+func (c *Cluster) writePeerToken(args []string) error {
+	var file, audience string
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--peer-token-file="); ok {
+			file = v
+		}
+		if v, ok := strings.CutPrefix(a, "--peer-token-audience="); ok {
+			audience = v
+		}
+	}
+	if _, err := os.Stat(file); err == nil {
+		return nil
+	}
+	expiry := int64(24 * 3600)
+	tr, err := c.Kube.CoreV1().ServiceAccounts(Namespace).CreateToken(context.Background(), webhookService,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{Audiences: []string{audience}, ExpirationSeconds: &expiry}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("peer token for ServiceAccount %s/%s: %w", Namespace, webhookService, err)
+	}
+	c.tokens = append(c.tokens, tr.Status.Token)
+	return os.WriteFile(file, []byte(tr.Status.Token), 0o600)
 }
 
 func (c *Cluster) apiServiceAvailable(ctx context.Context) error {
@@ -313,8 +344,9 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	args = append(args, "--cloudflare-api-url="+c.Cloudflare.URL(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint())
-	c.issuer, err = c.start("certbridge-issuer", c.opts.Certbridge, []string{"KUBECONFIG=" + kubeconfig}, args...)
+	args = append(args, "--cloudflare-api-url="+c.Cloudflare.URL(), "--alibaba-pca-endpoint=http://"+c.Alibaba.Endpoint(),
+		"--alibaba-sts-endpoint="+c.Alibaba.STSEndpoint())
+	c.issuer, err = c.start("certbridge-issuer", c.opts.Certbridge, append([]string{"KUBECONFIG=" + kubeconfig}, c.TrustSTS()...), args...)
 	if err != nil {
 		return err
 	}

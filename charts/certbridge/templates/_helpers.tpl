@@ -69,6 +69,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- include "certbridge.fullname" . }}-webhook-tls
 {{- end }}
 
+{{/*
+The audience of the webhook replicas' peer tokens: the release's own, so
+that such a token is worth nothing to kube-apiserver or anything else.
+*/}}
+{{- define "certbridge.peerAudience" -}}
+certbridge.io/peers/{{ .Release.Namespace }}/{{ include "certbridge.webhookName" . }}
+{{- end }}
+
 {{- define "certbridge.clusterResourceNamespace" -}}
 {{- .Values.issuer.clusterResourceNamespace | default .Values.certManager.namespace }}
 {{- end }}

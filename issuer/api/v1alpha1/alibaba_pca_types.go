@@ -21,7 +21,12 @@ type AlibabaPCAIssuerSpec struct {
 	Auth AlibabaAuth `json:"auth,omitempty"`
 }
 
-// AlibabaAuth holds Alibaba Cloud credentials.
+// AlibabaAuth holds Alibaba Cloud credentials: an AccessKey (or STS
+// credentials) from Secrets, or a ServiceAccount's identity
+// (serviceAccountRef with roleArn), or, for the cluster kinds, the
+// controller's own.
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountRef) || has(self.roleArn)",message="serviceAccountRef needs roleArn: the RAM role its tokens are exchanged for"
+// +kubebuilder:validation:XValidation:rule="!has(self.serviceAccountRef) || !(has(self.accessKeyIdSecretRef) || has(self.accessKeySecretSecretRef) || has(self.securityTokenSecretRef))",message="serviceAccountRef is the credential: an AccessKey is not used with it"
 type AlibabaAuth struct {
 	// +optional
 	AccessKeyIDSecretRef *SecretKeySelector `json:"accessKeyIdSecretRef,omitempty"`
@@ -30,10 +35,34 @@ type AlibabaAuth struct {
 	// +optional
 	SecurityTokenSecretRef *SecretKeySelector `json:"securityTokenSecretRef,omitempty"`
 	// RoleARN is a RAM role to assume from the credentials above or the
-	// ambient ones.
+	// ambient ones, or that serviceAccountRef's tokens are exchanged for.
 	// +kubebuilder:validation:Pattern=`^acs:ram::[0-9]+:role/[A-Za-z0-9._-]+$`
 	// +optional
 	RoleARN string `json:"roleArn,omitempty"`
+	// ServiceAccountRef names a ServiceAccount whose tokens the controller
+	// requests and exchanges (STS AssumeRoleWithOIDC, through the cluster's
+	// RRSA OIDC provider) for roleArn's credentials: in the issuer's own
+	// namespace, or for the cluster kind in the cluster resource namespace.
+	// The controller may request them only where a RoleBinding in that
+	// namespace lets it create serviceaccounts/token for that name.
+	// +optional
+	ServiceAccountRef *ServiceAccountRef `json:"serviceAccountRef,omitempty"`
+}
+
+// ServiceAccountRef names a ServiceAccount of the namespace the issuer's
+// credentials are read from; there is no namespace field, on purpose.
+type ServiceAccountRef struct {
+	// Name of the ServiceAccount.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+	// Audience of the requested tokens; sts.aliyuncs.com by default, the
+	// client ID of the cluster's RRSA OIDC provider.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^\S*$`
+	// +optional
+	Audience string `json:"audience,omitempty"`
 }
 
 // AlibabaPCAIssuerStatus is issuer-lib's status with what the controller

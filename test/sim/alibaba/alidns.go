@@ -82,7 +82,7 @@ func (s *Server) serveAliDNS(c caller, action string, p url.Values) (map[string]
 	if !ok {
 		return nil, &apiError{404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}
 	}
-	domain := strings.ToLower(p.Get("DomainName"))
+	domain := asciiName(p.Get("DomainName"))
 	if action == "DeleteDomainRecord" {
 		domain = s.domainOfRecord(p.Get("RecordId"))
 	}
@@ -122,9 +122,10 @@ func (s *Server) domainOfRecord(id string) string {
 	return ""
 }
 
-// domain finds a domain of the account, or the error alidns answers.
+// domain finds a domain of the account, or the error alidns answers; name
+// may be written in Unicode or in punycode.
 func (s *Server) domain(name string) (*Domain, *apiError) {
-	name = strings.ToLower(name)
+	name = asciiName(name)
 	if name == "" {
 		return nil, &apiError{400, "MissingParameter", `The input parameter "DomainName" that is mandatory for processing this request is not supplied.`}
 	}
@@ -171,7 +172,7 @@ func slice[T any](items []T, number, size int) []T {
 
 func domainJSON(d *Domain, records int) map[string]any {
 	return map[string]any{
-		"DomainId": d.ID, "DomainName": d.Name, "PunyCode": d.Name, "AliDomain": true, "RecordCount": records,
+		"DomainId": d.ID, "DomainName": d.DomainName, "PunyCode": d.Name, "AliDomain": true, "RecordCount": records,
 		"VersionCode": d.Edition.Code, "VersionName": "Alibaba Cloud DNS", "CreateTime": "2019-01-30T05:25Z",
 		"CreateTimestamp": 1548825900000, "DnsServers": map[string]any{"DnsServer": []string{"dns1.hichina.com", "dns2.hichina.com"}},
 		"GroupId": "", "GroupName": "", "InstanceId": "", "Remark": "", "Starmark": false, "Tags": map[string]any{"Tag": []any{}},
@@ -188,7 +189,9 @@ func (s *Server) describeDomains(_ caller, p url.Values) (map[string]any, *apiEr
 	s.mu.Lock()
 	var list []map[string]any
 	for _, d := range s.domains {
-		if kw != "" && ((exact && d.Name != kw) || (!exact && !strings.Contains(d.Name, kw))) {
+		// The keyword matches the domain as shown or as punycode.
+		if kw != "" && ((exact && d.Name != asciiName(kw) && d.DomainName != kw) ||
+			(!exact && !strings.Contains(d.Name, kw) && !strings.Contains(d.DomainName, kw))) {
 			continue
 		}
 		list = append(list, domainJSON(d, len(s.records[d.Name])))
@@ -216,9 +219,11 @@ func (s *Server) describeDomainInfo(_ caller, p url.Values) (map[string]any, *ap
 	return body, nil
 }
 
+// recordJSON is a record as the API returns it: its domain and an
+// internationalised RR in Unicode.
 func recordJSON(r *Record) map[string]any {
 	return map[string]any{
-		"DomainName": r.Domain, "RecordId": r.ID, "RR": r.RR, "Type": r.Type, "Value": r.Value, "TTL": r.TTL,
+		"DomainName": unicodeName(r.Domain), "RecordId": r.ID, "RR": unicodeName(r.RR), "Type": r.Type, "Value": r.Value, "TTL": r.TTL,
 		"Line": "default", "Status": "ENABLE", "Locked": false, "Weight": 1, "Priority": 0, "Remark": "",
 	}
 }
@@ -280,7 +285,7 @@ func (s *Server) describeDomainRecords(_ caller, p url.Values) (map[string]any, 
 
 // splitSubDomain resolves SubDomain (+ optional DomainName) to domain and RR.
 func (s *Server) splitSubDomain(sub, domainName string) (*Domain, string, *apiError) {
-	sub = canonical(sub)
+	sub = asciiName(sub)
 	if domainName != "" {
 		d, aerr := s.domain(domainName)
 		if aerr != nil {
@@ -355,7 +360,7 @@ func (s *Server) addDomainRecord(_ caller, p url.Values) (map[string]any, *apiEr
 	if ttl < d.Edition.MinTTL || ttl > 86400 {
 		return nil, &apiError{400, "QuotaExceeded.TTL", fmt.Sprintf("The specified TTL is invalid. A valid TTL must be in the range of %d to 86400.", d.Edition.MinTTL)}
 	}
-	rr, typ, value := strings.ToLower(p.Get("RR")), strings.ToUpper(p.Get("Type")), p.Get("Value")
+	rr, typ, value := asciiName(p.Get("RR")), strings.ToUpper(p.Get("Type")), p.Get("Value")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range s.records[d.Name] {
@@ -390,7 +395,7 @@ func (s *Server) deleteSubDomainRecords(_ caller, p url.Values) (map[string]any,
 	if aerr != nil {
 		return nil, aerr
 	}
-	rr := strings.ToLower(p.Get("RR"))
+	rr := asciiName(p.Get("RR"))
 	if rr == "" {
 		return nil, &apiError{400, "MissingParameter", `The input parameter "RR" that is mandatory for processing this request is not supplied.`}
 	}
@@ -406,5 +411,5 @@ func (s *Server) deleteSubDomainRecords(_ caller, p url.Values) (map[string]any,
 	}
 	s.records[d.Name] = kept
 	// TotalCount is a string in this answer, as Alibaba Cloud DNS sends it.
-	return map[string]any{"RR": rr, "TotalCount": strconv.Itoa(n)}, nil
+	return map[string]any{"RR": unicodeName(rr), "TotalCount": strconv.Itoa(n)}, nil
 }

@@ -11,7 +11,7 @@ var _ dnsserver.Source = (*Server)(nil)
 
 // Zone implements dnsserver.Source: the account's domain holding name.
 func (s *Server) Zone(name string) (string, bool) {
-	name = canonical(name)
+	name = asciiName(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	best := ""
@@ -31,7 +31,7 @@ func (s *Server) Zone(name string) (string, bool) {
 func (s *Server) TXT(name string) [][]string {
 	var out [][]string
 	for _, r := range s.served(name) {
-		if parts, ok := dnstxt.Split(r.Value); ok && r.Type == "TXT" && r.FQDN() == canonical(name) {
+		if parts, ok := dnstxt.Split(r.Value); ok && r.Type == "TXT" && r.FQDN() == asciiName(name) {
 			out = append(out, parts)
 		}
 	}
@@ -41,7 +41,7 @@ func (s *Server) TXT(name string) [][]string {
 // Exists implements dnsserver.Source: a record at name or below it, in the
 // domain serving name.
 func (s *Server) Exists(name string) bool {
-	name = canonical(name)
+	name = asciiName(name)
 	for _, r := range s.served(name) {
 		if f := r.FQDN(); f == name || strings.HasSuffix(f, "."+name) {
 			return true
@@ -69,7 +69,7 @@ func (s *Server) served(name string) []Record {
 // Type CNAME) at name in the domain serving it, its value as the target.
 func (s *Server) CNAME(name string) (string, bool) {
 	for _, r := range s.served(name) {
-		if r.Type == "CNAME" && r.FQDN() == canonical(name) {
+		if r.Type == "CNAME" && r.FQDN() == asciiName(name) {
 			return canonical(r.Value), true
 		}
 	}

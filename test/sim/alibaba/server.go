@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/net/idna"
 
 	"github.com/certbridge/certbridge/test/sim/simkit"
 )
@@ -69,9 +72,12 @@ type Role struct {
 	Policy Policy
 	// TrustedAccessKeys may call AssumeRole for this role.
 	TrustedAccessKeys []string
-	// TrustedOIDCProvider may call AssumeRoleWithOIDC with OIDCToken.
+	// TrustedOIDCProvider is the OIDC provider (its ARN) whose tokens may
+	// assume the role with AssumeRoleWithOIDC; OIDCSubjects, when set, is
+	// the trust policy's condition on the token's subject (oidc:sub), such
+	// as system:serviceaccount:<namespace>:<name> for a ServiceAccount.
 	TrustedOIDCProvider string
-	OIDCToken           string
+	OIDCSubjects        []string
 }
 
 // Edition is a DNS edition and its lowest TTL.
@@ -88,9 +94,14 @@ var (
 
 // Domain is a domain of the simulated account.
 type Domain struct {
-	ID      string
-	Name    string
-	Edition Edition
+	ID string
+	// Name is the domain as DNS carries it: lower case, punycode (the
+	// API's PunyCode).
+	Name string
+	// DomainName is the domain as the API shows it (DescribeDomains'
+	// DomainName): an internationalised domain in Unicode.
+	DomainName string
+	Edition    Edition
 }
 
 // Record is a stored DNS record. Value is kept exactly as submitted.
@@ -150,24 +161,28 @@ type Server struct {
 	rpc *httptest.Server
 	sts *httptest.Server
 
-	mu        sync.Mutex
-	keys      map[string]*AccessKey
-	stsCreds  map[string]*stsCredential
-	roles     map[string]*Role
-	domains   []*Domain
-	foreign   map[string]bool // domains registered in another account
-	records   map[string][]*Record
-	cas       map[string]*ca
-	nextID    int64
-	nonces    map[string]time.Time
-	calls     simkit.Counter
-	faults    simkit.Queue[Fault]
-	throttle  bool
-	recent    map[string][]time.Time
-	throttled int
-	now       func() time.Time
-	recordSeq int64
-	latency   simkit.Latency
+	mu       sync.Mutex
+	keys     map[string]*AccessKey
+	stsCreds map[string]*stsCredential
+	roles    map[string]*Role
+	// oidcProviders are RAM's OIDC identity providers, by ARN.
+	oidcProviders map[string]*OIDCProvider
+	oidcSessions  []OIDCSession
+	oidcTokens    []string
+	domains       []*Domain
+	foreign       map[string]bool // domains registered in another account
+	records       map[string][]*Record
+	cas           map[string]*ca
+	nextID        int64
+	nonces        map[string]time.Time
+	calls         simkit.Counter
+	faults        simkit.Queue[Fault]
+	throttle      bool
+	recent        map[string][]time.Time
+	throttled     int
+	now           func() time.Time
+	recordSeq     int64
+	latency       simkit.Latency
 }
 
 type stsCredential struct {
@@ -188,7 +203,7 @@ func Start() *Server {
 // newServer is a simulator's state without its listeners.
 func newServer() *Server {
 	return &Server{
-		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{},
+		keys: map[string]*AccessKey{}, stsCreds: map[string]*stsCredential{}, roles: map[string]*Role{}, oidcProviders: map[string]*OIDCProvider{},
 		foreign: map[string]bool{}, records: map[string][]*Record{}, nextID: 100000000000,
 		nonces: map[string]time.Time{}, throttle: true, recent: map[string][]time.Time{},
 		now: time.Now, latency: simkit.DefaultLatency,
@@ -233,6 +248,12 @@ func (s *Server) STSCertPool() *x509.CertPool {
 	return pool
 }
 
+// STSCertificatePEM is the STS endpoint's certificate, for a process to
+// trust (SSL_CERT_FILE).
+func (s *Server) STSCertificatePEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.sts.Certificate().Raw})
+}
+
 // STSTLSConfig is a client TLS configuration trusting the STS endpoint.
 func (s *Server) STSTLSConfig() *tls.Config { return &tls.Config{RootCAs: s.STSCertPool()} }
 
@@ -271,12 +292,14 @@ func (s *Server) newSTSLocked(policy Policy, ttl time.Duration) *stsCredential {
 	return c
 }
 
-// AddDomain adds a domain of the given edition to the account.
+// AddDomain adds a domain of the given edition to the account; name may be
+// written in Unicode or in punycode.
 func (s *Server) AddDomain(name string, e Edition) Domain {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recordSeq++
-	d := &Domain{ID: fmt.Sprintf("%08x-sim-%04d", s.recordSeq, s.recordSeq), Name: strings.ToLower(name), Edition: e}
+	ascii := asciiName(name)
+	d := &Domain{ID: fmt.Sprintf("%08x-sim-%04d", s.recordSeq, s.recordSeq), Name: ascii, DomainName: unicodeName(ascii), Edition: e}
 	s.domains = append(s.domains, d)
 	sort.Slice(s.domains, func(i, j int) bool { return s.domains[i].Name < s.domains[j].Name })
 	return *d
@@ -298,7 +321,7 @@ func (s *Server) SetEdition(name string, e Edition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, d := range s.domains {
-		if d.Name == strings.ToLower(name) {
+		if d.Name == asciiName(name) {
 			d.Edition = e
 		}
 	}
@@ -308,7 +331,7 @@ func (s *Server) SetEdition(name string, e Edition) {
 func (s *Server) AddForeignDomain(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.foreign[strings.ToLower(name)] = true
+	s.foreign[asciiName(name)] = true
 }
 
 // SetThrottling turns the per-action QPS limits on or off.
@@ -358,7 +381,7 @@ func (s *Server) Throttled() int {
 func (s *Server) Records(fqdn string) []Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	fqdn = canonical(fqdn)
+	fqdn = asciiName(fqdn)
 	var out []Record
 	for _, rs := range s.records {
 		for _, r := range rs {
@@ -385,6 +408,36 @@ func (s *Server) AllRecords() []Record {
 }
 
 func canonical(name string) string { return strings.ToLower(strings.TrimSuffix(name, ".")) }
+
+// asciiName is name as DNS carries it, the form the simulator keys domains
+// and records by: lower case, without a trailing dot, each Unicode label
+// in punycode. A label IDNA refuses is kept as it is, and then matches
+// nothing, as with the real API.
+func asciiName(name string) string {
+	labels := strings.Split(canonical(name), ".")
+	for i, l := range labels {
+		if a, err := idna.ToASCII(l); err == nil && a != l {
+			labels[i] = strings.ToLower(a)
+		}
+	}
+	return strings.Join(labels, ".")
+}
+
+// unicodeName is name as Alibaba Cloud DNS shows names it returns: each
+// punycode label in Unicode (DescribeDomains' DomainName beside its
+// PunyCode, a record's DomainName and RR).
+func unicodeName(name string) string {
+	labels := strings.Split(name, ".")
+	for i, l := range labels {
+		if !strings.HasPrefix(l, "xn--") {
+			continue
+		}
+		if u, err := idna.ToUnicode(l); err == nil {
+			labels[i] = u
+		}
+	}
+	return strings.Join(labels, ".")
+}
 
 // apiError is the RPC error body: RequestId, HostId, Code, Message, Recommend.
 type apiError struct {

@@ -210,8 +210,10 @@ func TestSTSCredentials(t *testing.T) {
 func TestAssumeRole(t *testing.T) {
 	s := start(t)
 	const arn = "acs:ram::1234567890:role/certbridge"
-	s.AddRole(alibaba.Role{ARN: arn, Policy: alibaba.AllowAll, TrustedAccessKeys: []string{akID},
-		TrustedOIDCProvider: "acs:ram::1234567890:oidc-provider/ack-rrsa-c1", OIDCToken: "eyJ.simulated.oidc"})
+	const provider = "acs:ram::1234567890:oidc-provider/ack-rrsa-c1"
+	issuer := alibaba.NewOIDCIssuer("https://oidc-ack.example/c1")
+	s.AddOIDCProvider(issuer.Provider(provider, "sts.aliyuncs.com"))
+	s.AddRole(alibaba.Role{ARN: arn, Policy: alibaba.AllowAll, TrustedAccessKeys: []string{akID}, TrustedOIDCProvider: provider})
 
 	p, err := credentials.NewRAMRoleARNCredentialsProviderBuilder().
 		WithCredentialsProvider(credentials.NewStaticAKCredentialsProvider(akID, akSecret)).
@@ -224,11 +226,11 @@ func TestAssumeRole(t *testing.T) {
 	}
 
 	tokenFile := filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(tokenFile, []byte("eyJ.simulated.oidc"), 0o600); err != nil {
+	if err := os.WriteFile(tokenFile, []byte(issuer.Token("system:serviceaccount:certbridge:certbridge-webhook", []string{"sts.aliyuncs.com"}, time.Hour)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	oidc, err := credentials.NewOIDCCredentialsProviderBuilder().WithRoleArn(arn).
-		WithOIDCProviderARN("acs:ram::1234567890:oidc-provider/ack-rrsa-c1").WithOIDCTokenFilePath(tokenFile).
+		WithOIDCProviderARN(provider).WithOIDCTokenFilePath(tokenFile).
 		WithRoleSessionName("test").WithSTSEndpoint(s.STSEndpoint()).Build()
 	if err != nil {
 		t.Fatal(err)
@@ -457,5 +459,121 @@ func TestDNSServer(t *testing.T) {
 				t.Fatalf("%s %s: answer %v", proto, name, r.Answer)
 			}
 		}
+	}
+}
+
+// Alibaba Cloud DNS names an internationalised domain in Unicode and
+// gives the ASCII form beside it (PunyCode), and returns a record's
+// DomainName and an internationalised RR in Unicode; requests may name the
+// domain either way. A simulator that answered in punycode only would let
+// a client comparing DomainName with DNS's names pass every test.
+func TestInternationalisedNamesAsTheAPIShowsThem(t *testing.T) {
+	s := start(t)
+	s.AddDomain("例子.中国", alibaba.FreeEdition)
+	s.AddDomain("XN--CZRS0T.example.org", alibaba.FreeEdition) // 商店.example.org, written in punycode, upper case
+	c := akClient(t, s)
+	res, err := c.DescribeDomains(alidns.CreateDescribeDomainsRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range res.Domains.Domain {
+		got[d.PunyCode] = d.DomainName
+	}
+	want := map[string]string{"example.com": "example.com", "xn--fsqu00a.xn--fiqs8s": "例子.中国", "xn--czrs0t.example.org": "商店.example.org"}
+	for puny, name := range want {
+		if got[puny] != name {
+			t.Errorf("DescribeDomains: PunyCode %q has DomainName %q, want %q (all: %v)", puny, got[puny], name, got)
+		}
+	}
+	for _, asked := range []string{"例子.中国", "xn--fsqu00a.xn--fiqs8s", "XN--FSQU00A.XN--FIQS8S"} {
+		req := alidns.CreateDescribeDomainInfoRequest()
+		req.DomainName = asked
+		info, err := c.DescribeDomainInfo(req)
+		if err != nil {
+			t.Fatalf("DescribeDomainInfo %q: %v", asked, err)
+		}
+		if info.DomainName != "例子.中国" || info.PunyCode != "xn--fsqu00a.xn--fiqs8s" {
+			t.Errorf("DescribeDomainInfo %q: DomainName %q PunyCode %q", asked, info.DomainName, info.PunyCode)
+		}
+	}
+	add := alidns.CreateAddDomainRecordRequest()
+	add.DomainName, add.RR, add.Type, add.Value = "xn--fsqu00a.xn--fiqs8s", "_acme-challenge.xn--czrs0t", "TXT", "v"
+	if _, err := c.AddDomainRecord(add); err != nil {
+		t.Fatal(err)
+	}
+	list := alidns.CreateDescribeSubDomainRecordsRequest()
+	list.SubDomain = "_acme-challenge.商店.例子.中国"
+	recs, err := c.DescribeSubDomainRecords(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := recs.DomainRecords.Record; len(rs) != 1 || rs[0].DomainName != "例子.中国" || rs[0].RR != "_acme-challenge.商店" {
+		t.Errorf("DescribeSubDomainRecords: want one record of 例子.中国 with RR _acme-challenge.商店, got %+v", rs)
+	}
+	if rs := s.Records("_acme-challenge.xn--czrs0t.xn--fsqu00a.xn--fiqs8s"); len(rs) != 1 {
+		t.Errorf("the record is stored under its ASCII name: %+v", s.AllRecords())
+	}
+}
+
+// AssumeRoleWithOIDC verifies the token as STS does: signed by a key of
+// the registered OIDC provider, from its issuer, not expired, for one of
+// its client IDs, and a subject the role's trust policy admits. Each case
+// goes through the SDK's OIDC credentials provider, as RRSA does.
+func TestAssumeRoleWithOIDC(t *testing.T) {
+	s := start(t)
+	const (
+		provider = "acs:ram::1234567890:oidc-provider/ack-rrsa-c1"
+		arn      = "acs:ram::1234567890:role/tenant-a-dns"
+		subject  = "system:serviceaccount:tenant-a:dns"
+		aud      = "sts.aliyuncs.com"
+	)
+	issuer := alibaba.NewOIDCIssuer("https://oidc-ack.example/c1")
+	s.AddOIDCProvider(issuer.Provider(provider, aud))
+	s.AddRole(alibaba.Role{ARN: arn, Policy: alibaba.AllowAll, TrustedOIDCProvider: provider, OIDCSubjects: []string{subject}})
+	impostor := alibaba.NewOIDCIssuer("https://oidc-ack.example/c1") // same URL, another key
+	elsewhere := alibaba.NewOIDCIssuer("https://oidc-ack.example/other")
+	hs256 := "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+	cases := []struct {
+		name, token, provider, role string
+		status                      int
+		code                        string
+	}{
+		{"admitted", issuer.Token(subject, []string{aud}, 10*time.Minute), provider, arn, 200, ""},
+		{"subject the trust policy does not admit", issuer.Token("system:serviceaccount:tenant-b:dns", []string{aud}, 10*time.Minute), provider, arn, 401, "AuthenticationFail.NoPermission"},
+		{"expired", issuer.Token(subject, []string{aud}, -time.Minute), provider, arn, 401, "AuthenticationFail.OIDCToken.Expired"},
+		{"another audience", issuer.Token(subject, []string{"https://kubernetes.default.svc"}, 10*time.Minute), provider, arn, 401, "AuthenticationFail.OIDCToken.AudienceNotMatch"},
+		{"signed by another key", impostor.Token(subject, []string{aud}, 10*time.Minute), provider, arn, 401, "AuthenticationFail.OIDCToken.InvalidSignature"},
+		{"another issuer", elsewhere.Token(subject, []string{aud}, 10*time.Minute), provider, arn, 401, "AuthenticationFail.OIDCToken.InvalidSignature"},
+		{"symmetric algorithm", hs256, provider, arn, 401, "AuthenticationFail.OIDCToken.Invalid"},
+		{"not a JWT", "eyJ.simulated", provider, arn, 401, "AuthenticationFail.OIDCToken.Invalid"},
+		{"unregistered provider", issuer.Token(subject, []string{aud}, 10*time.Minute), "acs:ram::1234567890:oidc-provider/none", arn, 401, "AuthenticationFail.NoPermission"},
+		{"unknown role", issuer.Token(subject, []string{aud}, 10*time.Minute), provider, "acs:ram::1234567890:role/none", 404, "EntityNotExist.Role"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tokenFile := filepath.Join(t.TempDir(), "token")
+			if err := os.WriteFile(tokenFile, []byte(tc.token), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p, err := credentials.NewOIDCCredentialsProviderBuilder().WithRoleArn(tc.role).WithOIDCProviderARN(tc.provider).
+				WithOIDCTokenFilePath(tokenFile).WithRoleSessionName("test").WithSTSEndpoint(s.STSEndpoint()).Build()
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.GetCredentials()
+			if tc.code == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := s.OIDCSessions(); len(got) == 0 || got[len(got)-1] != (alibaba.OIDCSession{Role: arn, Subject: subject}) {
+					t.Errorf("sessions %+v", got)
+				}
+				return
+			}
+			if status, code, _ := errCode(t, err); status != tc.status || code != tc.code {
+				t.Errorf("got %d %s, want %d %s", status, code, tc.status, tc.code)
+			}
+		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 const (
 	stsVersion = "2015-04-01"
 	stsHost    = "sts.aliyuncs.com"
+	// maxKeptTokens bounds the OIDC tokens kept for leak scans.
+	maxKeptTokens = 10000
 )
 
 // serveSTS answers AssumeRole (signed by a RAM user's AccessKey or STS
@@ -60,19 +62,9 @@ func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p url.Values
 			return
 		}
 	case "AssumeRoleWithOIDC":
-		for _, k := range []string{"RoleArn", "OIDCProviderArn", "OIDCToken"} {
-			if p.Get(k) == "" {
-				apiError{400, "MissingParameter", `The input parameter "` + k + `" that is mandatory for processing this request is not supplied.`}.write(w, stsHost)
-				return
-			}
-		}
-		role = s.role(p.Get("RoleArn"))
-		switch {
-		case role == nil || role.TrustedOIDCProvider != p.Get("OIDCProviderArn"):
-			apiError{403, "NoPermission", "You are not authorized to do this action. You should be authorized by RAM."}.write(w, stsHost)
-			return
-		case role.OIDCToken != p.Get("OIDCToken"):
-			apiError{400, "AuthenticationFail.OIDCToken.Invalid", "The OIDC token is invalid."}.write(w, stsHost)
+		var aerr *apiError
+		if role, aerr = s.assumeRoleWithOIDC(p); aerr != nil {
+			aerr.write(w, stsHost)
 			return
 		}
 	default:
@@ -89,6 +81,43 @@ func (s *Server) assumeRole(w http.ResponseWriter, r *http.Request, p url.Values
 		},
 		"AssumedRoleUser": map[string]any{"Arn": role.ARN + "/" + p.Get("RoleSessionName"), "AssumedRoleId": "3" + randomString(17)},
 	})
+}
+
+// assumeRoleWithOIDC checks an AssumeRoleWithOIDC call, unsigned: the
+// token is the proof. The provider must be registered; the token must be
+// signed by one of its keys, name its issuer, not be expired, and be for
+// one of its client IDs (audiences); the role must trust the provider, and
+// its trust policy admit the token's subject.
+func (s *Server) assumeRoleWithOIDC(p url.Values) (*Role, *apiError) {
+	for _, k := range []string{"RoleArn", "OIDCProviderArn", "OIDCToken"} {
+		if p.Get(k) == "" {
+			return nil, &apiError{400, "MissingParameter", `The input parameter "` + k + `" that is mandatory for processing this request is not supplied.`}
+		}
+	}
+	s.mu.Lock()
+	provider, now := s.oidcProviders[p.Get("OIDCProviderArn")], s.now()
+	if len(s.oidcTokens) < maxKeptTokens {
+		s.oidcTokens = append(s.oidcTokens, p.Get("OIDCToken"))
+	}
+	s.mu.Unlock()
+	if provider == nil {
+		return nil, errNoProvider
+	}
+	c, aerr := verifyOIDC(provider, p.Get("OIDCToken"), now)
+	if aerr != nil {
+		return nil, aerr
+	}
+	role := s.role(p.Get("RoleArn"))
+	switch {
+	case role == nil:
+		return nil, &apiError{404, "EntityNotExist.Role", "The role not exists: " + p.Get("RoleArn") + "."}
+	case role.TrustedOIDCProvider != provider.ARN || (len(role.OIDCSubjects) > 0 && !contains(role.OIDCSubjects, c.Sub)):
+		return nil, oidcError("AuthenticationFail.NoPermission", "There is no permission")
+	}
+	s.mu.Lock()
+	s.oidcSessions = append(s.oidcSessions, OIDCSession{Role: role.ARN, Subject: c.Sub})
+	s.mu.Unlock()
+	return role, nil
 }
 
 func (s *Server) role(arn string) *Role {

@@ -70,6 +70,7 @@ type Server struct {
 	blockedTil time.Time
 	rejected   int
 	rejectedBy map[string]int // by API token
+	countedBy  map[string]int // calls counted against the quota, by API token
 	batches    int
 	now        func() time.Time
 	latency    simkit.Latency
@@ -183,6 +184,19 @@ func (s *Server) SetRateLimit(l RateLimit) {
 	s.limit, s.windowEnd, s.count, s.blockedTil = l, time.Time{}, 0, time.Time{}
 }
 
+// SpendQuota spends what is left of the user's quota, as another client of
+// the user would: the next call exceeds it and blocks the user for a whole
+// window (429 with Retry-After), as Cloudflare does.
+func (s *Server) SpendQuota() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if !now.Before(s.windowEnd) {
+		s.windowEnd = now.Add(s.limit.Window)
+	}
+	s.count = s.limit.Limit
+}
+
 // InjectFault queues a fault; faults apply in the order injected.
 func (s *Server) InjectFault(f Fault) { s.faults.Add(f, f.Times) }
 
@@ -213,6 +227,14 @@ func (s *Server) RejectedFor(token string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.rejectedBy[token]
+}
+
+// CountedFor counts the calls of one API token that the rate limit
+// counted (not refused).
+func (s *Server) CountedFor(token string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.countedBy[token]
 }
 
 // Batches counts the batch calls that were applied or refused whole.
@@ -386,6 +408,12 @@ func (s *Server) admit(w http.ResponseWriter, p principal) bool {
 		return false
 	}
 	s.count++
+	if p.token != nil {
+		if s.countedBy == nil {
+			s.countedBy = map[string]int{}
+		}
+		s.countedBy[p.token.Value]++
+	}
 	w.Header().Set("Ratelimit", fmt.Sprintf(`"default";r=%d;t=%d`, s.limit.Limit-s.count, secs(s.windowEnd.Sub(now))))
 	return true
 }
