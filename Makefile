@@ -157,10 +157,11 @@ demo: tools build $(if $(NODE),node-deps image-amd64) ## start the local environ
 	$(if $(NODE),CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG)) \
 	  $(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once) $(if $(NODE),--node)
 
-generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), and the README's bench headline (from BENCHMARKS.md)
+generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), the flags tables (docs/configuration.md, from the commands), and the README's bench headline (from BENCHMARKS.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
 	$(CONTROLLER_GEN) crd paths=./issuer/api/... output:crd:dir=charts/certbridge/files/crds
 	go run ./hack/chartdoc --chart charts/certbridge --doc docs/configuration.md
+	go run ./hack/flagdoc --doc docs/configuration.md
 	go run ./hack/benchdoc --from BENCHMARKS.md README.md
 
 $(CONTROLLER_GEN):

@@ -758,3 +758,26 @@ func TestCloudflare_IgnoresCloudflareEnvironment(t *testing.T) {
 	err := e.present(map[string]any{"apiKeySecretRef": map[string]any{"name": "cf-key", "key": "key"}, "email": "ops@example.com"}, acmeKey())
 	assertMessage(t, err, "Cloudflare rejected the credential", "9103")
 }
+
+// A refused request is an error in the webhook's log, not an information:
+// an operator filtering for errors sees what cert-manager was told.
+func TestCloudflare_RefusalsAreLoggedAsErrors(t *testing.T) {
+	e := newCFEnv(t)
+	_, cfg := e.token(fullToken())
+	cfg["apiTokenSecretref"] = cfg["apiTokenSecretRef"] // a typo, F9
+	if err := e.solver.Refuse(challenge(t, e.ns, fqdn, zone, "k", cfg)); err == nil {
+		t.Fatal("a config with an unknown field was not refused")
+	}
+	var line string
+	for _, l := range strings.Split(e.logs.String(), "\n") {
+		if strings.Contains(l, `"msg"="Challenge action failed"`) {
+			line = l
+		}
+	}
+	switch {
+	case line == "":
+		t.Fatalf("the refusal is not in the log:\n%s", e.logs.String())
+	case strings.Contains(line, `"level"=`) || !strings.Contains(line, `"error"=`):
+		t.Errorf("the refusal is logged as information, not as an error: %s", line)
+	}
+}

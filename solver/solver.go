@@ -256,7 +256,7 @@ func requestLog(log logr.Logger, ch *whapi.ChallengeRequest, fqdn string) logr.L
 func (s *Solver) failed(log logr.Logger, action string, err error) error {
 	metrics.Challenges.WithLabelValues(s.name, action, metrics.Outcome(err)).Inc()
 	err = fmt.Errorf("%s: %w", s.name, err)
-	log.Info("Challenge action failed", "error", err.Error())
+	log.Error(err, "Challenge action failed")
 	return err
 }
 
@@ -278,7 +278,9 @@ func (s *Solver) Refuse(ch *whapi.ChallengeRequest) (err error) {
 	}()
 	fqdn, err := validateRequest(ch)
 	if err != nil {
-		return fmt.Errorf("%s: %w", s.name, err)
+		err = fmt.Errorf("%s: %w", s.name, err)
+		s.log.Error(err, "Challenge request refused")
+		return err
 	}
 	if ch.Action != whapi.ChallengeActionPresent {
 		return nil

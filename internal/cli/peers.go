@@ -44,23 +44,23 @@ const DefaultPeerTokenFile = "/var/run/secrets/certbridge.io/peer/token"
 
 func (f *peerFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.bindAddress, "peer-bind-address", "",
-		"address of the listener that takes requests from the other replicas (TLS with the serving certificate, and a token of the webhook's ServiceAccount); empty: replicas do not hand requests to each other")
+		"address of the listener that takes requests from the other replicas (the chart: :8444); empty: replicas do not hand requests to each other. Needs --tls-cert-file and --tls-private-key-file (the peers' TLS uses the serving certificate), --peer-token-audience and --peer-service-account")
 	fs.StringVar(&f.address, "peer-address", "",
 		"this replica's peer address (host:port) as the others dial it (default: $POD_IP with --peer-bind-address's port)")
 	fs.StringSliceVar(&f.static, "peers", nil,
 		"every replica's peer address (host:port), for runs outside Kubernetes; instead of --peer-service")
 	fs.StringVar(&f.service, "peer-service", "",
-		"the webhook's Service: its EndpointSlices' ready endpoints, on the port named \"peer\", are the replicas")
+		"the webhook's Service: its EndpointSlices' ready endpoints, on the port named \"peer\", are the replicas (the chart sets it)")
 	fs.StringVar(&f.namespace, "peer-namespace", os.Getenv("POD_NAMESPACE"),
 		"namespace of --peer-service and of --peer-service-account (default: $POD_NAMESPACE)")
 	fs.StringVar(&f.caFile, "peer-ca-file", "",
-		"CA that issued the replicas' serving certificate (the Secret's ca.crt); empty: the certificate itself")
+		"CA that issued the replicas' serving certificate (the chart: the Secret's ca.crt); empty: the certificate itself")
 	fs.StringVar(&f.tokenFile, "peer-token-file", DefaultPeerTokenFile,
-		"the token this replica presents to its peers: a projected ServiceAccount token for --peer-token-audience, read again when it changes")
+		"the token this replica presents to its peers: a projected ServiceAccount token for --peer-token-audience (the chart mounts one), read again when it changes")
 	fs.StringVar(&f.audience, "peer-token-audience", "",
-		"the audience of the peers' tokens; a token for any other audience (kube-apiserver's included) is refused")
+		"the audience of the peers' tokens (the chart: certbridge.io/peers/<namespace>/<fullname>-webhook); a token for any other audience, kube-apiserver's included, is refused (401)")
 	fs.StringVar(&f.serviceAccount, "peer-service-account", "",
-		"the webhook's ServiceAccount, in --peer-namespace: the only caller the peer listener serves")
+		"the webhook's ServiceAccount, in --peer-namespace: the only identity the peer listener serves; any other is refused (403)")
 }
 
 // addServing reads cert-manager's serving certificate flags in the

@@ -56,15 +56,15 @@ func (f *limitFlag) Type() string             { return "requests/window" }
 
 func (f *webhookFlags) add(fs *pflag.FlagSet) {
 	fs.StringVar(&f.groupName, "group-name", os.Getenv("GROUP_NAME"),
-		"API group the solvers are served under; Issuers set it as webhook.groupName (default: $GROUP_NAME)")
+		"API group the solvers are served under, which Issuers name as webhook.groupName; required (default: $GROUP_NAME)")
 	fs.StringVar(&f.cloudflareAPIURL, "cloudflare-api-url", cloudflare.ProductionURL,
-		"Cloudflare API base URL; the only way to point the cloudflare solver elsewhere")
+		"Cloudflare API base URL: the only way to point the cloudflare solver elsewhere, for an Issuer's config cannot")
 	fs.StringVar(&f.aliDNSEndpoint, "alidns-endpoint", "",
-		"Alibaba Cloud DNS endpoint replacing the regional one (host[:port], or an http:// or https:// URL); the only way to point the alidns solver elsewhere")
+		"Alibaba Cloud DNS endpoint replacing the regional one, for private endpoints: host[:port] is HTTPS, or give an http:// or https:// URL; anything else is refused at start, naming the flag. The only way to point the alidns solver elsewhere, for an Issuer's config cannot (default: the solver's regionId endpoint)")
 	fs.StringVar(&f.alibabaSTSEndpoint, "alibaba-sts-endpoint", alibaba.STSHost,
-		"Alibaba Cloud STS endpoint (HTTPS) for RRSA and role assumption")
+		"Alibaba Cloud STS endpoint (HTTPS) for RRSA, roleArn and serviceAccountRef")
 	fs.StringVar(&f.oidcProviderARN, "alibaba-oidc-provider-arn", "",
-		"the cluster's RRSA OIDC provider in RAM (acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>), through which the alidns solver's serviceAccountRef tokens are exchanged for roles")
+		"the cluster's RRSA OIDC provider in RAM (acs:ram::<account id>:oidc-provider/ack-rrsa-<cluster id>), through which the alidns solver's serviceAccountRef tokens are exchanged for roles (chart: alibaba.oidcProviderARN); empty: a serviceAccountRef is refused, naming the value")
 	fs.StringVar(&f.metricsAddress, "metrics-bind-address", ":9402",
 		"address of the Prometheus /metrics endpoint (plain HTTP; empty or 0 disables it)")
 	fs.DurationVar(&f.batchWindow, "cloudflare-batch-window", cloudflare.DefaultBatchWindow,

@@ -21,8 +21,9 @@ import "time"
 //
 // What it admits, in order:
 //   - nothing once only the reserve is left, until the reset;
-//   - nothing beyond what the others will spend until the reset at the rate
-//     they spend now, but one request per rateSpan to see that rate again;
+//   - nothing beyond what the others will spend until the reset (at the
+//     rate they spend now, or what they spent in the window before and not
+//     yet in this one), but one request per rateSpan to see it again;
 //   - unless it knows itself alone on the account, requests spread evenly
 //     over the time to the reset once less than half the quota is left,
 //     and, once the count is old (the window reset, or no answer for a
@@ -30,8 +31,9 @@ import "time"
 //     see each other late must not overshoot together;
 //   - everything else at once.
 //
-// It knows itself alone once it has followed the count for a whole window
-// without seeing another client spend.
+// It knows itself alone once its answers' counts have spanned a whole
+// window without showing another client spend: time without answers (held
+// back, blocked, idle) proves nothing.
 type providerCount struct {
 	quota  int
 	window time.Duration
@@ -53,9 +55,12 @@ type providerCount struct {
 	// least: the quota less what is left and all this process may have
 	// had counted in it.
 	othersInWindow int
-	// followingSince is the first count's time; othersSeenAt the last time
-	// the counts showed another client spending.
-	followingSince, othersSeenAt time.Time
+	// othersLastWindow is what the others spent, at least, in the window
+	// before: what they may spend again in this one, all at once.
+	othersLastWindow int
+	// quietSince is the time of the first count since the counts last
+	// showed another client spending (or the first count of all).
+	quietSince time.Time
 
 	lastAdmit time.Time
 	// probe is the request sent, once the window has reset, to learn the
@@ -97,12 +102,20 @@ func (c *providerCount) observe(now time.Time, seq, held, sentBy uint64, r Remai
 	resetAt := now.Add(r.Reset)
 	switch {
 	case !c.known:
-		c.followingSince = now
+		c.quietSince = now
 		fallthrough
 	case c.newWindow(x, resetAt):
+		c.othersLastWindow = 0
+		if resetAt.Sub(c.resetAt) < c.window*3/2 {
+			c.othersLastWindow = c.othersInWindow // the window just before
+		}
 		c.samples, c.othersInWindow = append(c.samples[:0], x), 0
-	case seq < c.seq:
-		return // an older request's answer, overtaken: its count is older too
+	case seq < c.seq || r.Remaining > c.remaining:
+		// An older count: of a request sent before the newest count's, or
+		// of one that arrived before it although sent after (requests
+		// overtake each other on the way). Within a window the count only
+		// falls.
+		return
 	default:
 		c.addSample(x)
 		c.othersRate = c.rate(x)
@@ -117,16 +130,16 @@ func (c *providerCount) observe(now time.Time, seq, held, sentBy uint64, r Remai
 	began := resetAt.Add(-c.window - 2*time.Second - c.window/100)
 	c.othersInWindow = max(c.othersInWindow, c.quota-r.Remaining-ownSince(began))
 	if c.othersRate > 0 || c.othersInWindow > c.reserve() {
-		c.othersSeenAt = now
+		c.quietSince = now
 	}
 }
 
-// newWindow tells a count of a later window: one sent after the newest
-// count's request that is higher (within a window the count only falls),
-// or resets a good part of a window later (seconds to the reset are
-// rounded).
+// newWindow tells a count of a later window: one of a request sent after
+// the newest count's that resets a good part of a window later (seconds to
+// the reset are rounded, and read late by an answer's way back). A higher
+// count alone says nothing: a request sent later may have arrived first.
 func (c *providerCount) newWindow(x sample, resetAt time.Time) bool {
-	return x.seq > c.seq && (x.remaining > c.remaining || resetAt.Sub(c.resetAt) > c.window/2)
+	return x.seq > c.seq && resetAt.Sub(c.resetAt) > c.window/2
 }
 
 // addSample keeps the samples of the last two rate spans, and at least one
@@ -164,10 +177,10 @@ func (c *providerCount) rate(x sample) float64 {
 
 func (c *providerCount) reserve() int { return max(1, int(float64(c.quota)*Reserve)) }
 
-// alone reports whether this process has followed the count for a whole
-// window without seeing another client spend.
-func (c *providerCount) alone(now time.Time) bool {
-	return now.Sub(c.followingSince) >= c.window && now.Sub(c.othersSeenAt) >= c.window
+// alone reports whether the counts since the last sign of another client
+// span a whole window.
+func (c *providerCount) alone(time.Time) bool {
+	return c.samples[len(c.samples)-1].at.Sub(c.quietSince) >= c.window
 }
 
 // admits says when request number sent+1 may go as far as this count is
@@ -186,7 +199,7 @@ func (c *providerCount) admits(now time.Time, sent uint64) (next time.Time, awai
 	}
 	left := c.remaining - c.uncounted(now, sent) - c.reserve()
 	untilReset := c.resetAt.Sub(now)
-	avail := left - int(c.othersRate*untilReset.Seconds())
+	avail := left - c.othersShare(untilReset)
 	switch {
 	case left <= 0:
 		return c.resetAt, false
@@ -222,6 +235,15 @@ func (c *providerCount) uncounted(now time.Time, sent uint64) int {
 		return int(sent - last.sentBy)
 	}
 	return int(sent - c.seq)
+}
+
+// othersShare is what the others are expected to spend before the reset:
+// at the rate they spend now, or what they spent in the window before and
+// not yet in this one, whichever is more. A client that spends its share in
+// bursts (a plan, a job each window) shows no rate between them, and would
+// find nothing left if its share were spent meanwhile.
+func (c *providerCount) othersShare(untilReset time.Duration) int {
+	return max(int(c.othersRate*untilReset.Seconds()), c.othersLastWindow-c.othersInWindow)
 }
 
 // stale reports whether the newest count no longer says what is left, to

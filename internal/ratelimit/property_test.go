@@ -33,12 +33,13 @@ func TestBudgetAloneNeverWaits(t *testing.T) {
 	reserve := int(float64(cloudflareQuota.Limit) * Reserve)
 	for seed := range uint64(200) {
 		s, c, name := aloneRun(seed)
-		// A trickle through the first window, as between renewals.
-		trickle := 10
+		// A trickle through more than a window, as between renewals: its
+		// answers span a window.
+		trickle := 12
 		for i := range trickle {
-			c.want(s.now.Add(time.Duration(i)*cloudflareQuota.Window/time.Duration(trickle)), 1)
+			c.want(s.now.Add(time.Duration(i)*cloudflareQuota.Window/time.Duration(trickle-2)), 1)
 		}
-		s.run(s.now.Add(cloudflareQuota.Window + time.Second))
+		s.run(s.now.Add(cloudflareQuota.Window * 11 / 10))
 		c.waits = 0
 		demand := 1 + s.rng.IntN(cloudflareQuota.Limit-reserve-trickle)
 		for left := demand; left > 0; {
@@ -121,6 +122,51 @@ func TestBudgetsNeverExceedTheQuotaTogether(t *testing.T) {
 			if end.After(start.Add(cloudflareQuota.Window)) && end.Before(start.Add(3*cloudflareQuota.Window)) && n < cloudflareQuota.Limit/2 {
 				t.Errorf("%s: only %d requests counted in the window ending %s", name, n, end.Sub(start))
 			}
+		}
+	}
+}
+
+// A neighbour that spends its share in one burst each window, at a random
+// moment within it (a job, a plan), blind to Cloudflare's headers, shows no
+// rate between its bursts: a process renewing beside it leaves it what it
+// spent in the window before, and neither gets a 429 once the process has
+// seen a window of it (and any block a 429 in that first window brought
+// has ended).
+func TestBudgetLeavesABurstingNeighbourItsShare(t *testing.T) {
+	for seed := range uint64(40) {
+		s := newSimulation(seed, &counterModel{quota: cloudflareQuota.Limit, window: cloudflareQuota.Window}, 20*time.Millisecond, 150*time.Millisecond)
+		share := 100 + s.rng.IntN(400)
+		neighbour := &client{s: s}
+		var burst func()
+		burst = func() {
+			for range share {
+				neighbour.sent++
+				s.send(nil, nil, func(admitted bool) {
+					if !admitted {
+						neighbour.rejected++
+					}
+				})
+			}
+			// The next burst: at a random moment of the next window.
+			end := s.model.windowEnd
+			if !end.After(s.now) {
+				end = s.now.Add(cloudflareQuota.Window) // the burst opens the window
+			}
+			s.at(end.Add(time.Duration((0.1+0.8*s.rng.Float64())*float64(cloudflareQuota.Window))), burst)
+		}
+		s.at(s.now.Add(time.Duration(s.rng.Int64N(int64(cloudflareQuota.Window)))), burst)
+		c := s.newClient(cloudflareQuota.Limit, cloudflareQuota.Window, 1+s.rng.IntN(60))
+		start := s.now.Add(time.Duration(s.rng.Int64N(int64(cloudflareQuota.Window))))
+		c.want(start, 100000)
+		s.run(start.Add(cloudflareQuota.Window))
+		if s.model.blockedTil.After(s.now) {
+			s.run(s.model.blockedTil.Add(time.Second))
+		}
+		before := s.model.rejected
+		s.run(s.now.Add(4 * cloudflareQuota.Window))
+		if n := s.model.rejected - before; n != 0 {
+			t.Errorf("seed %d: a neighbour bursting %d once a window: %d requests answered 429 after the process's first window (process %d, neighbour %d in all)",
+				seed, share, n, c.rejected, neighbour.rejected)
 		}
 	}
 }
