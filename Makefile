@@ -33,6 +33,16 @@ export TEST_ASSET_ETCD := $(ETCD_DIR)/etcd
 export TEST_ASSET_HELM := $(HELM_DIR)/helm
 export TEST_ASSET_PEBBLE := $(PEBBLE_DIR)/pebble
 export TEST_ASSET_PROMTOOL := $(PROMTOOL_DIR)/promtool
+# The local cluster runs kube-controller-manager; its node (make e2e-node)
+# kubelet, kube-proxy and kube-scheduler. All four build in one go build.
+export TEST_ASSET_KUBE_CONTROLLER_MANAGER := $(KUBE_DIR)/kube-controller-manager
+export TEST_ASSET_KUBELET := $(KUBE_DIR)/kubelet
+export TEST_ASSET_KUBE_PROXY := $(KUBE_DIR)/kube-proxy
+export TEST_ASSET_KUBE_SCHEDULER := $(KUBE_DIR)/kube-scheduler
+KUBE_NODE_TOOLS := $(TEST_ASSET_KUBE_CONTROLLER_MANAGER) $(TEST_ASSET_KUBELET) $(TEST_ASSET_KUBE_PROXY) $(TEST_ASSET_KUBE_SCHEDULER)
+# The node's runtime, from Debian (bookworm), installed when missing; the
+# upstream versions it is tested with (README, Compatibility).
+NODE_DEBS := containerd:1.6.20 runc:1.1.5 containernetworking-plugins:1.1.1 iptables:1.8.9
 
 BIN_DIR ?= bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo v0.0.0-unknown)
@@ -57,7 +67,7 @@ GO_TEST_FLAGS ?= -race -count=1
 # The end-to-end tests and the demo run the binary `make build` makes.
 export CERTBRIDGE_BINARY := $(abspath $(BIN_DIR))/certbridge
 
-.PHONY: all build image image-push test fuzz e2e demo verify generate tools env conformance-live bench sim clean-tools help
+.PHONY: all build image image-amd64 image-push test fuzz e2e e2e-node node-deps demo verify generate tools env conformance-live bench sim clean-tools help
 
 all: build
 
@@ -69,23 +79,27 @@ build: ## build bin/certbridge with the version stamped in
 
 # No container engine: the binaries are cross-compiled and hack/image lays
 # them on an empty base with go-containerregistry.
+IMAGE_ARCHS ?= amd64 arm64
 image: ## build linux/amd64 + linux/arm64 images without a container engine: bin/image/oci (OCI layout), bin/image/*.tar (docker load, kind load)
-	GOOS=linux GOARCH=amd64 $(GO_BUILD) -o $(IMAGE_DIR)/linux_amd64/certbridge .
-	GOOS=linux GOARCH=arm64 $(GO_BUILD) -o $(IMAGE_DIR)/linux_arm64/certbridge .
+	$(foreach a,$(IMAGE_ARCHS),GOOS=linux GOARCH=$(a) $(GO_BUILD) -o $(IMAGE_DIR)/linux_$(a)/certbridge . &&) true
 	@go run ./hack/image build --dir $(IMAGE_DIR) --name $(IMAGE_REPO):$(IMAGE_TAG) \
 	  --version $(VERSION) --revision $(REVISION) --source $(IMAGE_SOURCE) --source-date-epoch $(SOURCE_DATE_EPOCH) \
-	  linux/amd64=$(IMAGE_DIR)/linux_amd64/certbridge linux/arm64=$(IMAGE_DIR)/linux_arm64/certbridge
+	  $(foreach a,$(IMAGE_ARCHS),linux/$(a)=$(IMAGE_DIR)/linux_$(a)/certbridge)
+
+image-amd64: ## make image for linux/amd64 alone (the same certbridge-linux-amd64.tar; the OCI layout then holds one platform)
+	@$(MAKE) --no-print-directory image IMAGE_ARCHS=amd64
 
 image-push: ## make image, then push both platforms and their SBOMs: make image-push IMAGE=<registry>/<repository>:<tag>
 	@test -n "$(IMAGE)" || { echo "set IMAGE=<registry>/<repository>:<tag> to push to, e.g. make image-push IMAGE=registry.example.com/certbridge:$(IMAGE_TAG)"; exit 1; }
 	@$(MAKE) --no-print-directory image
 	@go run ./hack/image push --dir $(IMAGE_DIR) $(IMAGE)
 
-test: tools build ## run every test: unit, simulators, conformance, chart checks (real kube-apiserver + etcd), then make e2e
+test: tools build ## run every test: unit, simulators, conformance, chart checks (real kube-apiserver + etcd), then make e2e and make e2e-node
 	@mkdir -p $(BIN_DIR)
 	@status=0; \
 	  go test $(GO_TEST_FLAGS) -v ./... 2>&1 | tee $(BIN_DIR)/.test.log || status=1; \
 	  $(MAKE) --no-print-directory e2e 2>&1 | tee -a $(BIN_DIR)/.test.log || status=1; \
+	  $(MAKE) --no-print-directory e2e-node 2>&1 | tee -a $(BIN_DIR)/.test.log || status=1; \
 	  echo "$$(grep -cE -- '--- PASS' $(BIN_DIR)/.test.log) passed, $$(grep -cE -- '--- FAIL' $(BIN_DIR)/.test.log) failed, $$(grep -cE -- '--- SKIP' $(BIN_DIR)/.test.log) skipped"; \
 	  exit $$status
 
@@ -118,8 +132,30 @@ E2E_GO := CGO_ENABLED=0 GOFLAGS=-trimpath
 e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, webhook and issuer on a local kube-apiserver; scenarios a-m, the garbage run and the demo
 	$(E2E_GO) go test -tags e2e -count=1 -v -timeout 25m ./test/e2e/
 
-demo: tools build ## start the local environment, issue a wildcard and an Origin CA certificate, and stay up (make demo ONCE=1 exits)
-	$(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once)
+# The node scenarios (test/node): make image's image on kubelet + containerd,
+# the chart installed with helm install. Root, for containerd, the bridge and
+# iptables. NODE_RUN=<regexp> runs some of them (go test -run); NODE_HOLD=10m
+# keeps a failed run's node up that long, to look inside.
+e2e-node: tools node-deps build image-amd64 ## the chart installed with helm from make image's image on a real node (kubelet, containerd, kube-proxy): scenarios a-g
+	CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG) CERTBRIDGE_NODE_HOLD=$(NODE_HOLD) \
+	  $(E2E_GO) go test -tags e2e -count=1 -v -timeout 20m $(if $(NODE_RUN),-run '$(NODE_RUN)') ./test/node/
+
+node-deps: ## install the node's runtime from Debian when missing: containerd, runc, the CNI plugins, iptables
+	@missing=""; for p in $(NODE_DEBS); do name=$${p%%:*}; want=$${p#*:}; \
+	  have=$$(dpkg-query -W -f '$${Version}' $$name 2>/dev/null || true); \
+	  case "$$have" in "") missing="$$missing $$name";; $$want[~+-]*) ;; *) echo "$$name $$have is installed; the node is tested with $$want (README, Compatibility)"; exit 1;; esac; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing from Debian:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# make demo runs certbridge in pods on the local node (root; about 1.5 minutes
+# warm); NODE= runs it as local processes instead, without root.
+NODE ?= 1
+demo: tools build $(if $(NODE),node-deps image-amd64) ## start the local environment with certbridge in pods on a real node, issue a wildcard and an Origin CA certificate, and stay up (ONCE=1 exits; NODE= runs certbridge as local processes, without root)
+	$(if $(NODE),CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG)) \
+	  $(E2E_GO) go run -tags e2e ./test/localcluster/cmd/demo $(if $(ONCE),--once) $(if $(NODE),--node)
 
 generate: $(CONTROLLER_GEN) ## regenerate the issuer API's deepcopy functions and CRDs, the chart values' descriptions (schema, docs/configuration.md), the flags tables (docs/configuration.md, from the commands), and the README's bench headline (from BENCHMARKS.md)
 	$(CONTROLLER_GEN) object paths=./issuer/api/...
@@ -152,7 +188,7 @@ verify: generate ## gofmt, go vet, go.mod tidy, generated files unchanged, no pr
 	@git diff --exit-code --stat -- issuer/api charts/certbridge/files/crds charts/certbridge/values.schema.json docs/configuration.md README.md || { echo "generated files are stale: run make generate and commit"; exit 1; }
 	@untracked=$$(git ls-files --others --exclude-standard -- charts/certbridge/files/crds); if [ -n "$$untracked" ]; then echo "generated but not committed: $$untracked"; exit 1; fi
 
-tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) $(TEST_ASSET_PROMTOOL) ## build the pinned control-plane binaries, helm, Pebble and promtool once
+tools: $(TEST_ASSET_KUBE_APISERVER) $(TEST_ASSET_KUBECTL) $(KUBE_NODE_TOOLS) $(TEST_ASSET_ETCD) $(TEST_ASSET_HELM) $(TEST_ASSET_PEBBLE) $(TEST_ASSET_PROMTOOL) ## build the pinned Kubernetes binaries, etcd, helm, Pebble and promtool once
 
 # k8s.io/kubernetes replaces its staging modules with relative paths, so
 # `go install` refuses it; hack/tools/kube pins each staging module instead.
@@ -163,6 +199,14 @@ $(KUBE_DIR)/%:
 	@echo "building $* $(KUBERNETES_VERSION) into $(KUBE_DIR) (once; a few minutes on 2 cores)"
 	cd hack/tools/kube && CGO_ENABLED=0 go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $@.tmp k8s.io/kubernetes/cmd/$*
 	mv $@.tmp $@
+
+# One go build for the four: they share most of their packages.
+$(KUBE_NODE_TOOLS) &:
+	@mkdir -p $(KUBE_DIR)/.node.tmp
+	@echo "building kube-controller-manager, kubelet, kube-proxy, kube-scheduler $(KUBERNETES_VERSION) into $(KUBE_DIR) (once; several minutes on 2 cores)"
+	cd hack/tools/kube && CGO_ENABLED=0 go build -trimpath -ldflags '$(KUBE_LDFLAGS)' -o $(KUBE_DIR)/.node.tmp/ \
+	  k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kube-scheduler
+	mv $(KUBE_DIR)/.node.tmp/* $(KUBE_DIR)/ && rmdir $(KUBE_DIR)/.node.tmp
 
 $(TEST_ASSET_ETCD):
 	@mkdir -p $(ETCD_DIR)
@@ -192,7 +236,7 @@ $(TEST_ASSET_PROMTOOL):
 	mv $@.tmp $@
 
 env: tools ## print the exports that let `go test` run single tests: eval "$$(make -s env)"
-	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM) TEST_ASSET_PEBBLE=$(TEST_ASSET_PEBBLE) TEST_ASSET_PROMTOOL=$(TEST_ASSET_PROMTOOL) CERTBRIDGE_BINARY=$(CERTBRIDGE_BINARY)"
+	@echo "export GOTOOLCHAIN=local TEST_ASSET_ETCD=$(TEST_ASSET_ETCD) TEST_ASSET_KUBE_APISERVER=$(TEST_ASSET_KUBE_APISERVER) TEST_ASSET_KUBECTL=$(TEST_ASSET_KUBECTL) TEST_ASSET_HELM=$(TEST_ASSET_HELM) TEST_ASSET_PEBBLE=$(TEST_ASSET_PEBBLE) TEST_ASSET_PROMTOOL=$(TEST_ASSET_PROMTOOL) TEST_ASSET_KUBE_CONTROLLER_MANAGER=$(TEST_ASSET_KUBE_CONTROLLER_MANAGER) TEST_ASSET_KUBELET=$(TEST_ASSET_KUBELET) TEST_ASSET_KUBE_PROXY=$(TEST_ASSET_KUBE_PROXY) TEST_ASSET_KUBE_SCHEDULER=$(TEST_ASSET_KUBE_SCHEDULER) CERTBRIDGE_BINARY=$(CERTBRIDGE_BINARY)"
 
 conformance-live: tools ## conformance against real accounts: CLOUDFLARE_API_TOKEN and/or ALIBABA_CLOUD_ACCESS_KEY_ID+_SECRET, with TEST_ZONE_NAME
 	@test -n "$${TEST_ZONE_NAME:-}" || { echo "set TEST_ZONE_NAME (a zone in the account of the credentials)"; exit 1; }

@@ -47,6 +47,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Run("k_delegated_acme_challenge_cname_into_alidns_with_self_check", e.scenarioK)
 		t.Run("l_istio_gateway_simple_and_mutual_from_private_ca", e.scenarioL)
 		t.Run("m_tenant_service_accounts_through_alidns_and_private_ca", e.scenarioM)
+		t.Run("n_certificate_deleted_and_applied_again_reaches_ready", e.scenarioN)
 	})
 	// garbage measures the webhook's memory under its own load only, and
 	// sends as cert-manager's default ServiceAccount, which e replaces.

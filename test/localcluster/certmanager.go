@@ -185,7 +185,8 @@ func (c *Cluster) StartCertManager(ctx context.Context, serviceAccount string) e
 // make for the controllers this process runs: its labels, ServiceAccount and
 // the flags of the options above. Nothing runs it (there is no
 // kube-controller-manager); it is what tools that read a cluster, such as
-// certbridge check, find there.
+// certbridge check, find there. Its replicas are 0: kube-controller-manager
+// makes no pod of it, which a node would try to pull.
 func (c *Cluster) describeCertManager(ctx context.Context, serviceAccount string) error {
 	out, err := execGo(ctx, c.opts.ModuleRoot, "list", "-m", "-f", "{{.Version}}", "github.com/cert-manager/cert-manager").Output()
 	if err != nil {
@@ -213,6 +214,7 @@ metadata:
   namespace: %[1]s
   labels: {app: cert-manager, app.kubernetes.io/name: cert-manager, app.kubernetes.io/instance: cert-manager, app.kubernetes.io/component: controller}
 spec:
+  replicas: 0
   selector:
     matchLabels: {app.kubernetes.io/name: cert-manager, app.kubernetes.io/instance: cert-manager, app.kubernetes.io/component: controller}
   template:

@@ -57,6 +57,14 @@ const (
 // Options name the binaries, all built by the Makefile from pinned modules.
 type Options struct {
 	Etcd, KubeAPIServer, Kubectl, Helm, Pebble, Certbridge string
+	KubeControllerManager                                  string
+	// Node runs a real node (node.go): kubelet, containerd, kube-proxy and
+	// kube-scheduler, with the chart installed by helm install from the
+	// image in ImageArchive instead of certbridge processes on the host.
+	Node                              bool
+	Kubelet, KubeProxy, KubeScheduler string
+	// ImageArchive is make image's docker-archive of linux/amd64.
+	ImageArchive string
 	// ModuleRoot is the certbridge checkout (for the chart and go list).
 	ModuleRoot string
 	// Dir holds certificates, kubeconfigs and logs; it must exist.
@@ -71,11 +79,15 @@ func OptionsFromEnv(dir string) (Options, error) {
 		Etcd: os.Getenv("TEST_ASSET_ETCD"), KubeAPIServer: os.Getenv("TEST_ASSET_KUBE_APISERVER"),
 		Kubectl: os.Getenv("TEST_ASSET_KUBECTL"), Helm: os.Getenv("TEST_ASSET_HELM"),
 		Pebble: os.Getenv("TEST_ASSET_PEBBLE"), Certbridge: os.Getenv("CERTBRIDGE_BINARY"),
-		Dir: dir, Progress: io.Discard,
+		KubeControllerManager: os.Getenv("TEST_ASSET_KUBE_CONTROLLER_MANAGER"),
+		Kubelet:               os.Getenv("TEST_ASSET_KUBELET"), KubeProxy: os.Getenv("TEST_ASSET_KUBE_PROXY"),
+		KubeScheduler: os.Getenv("TEST_ASSET_KUBE_SCHEDULER"),
+		Dir:           dir, Progress: io.Discard,
 	}
 	var missing []string
 	for name, v := range map[string]string{"TEST_ASSET_ETCD": o.Etcd, "TEST_ASSET_KUBE_APISERVER": o.KubeAPIServer,
-		"TEST_ASSET_KUBECTL": o.Kubectl, "TEST_ASSET_HELM": o.Helm, "TEST_ASSET_PEBBLE": o.Pebble, "CERTBRIDGE_BINARY": o.Certbridge} {
+		"TEST_ASSET_KUBECTL": o.Kubectl, "TEST_ASSET_HELM": o.Helm, "TEST_ASSET_PEBBLE": o.Pebble, "CERTBRIDGE_BINARY": o.Certbridge,
+		"TEST_ASSET_KUBE_CONTROLLER_MANAGER": o.KubeControllerManager} {
 		if v == "" {
 			missing = append(missing, name)
 		}
@@ -118,6 +130,8 @@ type Cluster struct {
 	Dynamic         dynamic.Interface
 	admin           *rest.Config
 	clusterCA       []byte
+	authority       *authority
+	node            *node
 
 	Cloudflare *cfsim.Server
 	Alibaba    *alibaba.Server
@@ -170,7 +184,15 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.startSimulators(); err != nil {
 		return c, err
 	}
+	if c.opts.Node {
+		if err := c.prepareNode(); err != nil {
+			return c, err
+		}
+	}
 	if err := c.startControlPlane(ctx); err != nil {
+		return c, err
+	}
+	if err := c.startControllers(ctx); err != nil {
 		return c, err
 	}
 	c.step("control plane ready at %s (%s)", c.Host, time.Since(began).Round(time.Millisecond))
@@ -186,16 +208,19 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	if err := c.installCRDs(ctx); err != nil {
 		return c, err
 	}
-	for _, ns := range []string{CertManagerNamespace, Namespace} {
-		if err := c.CreateNamespace(ctx, ns); err != nil {
-			return c, err
-		}
+	if err := c.CreateNamespace(ctx, CertManagerNamespace); err != nil {
+		return c, err
+	}
+	if err := c.createCertbridgeNamespace(ctx); err != nil {
+		return c, err
 	}
 	if err := c.ApplyCertManagerRBAC(ctx, CertManagerServiceAccount); err != nil {
 		return c, err
 	}
-	if err := c.InstallChart(ctx); err != nil {
-		return c, err
+	if !c.opts.Node {
+		if err := c.InstallChart(ctx); err != nil {
+			return c, err
+		}
 	}
 	c.step("CRDs, cert-manager's RBAC and the certbridge chart applied (%s)", time.Since(began).Round(time.Millisecond))
 	if err := c.StartCertManager(ctx, CertManagerServiceAccount); err != nil {
@@ -206,6 +231,13 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 	}
 	if err := c.startPebble(ctx); err != nil {
 		return c, err
+	}
+	if c.opts.Node {
+		if err := c.startNode(ctx); err != nil {
+			return c, err
+		}
+		c.step("node %s Ready, images imported (%s)", NodeName, time.Since(began).Round(time.Millisecond))
+		return c, nil
 	}
 	if err := c.startWebhook(ctx); err != nil {
 		return c, err
@@ -291,6 +323,9 @@ func (c *Cluster) close() {
 	}
 	if c.Alibaba != nil {
 		c.Alibaba.Close()
+	}
+	if c.node != nil {
+		c.node.teardown(c.opts.Progress)
 	}
 }
 

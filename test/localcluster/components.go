@@ -363,3 +363,7 @@ func (c *Cluster) startIssuer(ctx context.Context) error {
 		return nil
 	}, c.issuer)
 }
+
+// APIServiceAvailable is nil once the aggregator reports the webhook's
+// APIService Available.
+func (c *Cluster) APIServiceAvailable(ctx context.Context) error { return c.apiServiceAvailable(ctx) }

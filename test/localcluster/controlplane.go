@@ -5,8 +5,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -36,7 +38,16 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	serving, err := clusterCA.issue(pkix.Name{CommonName: "kube-apiserver"}, []string{"127.0.0.1", "localhost", "kubernetes.default.svc"}, x509.ExtKeyUsageServerAuth)
+	// On the node, kube-apiserver listens on the bridge's address: pods
+	// reach it there through the kubernetes Service, whose endpoint is the
+	// advertised address.
+	address, serviceRange := "127.0.0.1", "10.96.0.0/16"
+	hosts := []string{"127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	if c.opts.Node {
+		address, serviceRange = BridgeIP, ServiceCIDR
+		hosts = append(hosts, BridgeIP, kubernetesServiceIP)
+	}
+	serving, err := clusterCA.issue(pkix.Name{CommonName: "kube-apiserver"}, hosts, x509.ExtKeyUsageServerAuth)
 	if err != nil {
 		return err
 	}
@@ -66,6 +77,17 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 	c.clusterCA = clusterCA.pem
+	c.authority = clusterCA
+	kubeletClient, err := clusterCA.issue(pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}}, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return err
+	}
+	if err := kubeletClient.write(file("kubelet-client.crt"), file("kubelet-client.key")); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file("ca.key"), clusterCA.keyPEM(), 0o600); err != nil {
+		return err
+	}
 
 	ports, err := freePorts(3)
 	if err != nil {
@@ -83,13 +105,22 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 		return err
 	}
 
+	authorization := "--authorization-mode=RBAC"
+	if c.opts.Node {
+		// As a cluster runs kubelets: the Node authorizer and NodeRestriction
+		// admission keep the node to its own pods' Secrets and objects.
+		// PodSecurity admission is on by default.
+		authorization = "--authorization-mode=Node,RBAC"
+	}
 	apiserver, err := c.start("kube-apiserver", c.opts.KubeAPIServer, nil,
 		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", apiPort),
+		"--bind-address="+address, "--advertise-address="+address, fmt.Sprintf("--secure-port=%d", apiPort),
 		"--tls-cert-file="+file("apiserver.crt"), "--tls-private-key-file="+file("apiserver.key"),
 		"--client-ca-file="+file("ca.crt"),
-		"--authorization-mode=RBAC",
-		"--service-cluster-ip-range=10.96.0.0/16",
+		authorization, "--enable-admission-plugins=NodeRestriction",
+		"--kubelet-client-certificate="+file("kubelet-client.crt"), "--kubelet-client-key="+file("kubelet-client.key"),
+		"--kubelet-preferred-address-types=InternalIP",
+		"--service-cluster-ip-range="+serviceRange,
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+file("sa.pub"), "--service-account-signing-key-file="+file("sa.key"),
 		"--requestheader-client-ca-file="+file("front-proxy-ca.crt"),
@@ -103,7 +134,7 @@ func (c *Cluster) startControlPlane(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.Host = "https://" + hostPort(apiPort)
+	c.Host = "https://" + net.JoinHostPort(address, strconv.Itoa(apiPort))
 	c.admin = &rest.Config{Host: c.Host, TLSClientConfig: rest.TLSClientConfig{
 		CAData: clusterCA.pem, CertData: admin.certPEM, KeyData: admin.keyPEM}, QPS: 50, Burst: 100}
 	if c.Kube, err = kubernetes.NewForConfig(c.admin); err != nil {

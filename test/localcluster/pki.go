@@ -47,6 +47,14 @@ func newAuthority(name string) (*authority, error) {
 	return &authority{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
+func (a *authority) keyPEM() []byte {
+	der, err := x509.MarshalPKCS8PrivateKey(a.key)
+	if err != nil {
+		panic(fmt.Errorf("marshalling an ECDSA key: %w", err))
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+}
+
 // leaf is a certificate and key in PEM.
 type leaf struct{ certPEM, keyPEM []byte }
 

@@ -4,8 +4,9 @@
 // a newcomer needs to write their own Issuers against it, then stays up
 // for exploring with kubectl until interrupted (or exits with --once).
 //
-//	make demo          # stays up; Ctrl-C stops it (exit status 0)
+//	make demo          # certbridge in pods on a real node (--node, root); stays up, Ctrl-C stops it
 //	make demo ONCE=1   # exits after printing
+//	make demo NODE=    # certbridge as local processes behind the chart's objects
 package main
 
 import (
@@ -28,16 +29,17 @@ const namespace = "demo"
 
 func main() {
 	once := flag.Bool("once", false, "exit after printing the issued certificates")
+	node := flag.Bool("node", false, "run certbridge in pods on a real node (kubelet, containerd), installed with helm install from make image's image")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *once); err != nil {
+	if err := run(ctx, *once, *node); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, once bool) error {
+func run(ctx context.Context, once, node bool) error {
 	dir, err := os.MkdirTemp("", "certbridge-demo-")
 	if err != nil {
 		return err
@@ -47,6 +49,15 @@ func run(ctx context.Context, once bool) error {
 		return err
 	}
 	opts.Progress = os.Stdout
+	var repository, tag string
+	if node {
+		opts.Node = true
+		opts.ImageArchive = os.Getenv("CERTBRIDGE_IMAGE_ARCHIVE")
+		var ok bool
+		if repository, tag, ok = strings.Cut(os.Getenv("CERTBRIDGE_IMAGE"), ":"); !ok || opts.ImageArchive == "" {
+			return fmt.Errorf("CERTBRIDGE_IMAGE_ARCHIVE and CERTBRIDGE_IMAGE name make image's archive: run make demo")
+		}
+	}
 	c, err := localcluster.Start(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("%w (logs kept in %s)", err, dir)
@@ -54,6 +65,20 @@ func run(ctx context.Context, once bool) error {
 	// The logs outlive the run: they are what a newcomer reads afterwards.
 	defer fmt.Printf("\nStopped. The logs are kept in %s\n", c.LogDir)
 	defer c.Close()
+	if node {
+		args := c.HelmInstallArgs("install", repository, tag)
+		fmt.Printf("\n$ helm %s\n", strings.Join(args, " "))
+		out, err := c.Helm(ctx, args...)
+		if err != nil {
+			return err
+		}
+		fmt.Println(firstLine(string(out), "STATUS:"))
+		out, err = c.Kubectl(ctx, nil, "get", "pods", "-n", localcluster.Namespace, "-o", "wide")
+		if err != nil {
+			return err
+		}
+		fmt.Printf("\n$ kubectl get pods -n %s -o wide\n%s", localcluster.Namespace, out)
+	}
 
 	if err := c.CreateNamespace(ctx, namespace); err != nil {
 		return err
@@ -82,7 +107,7 @@ func run(ctx context.Context, once bool) error {
 		return err
 	}
 	fmt.Printf("\n$ kubectl get certificates,certificaterequests,orders,challenges -n %s\n%s", namespace, out)
-	printEnvironment(c)
+	printEnvironment(c, node)
 	if once {
 		return nil
 	}
@@ -93,7 +118,7 @@ func run(ctx context.Context, once bool) error {
 
 // printEnvironment says what one needs to write one's own Issuers and
 // Certificates against the environment.
-func printEnvironment(c *localcluster.Cluster) {
+func printEnvironment(c *localcluster.Cluster, node bool) {
 	version := "unknown version"
 	if out, err := exec.Command(c.KubectlPath(), "version", "--client").Output(); err == nil {
 		version = strings.TrimSpace(strings.Split(string(out), "\n")[0])
@@ -117,13 +142,7 @@ What runs here, to write your own Issuers and Certificates against:
   Alibaba DNS:    domains %[8]s (simulated API http://%[9]s)
   Private CA:     sub-CA %[10]q for AlibabaPCAIssuer spec.caIdentifier (its root is %[11]q)
   DNS:            the zones' authoritative server on %[12]s (UDP and TCP)
-  webhook:        certbridge webhook for API group %[13]s, metrics %[14]s, log %[15]s
-  issuer:         certbridge issuer, metrics %[16]s, log %[17]s
-  other logs:     %[18]s (etcd, kube-apiserver, cert-manager, pebble)
-
-The chart's Deployments show 0/2 and 0/1 ready: no kubelet runs here. The webhook and the issuer run as
-local processes with the Deployments' own arguments, under the chart's ServiceAccounts, and the chart's
-Service points the aggregated API at the webhook process.
+%[14]s
 
 An Issuer of your own (namespace with the two Secrets above):
 
@@ -146,7 +165,37 @@ spec:
             config: {apiTokenSecretRef: {name: cloudflare-api-token, key: api-token}}
 `, c.AdminKubeconfig, c.KubectlPath(), version, c.PebbleDirectory, namespace, strings.Join(zones, ", "), c.Cloudflare.URL(),
 		strings.Join(domains, ", "), c.Alibaba.Endpoint(), localcluster.PCASubCA, localcluster.PCARootCA, c.DNS.Addr,
+		localcluster.GroupName, components(c, node))
+}
+
+// components says where certbridge runs: in pods on the node, or as local
+// processes behind the chart's objects.
+func components(c *localcluster.Cluster, node bool) string {
+	if node {
+		return fmt.Sprintf(`  certbridge:     pods on node %[1]s (kubelet, containerd), installed with helm install from make image's image:
+                  kubectl get pods -n %[2]s -o wide; kubectl logs -n %[2]s deploy/certbridge-webhook
+                  ctr --address %[3]s -n k8s.io tasks list
+  webhook:        API group %[4]s, served by the pods behind Service %[2]s/certbridge-webhook
+  other logs:     %[5]s (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, containerd,
+                  kube-proxy, cert-manager, pebble)`, localcluster.NodeName, localcluster.Namespace, c.NodeSocket(), localcluster.GroupName, c.LogDir)
+	}
+	return fmt.Sprintf(`  webhook:        certbridge webhook for API group %[1]s, metrics %[2]s, log %[3]s
+  issuer:         certbridge issuer, metrics %[4]s, log %[5]s
+  other logs:     %[6]s (etcd, kube-apiserver, kube-controller-manager, cert-manager, pebble)
+
+The chart's Deployments show 0/2 and 0/1 ready: no kubelet runs here (make demo, without NODE=, runs one). The
+webhook and the issuer run as local processes with the Deployments' own arguments, under the chart's
+ServiceAccounts, and the chart's Service points the aggregated API at the webhook process.`,
 		localcluster.GroupName, c.WebhookMetricsURL(), c.LogFile("certbridge-webhook"), c.IssuerMetricsURL(), c.LogFile("certbridge-issuer"), c.LogDir)
+}
+
+func firstLine(s, prefix string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.HasPrefix(line, prefix) {
+			return line
+		}
+	}
+	return ""
 }
 
 func printChain(chain []byte) {
