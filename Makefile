@@ -136,7 +136,7 @@ e2e: tools build ## end-to-end: cert-manager's controllers, Pebble, the chart, w
 # the chart installed with helm install. Root, for containerd, the bridge and
 # iptables. NODE_RUN=<regexp> runs some of them (go test -run); NODE_HOLD=10m
 # keeps a failed run's node up that long, to look inside.
-e2e-node: tools node-deps build image-amd64 ## the chart installed with helm from make image's image on a real node (kubelet, containerd, kube-proxy): scenarios a-g
+e2e-node: tools node-deps build image-amd64 ## the chart installed with helm from make image's image on a real node (kubelet, containerd, kube-proxy): scenarios a-h
 	CERTBRIDGE_IMAGE_ARCHIVE=$(abspath $(IMAGE_DIR))/certbridge-linux-amd64.tar CERTBRIDGE_IMAGE=$(IMAGE_REPO):$(IMAGE_TAG) CERTBRIDGE_NODE_HOLD=$(NODE_HOLD) \
 	  $(E2E_GO) go test -tags e2e -count=1 -v -timeout 20m $(if $(NODE_RUN),-run '$(NODE_RUN)') ./test/node/
 

@@ -353,18 +353,27 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 // buildSandboxImage builds the pause program (cmd/pause) and lays it in a
 // docker-archive named sandboxImage.
 func (c *Cluster) buildSandboxImage(ctx context.Context) (string, error) {
-	bin := filepath.Join(c.Dir, "pause")
-	build := execGo(ctx, c.opts.ModuleRoot, "build", "-trimpath", "-o", bin, "./test/localcluster/cmd/pause")
+	return c.BuildProgramImage(ctx, "./test/localcluster/cmd/pause", sandboxImage)
+}
+
+// BuildProgramImage builds the program of package pkg (a path from the
+// module's root) for the node and lays it, as /<its name>, the image's
+// entrypoint, run as 65535, in a docker-archive named ref, for
+// ImportImage.
+func (c *Cluster) BuildProgramImage(ctx context.Context, pkg, ref string) (string, error) {
+	prog := filepath.Base(pkg)
+	bin := filepath.Join(c.Dir, prog)
+	build := execGo(ctx, c.opts.ModuleRoot, "build", "-trimpath", "-o", bin, pkg)
 	build.Env = append(build.Env, "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the pause program: %w: %s", err, out)
+		return "", fmt.Errorf("building %s: %w: %s", pkg, err, out)
 	}
 	f, err := os.Open(bin)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	layer, err := tarLayer("pause", f)
+	layer, err := tarLayer(prog, f)
 	if err != nil {
 		return "", err
 	}
@@ -378,17 +387,17 @@ func (c *Cluster) buildSandboxImage(ctx context.Context) (string, error) {
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", "amd64"
-	cfg.Config.Entrypoint = []string{"/pause"}
+	cfg.Config.Entrypoint = []string{"/" + prog}
 	cfg.Config.User = "65535:65535"
 	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return "", err
 	}
-	ref, err := name.NewTag(sandboxImage)
+	tag, err := name.NewTag(ref)
 	if err != nil {
 		return "", err
 	}
-	archive := filepath.Join(c.Dir, "pause.tar")
-	return archive, tarball.WriteToFile(archive, ref, img)
+	archive := filepath.Join(c.Dir, prog+".tar")
+	return archive, tarball.WriteToFile(archive, tag, img)
 }
 
 func (c *Cluster) startKubelet(ctx context.Context) (*process, error) {

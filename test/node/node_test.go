@@ -75,6 +75,7 @@ func TestNode(t *testing.T) {
 	t.Run("d_webhook_pod_force_deleted_mid_wave", e.scenarioD)
 	t.Run("e_helm_upgrade_to_another_image_mid_wave", e.scenarioE)
 	t.Run("f_issuer_pod_deleted_while_requests_wait", e.scenarioF)
+	t.Run("h_a_pod_of_another_namespace_with_the_webhooks_certificate_is_refused_on_the_peer_port", e.scenarioH)
 	t.Run("g_helm_uninstall_leaves_only_the_crds", e.scenarioG)
 	t.Logf("node: %s from an empty directory to the last scenario", time.Since(began).Round(time.Second))
 }
@@ -1073,6 +1074,117 @@ func (e *env) scenarioG(t *testing.T) {
 	// The issuers in the CRDs survive too.
 	if _, err := e.c.Kubectl(e.ctx, nil, "get", "cloudflareoriginissuer", "-n", "node-f", "origin"); err != nil {
 		t.Errorf("CloudflareOriginIssuer node-f/origin is gone after uninstall: %v", err)
+	}
+}
+
+// scenarioH: an intruder with the foothold the peer port once trusted — a
+// certificate from the chart's CA naming the webhook (anyone who may create
+// a Certificate in the release's namespace gets one) — calls the peer port
+// from a pod of another namespace, without a token and with its own
+// ServiceAccount's token for the peers' audience (which is no secret). It is
+// refused both times (401, 403), the webhook logs the refusal naming the
+// caller, and no provider call is made.
+func (e *env) scenarioH(t *testing.T) {
+	const intruders = "node-h-intruders"
+	if err := e.c.CreateNamespace(e.ctx, intruders); err != nil {
+		t.Fatal(err)
+	}
+	e.namespaceWithCredentials(t, "node-h-tenant")
+	// The foothold: a certificate of the chart's CA with the webhook's names.
+	e.apply(t, fmt.Sprintf(`
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata: {name: intruder, namespace: %[1]s}
+spec:
+  secretName: intruder-tls
+  issuerRef: {name: %[2]s-ca}
+  dnsNames: [%[3]s, %[3]s.%[1]s, %[3]s.%[1]s.svc]
+`, ns, release, webhook))
+	var tlsData map[string][]byte
+	testutil.Eventually(t, time.Minute, "the intruder's certificate issued", func() (bool, string) {
+		sec, err := e.c.Kube.CoreV1().Secrets(ns).Get(e.ctx, "intruder-tls", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		tlsData = sec.Data
+		return len(sec.Data["tls.crt"]) > 0 && len(sec.Data["ca.crt"]) > 0, "no tls.crt or ca.crt yet"
+	})
+	if _, err := e.c.Kube.CoreV1().Secrets(intruders).Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "stolen-tls"}, Data: tlsData}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The peers' audience is the webhook's flag; the owner is any replica.
+	dep, err := e.c.Kube.AppsV1().Deployments(ns).Get(e.ctx, webhook, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var audience string
+	for _, a := range dep.Spec.Template.Spec.Containers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--peer-token-audience="); ok {
+			audience = v
+		}
+	}
+	if audience == "" {
+		t.Fatalf("the webhook runs without --peer-token-audience: %q", dep.Spec.Template.Spec.Containers[0].Args)
+	}
+	target := e.pods(t, webhookSelector())[0]
+	archive, err := e.c.BuildProgramImage(e.ctx, "./test/node/cmd/peerprobe", "localhost/certbridge-e2e/peerprobe:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.ImportImage(e.ctx, archive); err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf(`{"uid":"intruder","action":"Present","type":"dns-01","dnsName":"h.%[1]s","key":"intruders-key","resourceNamespace":"node-h-tenant",`+
+		`"resolvedFQDN":"_acme-challenge.h.%[1]s.","resolvedZone":"%[1]s.","config":{"apiTokenSecretRef":{"name":"cloudflare-api-token","key":"api-token"}}}`, candidateZone(0))
+	before := e.c.Cloudflare.TotalCalls()
+	e.apply(t, fmt.Sprintf(`
+apiVersion: v1
+kind: Pod
+metadata: {name: peerprobe, namespace: %[1]s}
+spec:
+  restartPolicy: Never
+  securityContext: {runAsNonRoot: true, runAsUser: 65535, seccompProfile: {type: RuntimeDefault}}
+  containers:
+    - name: probe
+      image: localhost/certbridge-e2e/peerprobe:1
+      imagePullPolicy: Never
+      args: ["-url", "https://%[2]s:8444/certbridge.peer/v1/cloudflare", "-server-name", "%[3]s.%[4]s.svc", "-body", %[5]q]
+      securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: [ALL]}}
+      volumeMounts:
+        - {name: tls, mountPath: /tls, readOnly: true}
+        - {name: token, mountPath: /token, readOnly: true}
+  volumes:
+    - name: tls
+      secret: {secretName: stolen-tls}
+    - name: token
+      projected:
+        sources:
+          - serviceAccountToken: {path: token, audience: %[6]q, expirationSeconds: 3600}
+`, intruders, target.Status.PodIP, webhook, ns, body, audience))
+	testutil.Eventually(t, 2*time.Minute, "the intruder's pod done", func() (bool, string) {
+		p, err := e.c.Kube.CoreV1().Pods(intruders).Get(e.ctx, "peerprobe", metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed, string(p.Status.Phase)
+	})
+	out := e.kubectl(t, "logs", "-n", intruders, "peerprobe")
+	t.Logf("h: the intruder's pod printed:\n%s", out)
+	for _, want := range []string{"no token: 401", "own token: 403"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the intruder's pod did not get %q", want)
+		}
+	}
+	logs := e.kubectl(t, "logs", "-n", ns, target.Name)
+	caller := "system:serviceaccount:" + intruders + ":default"
+	if !strings.Contains(logs, `"Peer request refused"`) || !strings.Contains(logs, caller) || !strings.Contains(logs, `"unauthenticated"`) {
+		t.Errorf("pod %s's log does not name the refused callers (%s and unauthenticated) in a \"Peer request refused\" line:\n%s", target.Name, caller, lastLines(logs, 20))
+	}
+	if after := e.c.Cloudflare.TotalCalls(); after != before {
+		t.Errorf("the refused requests made %d Cloudflare calls", after-before)
+	}
+	if n := len(e.c.Cloudflare.Records("_acme-challenge.h." + candidateZone(0))); n != 0 {
+		t.Errorf("the intruder's record was written (%d records)", n)
 	}
 }
 
