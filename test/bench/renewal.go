@@ -38,10 +38,11 @@ func (s timeScale) String() string { return fmt.Sprintf("×%g", float64(s)) }
 // The world's constants.
 const (
 	// cert-manager retries a Challenge whose Present or CleanUp failed
-	// with a per-challenge backoff from 5 s, doubling; a challenge that
-	// failed cmAttempts times within the renewal counts as failed.
-	cmBackoff  = 5 * time.Second
-	cmAttempts = 8
+	// with its ACME controllers' per-item backoff: from 5 s, doubling, at
+	// most 30 minutes (pkg/controller's DefaultACMERateLimiter), for as
+	// long as it takes; here, until the run gives up.
+	cmBackoff    = 5 * time.Second
+	cmBackoffCap = 30 * time.Minute
 	// renewInFlight is cert-manager's default MaxConcurrentChallenges.
 	renewInFlight = 60
 )
@@ -87,7 +88,8 @@ type renewal struct {
 }
 
 // giveUpAfter bounds a run: a design that needs longer than this many
-// times the renewal's own length is reported as not finishing.
+// times the renewal's own length is reported as not finishing; a challenge
+// whose next retry would come after that counts as failed.
 const giveUpAfter = 30
 
 // renew runs l at scale s against replicas, each challenge on the
@@ -118,17 +120,19 @@ func (s timeScale) renewWithPrefix(l load, zones []string, replicas []spreadChal
 			k := key()
 			try := func(action func(fqdn, zone, key string) error) bool {
 				wait := s.of(cmBackoff)
-				for attempt := range cmAttempts {
+				for attempt := 0; ; attempt++ {
 					if attempt > 0 {
+						if time.Now().Add(wait).After(giveUp) {
+							return false
+						}
 						retries.Add(1)
 						time.Sleep(wait)
-						wait *= 2
+						wait = min(2*wait, s.of(cmBackoffCap))
 					}
 					if action(fqdn, zone+".", k) == nil {
 						return true
 					}
 				}
-				return false
 			}
 			if !try(func(f, z, k string) error { return replicas[rand.IntN(len(replicas))].present(f, z, k) }) {
 				failed.Add(1)
