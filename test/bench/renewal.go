@@ -347,7 +347,7 @@ func aloneTable(cfg *rest.Config, runs int) ([]string, aloneSummary) {
 		c := oursAt(cfg, sv, fmt.Sprintf(`{"apiTokenSecretRef":{"name":%q,"key":"token"}}`, secretFor(cfg, token)))
 		before := budgetWaits(token)
 		start := time.Now()
-		f := renewAtOnce(challenges, renewInFlight, zs, c)
+		f := renewSpread(challenges, renewInFlight, zs, []spreadChallenger{c})
 		took = append(took, time.Since(start))
 		perChallenge = append(perChallenge, float64(sim.TotalCalls())/challenges)
 		waited = append(waited, budgetWaits(token)-before)
@@ -406,24 +406,3 @@ func headline(s timeScale, runs int, alone aloneSummary, designs map[design]desi
 	return lines
 }
 
-// renewAtOnce presents and at once cleans up n challenges over zones,
-// inFlight at a time, and returns how many failed.
-func renewAtOnce(n, inFlight int, zones []string, c spreadChallenger) int {
-	var failed atomic.Int64
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, inFlight)
-	for i := range n {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			zone := zones[i%len(zones)]
-			fqdn := fmt.Sprintf("_acme-challenge.host-%04d.%s.", i, zone)
-			k := key()
-			if c.present(fqdn, zone+".", k) != nil || c.cleanUp(fqdn, zone+".", k) != nil {
-				failed.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	return int(failed.Load())
-}
