@@ -405,4 +405,3 @@ func headline(s timeScale, runs int, alone aloneSummary, designs map[design]desi
 	}
 	return lines
 }
-
